@@ -1,0 +1,1 @@
+"""Prefect block types. Secrets in them are encrypted client-side (see ``budcluster.crypto``)."""

@@ -1,0 +1,1 @@
+"""The ``budcluster`` command line: local operations."""

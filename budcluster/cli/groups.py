@@ -1,0 +1,19 @@
+"""The list of command groups. Adding a group is one line here."""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+# (command name, module path). Each module exposes ``app: typer.Typer``.
+_GROUPS: list[tuple[str, str]] = [
+]
+
+
+def all_groups() -> list[tuple[str, typer.Typer]]:
+    groups = []
+    for name, module_path in _GROUPS:
+        module = importlib.import_module(module_path)
+        groups.append((name, module.app))
+    return groups

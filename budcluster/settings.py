@@ -1,0 +1,57 @@
+"""Process-wide settings, read from ``BUDCLUSTER_*`` environment variables.
+
+Every setting is listed, with its default, in the README's "Settings" table.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_data_dir() -> Path:
+    return Path.cwd() / "data"
+
+
+class Settings(BaseSettings):
+    """Settings for the library, the CLI, the tasks and the flows."""
+
+    model_config = SettingsConfigDict(env_prefix="BUDCLUSTER_", extra="ignore")
+
+    data_dir: Path = Field(
+        default_factory=_default_data_dir,
+        description="Where local state lives: the SQLite store, caches, staged models.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description=(
+            "SQLAlchemy URL of the results store, e.g. "
+            "postgresql+psycopg2://user@host:5432/budcluster. "
+            "Unset means a SQLite file at <data_dir>/budcluster.db."
+        ),
+    )
+    keys_dir: Path = Field(
+        default=Path("crypto-keys"),
+        description="Directory holding the RSA private key and the symmetric key.",
+    )
+    reports_dir: Path = Field(
+        default=Path("benchmarks_reports"),
+        description="Where benchmark report folders are written.",
+    )
+    http_timeout_s: float = Field(
+        default=30.0, gt=0, description="Default timeout for outbound HTTP and API calls."
+    )
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'budcluster.db').resolve()}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The settings of this process. Tests clear the cache with ``get_settings.cache_clear()``."""
+    return Settings()

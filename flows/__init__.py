@@ -1,0 +1,1 @@
+"""Prefect flows. Each one composes tasks and reads like the runbook for its job."""

@@ -1,0 +1,1 @@
+"""Thin Prefect tasks: retries, timeouts, logging and artifacts around ``budcluster`` calls."""
