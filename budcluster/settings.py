@@ -33,6 +33,24 @@ class Settings(BaseSettings):
             "Unset means a SQLite file at <data_dir>/budcluster.db."
         ),
     )
+    database_connect_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds to wait for a connection to the store's database (Postgres).",
+    )
+    database_statement_timeout_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="Seconds one SQL statement may run on Postgres before it is cancelled.",
+    )
+    database_pool_size: int = Field(
+        default=5, ge=1, description="Connections the store keeps open per process (Postgres)."
+    )
+    sqlite_busy_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds a SQLite writer waits for another writer's lock before failing.",
+    )
     keys_dir: Path = Field(
         default=Path("crypto-keys"),
         description="Directory holding the RSA private key and the symmetric key.",
