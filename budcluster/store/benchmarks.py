@@ -1,0 +1,344 @@
+"""Benchmark results: save a run with its summaries and per-request samples, read it back.
+
+:func:`save_run` writes everything of one run in the caller's transaction, so a run is
+either stored whole or not at all. Per-request samples are bulk-inserted: ``COPY ... FROM
+STDIN`` on Postgres (on the session's own connection, inside the same transaction), and
+``executemany`` elsewhere. ``perf/store_bulk_insert.py`` measures both.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from itertools import islice
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
+
+from budcluster.bench.records import LatencyStats, LevelSummary, RequestRecord, RunInfo
+from budcluster.store.errors import (
+    Conflict,
+    NotFound,
+    StoreError,
+    StoreUnavailable,
+    translated_errors,
+)
+from budcluster.store.models import BenchmarkRequest, BenchmarkRun, BenchmarkSummary
+from budcluster.store.validation import InvalidValue, require_aware, require_text
+
+# Rows per COPY statement: bounds the memory of the text buffer on very long runs.
+COPY_BATCH_ROWS = 50_000
+
+_REQUEST_COLUMNS = (
+    "run_id",
+    "request_id",
+    "level",
+    "scheduled_s",
+    "sent_s",
+    "first_token_s",
+    "end_s",
+    "prompt_tokens",
+    "output_tokens",
+    "output_tokens_source",
+    "chunk_times_s",
+    "error_kind",
+    "error",
+    "retries",
+    "warmup",
+)
+_COPY_SQL = f"COPY {BenchmarkRequest.__tablename__} ({', '.join(_REQUEST_COLUMNS)}) FROM STDIN"
+# COPY text format: backslash, tab and line breaks are escaped; NUL cannot be stored at all.
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\0": ""})
+
+
+@dataclass(slots=True)
+class StoredRun:
+    """A run as read back from the store."""
+
+    run_id: int
+    deployment_id: int | None
+    info: RunInfo
+    summaries: list[LevelSummary]
+    requests: list[RequestRecord]
+
+
+@dataclass(slots=True)
+class RunHeader:
+    """A run without its samples, for listings and comparisons."""
+
+    run_id: int
+    deployment_id: int | None
+    info: RunInfo
+
+
+def save_run(
+    session: Session,
+    run: RunInfo,
+    summaries: Sequence[LevelSummary],
+    requests: Iterable[RequestRecord],
+    *,
+    deployment_id: int | None = None,
+) -> int:
+    """Store one run, its level summaries and every request; return the run's id.
+
+    Nothing is committed here: call it inside ``with store.session():`` so the whole run
+    lands in one transaction. ``request_id`` must be unique within the run.
+    """
+    run_row = BenchmarkRun(
+        deployment_id=deployment_id,
+        deployment_name=run.deployment_name,
+        name=require_text(run.name, "run name", 512),
+        endpoint_url=require_text(run.url, "run url", 2048),
+        model=run.model,
+        api=run.api,
+        profile=run.profile,
+        status=run.status,
+        tool_version=run.tool_version,
+        started_at=require_aware(run.started_at, "run started_at"),
+        started_monotonic=run.started_monotonic,
+        finished_at=require_aware(run.finished_at, "run finished_at") if run.finished_at else None,
+        settings=_json_safe(run.settings, "run settings"),
+    )
+    session.add(run_row)
+    with translated_errors(f"save benchmark run {run.name!r}"):
+        session.flush()
+        session.add_all(_summary_row(run_row.id, summary) for summary in summaries)
+        session.flush()
+        if session.get_bind().dialect.name == "postgresql":
+            _copy_requests(session, run_row.id, requests)
+        else:
+            _executemany_requests(session, run_row.id, requests)
+    return run_row.id
+
+
+def load_run(session: Session, run_id: int) -> StoredRun:
+    """The run with its summaries (by level) and requests (by request id)."""
+    run_row = session.get(BenchmarkRun, run_id)
+    if run_row is None:
+        raise NotFound(f"no benchmark run with id {run_id}")
+    summary_rows = session.scalars(
+        select(BenchmarkSummary)
+        .where(BenchmarkSummary.run_id == run_id)
+        .order_by(BenchmarkSummary.level)
+    )
+    columns = [getattr(BenchmarkRequest, name) for name in _REQUEST_COLUMNS[1:]]
+    request_rows = session.execute(
+        select(*columns)
+        .where(BenchmarkRequest.run_id == run_id)
+        .order_by(BenchmarkRequest.request_id)
+    )
+    return StoredRun(
+        run_id=run_row.id,
+        deployment_id=run_row.deployment_id,
+        info=_run_info(run_row),
+        summaries=[_level_summary(row) for row in summary_rows],
+        requests=[RequestRecord(**row._mapping) for row in request_rows],
+    )
+
+
+def list_runs_for_deployment(session: Session, deployment_id: int) -> list[RunHeader]:
+    """The deployment's runs, oldest first, without their samples."""
+    return _headers(session, BenchmarkRun.deployment_id == deployment_id)
+
+
+def list_runs_for_endpoint(session: Session, endpoint_url: str) -> list[RunHeader]:
+    """Runs that measured ``endpoint_url`` (also those whose deployment is gone), oldest first."""
+    return _headers(session, BenchmarkRun.endpoint_url == endpoint_url)
+
+
+def _headers(session: Session, condition: Any) -> list[RunHeader]:
+    rows = session.scalars(
+        select(BenchmarkRun).where(condition).order_by(BenchmarkRun.started_at, BenchmarkRun.id)
+    )
+    return [RunHeader(row.id, row.deployment_id, _run_info(row)) for row in rows]
+
+
+def _json_safe(value: Any, field: str) -> Any:
+    # Postgres JSONB refuses NaN and Infinity; say which field held one instead of
+    # failing deep inside the driver.
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidValue(f"{field} cannot be stored as JSON: {exc}") from exc
+    return value
+
+
+def _summary_row(run_id: int, summary: LevelSummary) -> BenchmarkSummary:
+    latencies = {
+        key: {
+            "mean": s.mean,
+            "std": s.std,
+            "min": s.min,
+            "p50": s.p50,
+            "p90": s.p90,
+            "p95": s.p95,
+            "p99": s.p99,
+            "max": s.max,
+            "count": s.count,
+        }
+        for key, s in summary.latencies_ms.items()
+    }
+    return BenchmarkSummary(
+        run_id=run_id,
+        level=summary.level,
+        label=summary.label,
+        target_concurrency=summary.target_concurrency,
+        target_rate=summary.target_rate,
+        duration_s=summary.duration_s,
+        requests_completed=summary.requests_completed,
+        requests_failed=summary.requests_failed,
+        request_throughput=summary.request_throughput,
+        output_token_throughput=summary.output_token_throughput,
+        total_token_throughput=summary.total_token_throughput,
+        goodput=summary.goodput,
+        error_rate=summary.error_rate,
+        latencies_ms=_json_safe(latencies, f"level {summary.level} latencies_ms"),
+        errors_by_kind=dict(summary.errors_by_kind),
+        retries=summary.retries,
+    )
+
+
+def _level_summary(row: BenchmarkSummary) -> LevelSummary:
+    return LevelSummary(
+        level=row.level,
+        label=row.label,
+        target_concurrency=row.target_concurrency,
+        target_rate=row.target_rate,
+        duration_s=row.duration_s,
+        requests_completed=row.requests_completed,
+        requests_failed=row.requests_failed,
+        request_throughput=row.request_throughput,
+        output_token_throughput=row.output_token_throughput,
+        total_token_throughput=row.total_token_throughput,
+        goodput=row.goodput,
+        error_rate=row.error_rate,
+        latencies_ms={key: LatencyStats(**stats) for key, stats in row.latencies_ms.items()},
+        errors_by_kind=dict(row.errors_by_kind),
+        retries=row.retries,
+    )
+
+
+def _run_info(row: BenchmarkRun) -> RunInfo:
+    return RunInfo(
+        name=row.name,
+        url=row.endpoint_url,
+        model=row.model,
+        api=row.api,
+        profile=row.profile,
+        tool_version=row.tool_version,
+        started_at=row.started_at,
+        started_monotonic=row.started_monotonic,
+        finished_at=row.finished_at,
+        status=row.status,
+        deployment_name=row.deployment_name,
+        settings=dict(row.settings),
+    )
+
+
+def _chunk_times_json(record: RequestRecord) -> str:
+    try:
+        return json.dumps(record.chunk_times_s, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidValue(
+            f"request {record.request_id} chunk_times_s cannot be stored: {exc}; "
+            "chunk times must be finite numbers of seconds"
+        ) from exc
+
+
+def _request_values(run_id: int, records: Iterable[RequestRecord]) -> Iterator[dict[str, Any]]:
+    for r in records:
+        yield {
+            "run_id": run_id,
+            "request_id": r.request_id,
+            "level": r.level,
+            "scheduled_s": r.scheduled_s,
+            "sent_s": r.sent_s,
+            "first_token_s": r.first_token_s,
+            "end_s": r.end_s,
+            "prompt_tokens": r.prompt_tokens,
+            "output_tokens": r.output_tokens,
+            "output_tokens_source": r.output_tokens_source,
+            "chunk_times_s": _json_safe(r.chunk_times_s, f"request {r.request_id} chunk_times_s"),
+            "error_kind": r.error_kind,
+            "error": r.error,
+            "retries": r.retries,
+            "warmup": r.warmup,
+        }
+
+
+def _executemany_requests(session: Session, run_id: int, records: Iterable[RequestRecord]) -> None:
+    values = _request_values(run_id, records)
+    while batch := list(islice(values, COPY_BATCH_ROWS)):
+        # Core insert of the mapped class: one executemany, no ORM objects per row.
+        session.execute(insert(BenchmarkRequest), batch)
+
+
+def _copy_number(value: float | int | None) -> str:
+    if value is None:
+        return "\\N"
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InvalidValue(f"request time {value!r} is not finite; use None for 'never happened'")
+    # repr() of a float is the shortest text that reads back as the same double.
+    return repr(value)
+
+
+def _copy_text(value: str | None) -> str:
+    return "\\N" if value is None else value.translate(_COPY_ESCAPES)
+
+
+def _copy_line(run_id: str, r: RequestRecord) -> str:
+    return "\t".join(
+        (
+            run_id,
+            str(r.request_id),
+            str(r.level),
+            _copy_number(r.scheduled_s),
+            _copy_number(r.sent_s),
+            _copy_number(r.first_token_s),
+            _copy_number(r.end_s),
+            _copy_number(r.prompt_tokens),
+            _copy_number(r.output_tokens),
+            _copy_text(r.output_tokens_source),
+            # json.dumps of numbers never holds tabs, newlines or backslashes.
+            _chunk_times_json(r),
+            _copy_text(r.error_kind),
+            _copy_text(r.error),
+            str(r.retries),
+            "t" if r.warmup else "f",
+        )
+    )
+
+
+def _copy_requests(session: Session, run_id: int, records: Iterable[RequestRecord]) -> None:
+    import psycopg2  # the Postgres driver; imported here so SQLite-only use does not need it
+
+    # The raw DBAPI connection behind the session's own connection: the COPY runs in the
+    # same transaction as the run row, so a failure rolls back the whole run.
+    dbapi_connection: Any = session.connection().connection.dbapi_connection
+    run_text = str(run_id)
+    lines = (_copy_line(run_text, r) for r in records)
+    while batch := list(islice(lines, COPY_BATCH_ROWS)):
+        buffer = io.StringIO("\n".join(batch) + "\n")
+        try:
+            with dbapi_connection.cursor() as cursor:
+                cursor.copy_expert(_COPY_SQL, buffer)
+        except psycopg2.IntegrityError as exc:
+            raise Conflict(
+                f"benchmark requests of run {run_id}: {_first_line(exc)} "
+                "(request_id must be unique within a run)"
+            ) from exc
+        except psycopg2.OperationalError as exc:
+            raise StoreUnavailable(
+                f"benchmark requests of run {run_id}: {_first_line(exc)}"
+            ) from exc
+        except psycopg2.Error as exc:
+            raise StoreError(f"benchmark requests of run {run_id}: {_first_line(exc)}") from exc
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

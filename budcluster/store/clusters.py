@@ -1,0 +1,87 @@
+"""Registered clusters: where models are deployed."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from budcluster.store.errors import Conflict, NotFound, translated_errors
+from budcluster.store.models import Cluster, ClusterKind, ClusterProvider, ClusterStatus
+from budcluster.store.validation import parse_choice, require_text
+
+
+def register_cluster(
+    session: Session,
+    *,
+    name: str,
+    kind: str,
+    provider: str,
+    credentials_block: str | None = None,
+    server_url: str | None = None,
+    platform_version: str | None = None,
+) -> Cluster:
+    """Add a cluster in status ``registering``.
+
+    Raises Conflict when the name is taken or, for API clusters, when another cluster
+    already points at the same server URL (two records would manage one cluster).
+    """
+    name = require_text(name, "cluster name", 253)
+    if session.scalar(select(Cluster.id).where(Cluster.name == name)) is not None:
+        raise Conflict(f"a cluster named {name!r} is already registered; pick another name")
+    if server_url is not None:
+        owner = session.scalar(select(Cluster.name).where(Cluster.server_url == server_url))
+        if owner is not None:
+            raise Conflict(
+                f"cluster {owner!r} is already registered with server URL {server_url}; "
+                "delete it first or reuse it"
+            )
+    cluster = Cluster(
+        name=name,
+        kind=parse_choice(ClusterKind, kind, "cluster kind"),
+        provider=parse_choice(ClusterProvider, provider, "cluster provider"),
+        status=ClusterStatus.REGISTERING,
+        credentials_block=credentials_block,
+        server_url=server_url,
+        platform_version=platform_version,
+    )
+    session.add(cluster)
+    # A concurrent registration can still win the race; the unique constraints decide.
+    with translated_errors(f"register cluster {name!r}"):
+        session.flush()
+    return cluster
+
+
+def get_cluster(session: Session, name: str) -> Cluster:
+    cluster = session.scalar(select(Cluster).where(Cluster.name == name))
+    if cluster is None:
+        raise NotFound(f"no cluster named {name!r}; `budcluster` lists registered clusters")
+    return cluster
+
+
+def get_cluster_by_id(session: Session, cluster_id: int) -> Cluster:
+    cluster = session.get(Cluster, cluster_id)
+    if cluster is None:
+        raise NotFound(f"no cluster with id {cluster_id}")
+    return cluster
+
+
+def list_clusters(session: Session) -> list[Cluster]:
+    return list(session.scalars(select(Cluster).order_by(Cluster.name)))
+
+
+def set_cluster_status(
+    session: Session, name: str, status: str, reason: str | None = None
+) -> Cluster:
+    cluster = get_cluster(session, name)
+    cluster.status = parse_choice(ClusterStatus, status, "cluster status")
+    cluster.status_reason = reason
+    session.flush()
+    return cluster
+
+
+def delete_cluster(session: Session, name: str) -> None:
+    """Remove a cluster and its nodes; refused while deployments or transfers refer to it."""
+    cluster = get_cluster(session, name)
+    session.delete(cluster)
+    with translated_errors(f"delete cluster {name!r} (delete its deployments first)"):
+        session.flush()
