@@ -8,6 +8,7 @@ import typer
 
 # (command name, module path). Each module exposes ``app: typer.Typer``.
 _GROUPS: list[tuple[str, str]] = [
+    ("db", "budcluster.cli.db"),
 ]
 
 
