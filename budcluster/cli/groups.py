@@ -8,6 +8,9 @@ import typer
 
 # (command name, module path). Each module exposes ``app: typer.Typer``.
 _GROUPS: list[tuple[str, str]] = [
+    ("keys", "budcluster.cli.keys"),
+    ("credentials", "budcluster.cli.credentials"),
+    ("blocks", "budcluster.cli.blocks_cmd"),
     ("db", "budcluster.cli.db"),
 ]
 

@@ -1,0 +1,75 @@
+"""An Ansible inventory of servers, with its SSH key and become password sealed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import ClassVar
+
+from pydantic import Field
+
+from blocks._sealed import SealedCredentialsBlock
+from budcluster.secretfiles import temporary_secret_file
+
+
+class HostInventory(SealedCredentialsBlock):
+    """Servers reached through Ansible: bare metal, VMs, or this machine.
+
+    The inventory itself is not secret and is stored as text; the SSH private key
+    and the become password are sealed with the project key.
+
+    Example:
+        Store an inventory with the CLI, then use it in a flow:
+        ```bash
+        budcluster credentials add-hosts gpu-hosts inventory.yml --ssh-key ~/.ssh/id_ed25519
+        ```
+        ```python
+        from blocks.hosts import HostInventory
+
+        hosts = HostInventory.load("BLOCK_NAME")
+        with hosts.ssh_key_file() as key_path:
+            ...  # pass key_path to ansible-runner as ansible_ssh_private_key_file
+        ```
+    """
+
+    _block_type_name = "Bud Host Inventory"
+    _logo_url = "https://cdn.sanity.io/images/3ugk85nk/production/fb3f4debabcda1c5a3aeea4f5b3f94c28845e23e-250x250.png"  # type: ignore[assignment]
+    _sealed_fields: ClassVar[tuple[str, ...]] = ("ssh_private_key", "become_password")
+
+    inventory: str = Field(description="Ansible inventory, YAML or INI text.")
+    ssh_private_key: str | None = Field(
+        default=None, description="SSH private key, sealed (bsc1 envelope), if any."
+    )
+    become_password: str | None = Field(
+        default=None, description="Become (sudo) password, sealed (bsc1 envelope), if any."
+    )
+
+    @classmethod
+    def from_inventory(
+        cls,
+        block_name: str,
+        inventory_text: str,
+        ssh_private_key: str | None = None,
+        become_password: str | None = None,
+    ) -> HostInventory:
+        if not inventory_text.strip():
+            raise ValueError("the inventory is empty; list at least one host.")
+        values = cls._sealed_values(
+            block_name,
+            {"ssh_private_key": ssh_private_key, "become_password": become_password},
+        )
+        return cls(inventory=inventory_text, **values)
+
+    def get_become_password(self) -> str | None:
+        return self._open("become_password")
+
+    @contextmanager
+    def ssh_key_file(self) -> Iterator[Path | None]:
+        """The SSH key as a 0600 file for the duration of the block, or None."""
+        key = self._open("ssh_private_key")
+        if key is None:
+            yield None
+            return
+        with temporary_secret_file(key, name="id_ssh") as path:
+            yield path
