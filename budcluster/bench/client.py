@@ -1,0 +1,281 @@
+"""The streaming client: one OpenAI-compatible request in, one :class:`RequestRecord` out.
+
+Hot-path choices, all to keep the client from being the bottleneck:
+
+* aiohttp with pre-serialised bodies; the body is built once per request.
+* The stream is read with ``iter_any`` (one await per socket read, not per line) and split
+  into SSE lines by hand. Every line in one read gets that read's timestamp, which is the
+  best arrival time the client can know.
+* JSON is parsed with orjson when installed.
+
+Tolerance of real servers: a missing ``[DONE]`` (EOF ends the stream), a missing usage
+block (output tokens then come from the tokenizer, else the chunk count), 400/422 on an
+optional field (it is dropped for the rest of the run and the request resent), multi-token
+chunks (TPOT uses the token count, ITL the chunk gaps), and keep-alive connections the
+server closed while idle (resent only when no response byte had arrived; counted).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+
+from budcluster.bench.datasets import Prompt, Tokenizer
+from budcluster.bench.records import RequestRecord
+
+try:
+    import orjson
+
+    _loads: Callable[[bytes], Any] = orjson.loads
+
+    def _dumps(value: object) -> bytes:
+        return orjson.dumps(value)
+
+except ImportError:  # pragma: no cover - orjson comes with prefect
+    _loads = json.loads
+
+    def _dumps(value: object) -> bytes:
+        return json.dumps(value, separators=(",", ":")).encode()
+
+
+OPTIONAL_FIELDS = ("ignore_eos", "stream_options")
+_RETRYABLE = (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)
+
+
+@dataclass(slots=True)
+class ClientConfig:
+    base_url: str
+    model: str
+    api: str = "completions"
+    """"completions" (/v1/completions) or "chat" (/v1/chat/completions)."""
+    ignore_eos: bool = False
+    include_usage: bool = True
+    request_timeout_s: float = 600.0
+    connect_timeout_s: float = 10.0
+    max_retries: int = 2
+    api_key: str | None = None
+
+    @property
+    def endpoint(self) -> str:
+        path = "/v1/chat/completions" if self.api == "chat" else "/v1/completions"
+        base = self.base_url.rstrip("/")
+        base = base.removesuffix("/v1")
+        return base + path
+
+
+@dataclass(slots=True)
+class _StreamState:
+    text_parts: list[str] = field(default_factory=list)
+    usage: dict[str, Any] | None = None
+    error: str | None = None
+    done: bool = False
+
+
+class StreamingClient:
+    """Sends requests on one aiohttp session. Create inside a running event loop."""
+
+    def __init__(
+        self,
+        config: ClientConfig,
+        origin_s: float,
+        tokenizer: Tokenizer | None = None,
+        connections: int = 0,
+    ) -> None:
+        self.config = config
+        self.origin_s = origin_s
+        self.tokenizer = tokenizer
+        self.optional: dict[str, object] = {}
+        if config.ignore_eos:
+            self.optional["ignore_eos"] = True
+        if config.include_usage:
+            self.optional["stream_options"] = {"include_usage": True}
+        self.dropped_fields: list[str] = []
+        self._url = config.endpoint
+        self._chat = config.api == "chat"
+        self._headers = {"Content-Type": "application/json"}
+        if config.api_key:
+            self._headers["Authorization"] = f"Bearer {config.api_key}"
+        timeout = aiohttp.ClientTimeout(
+            total=config.request_timeout_s, sock_connect=config.connect_timeout_s
+        )
+        connector = aiohttp.TCPConnector(limit=connections, ttl_dns_cache=300)
+        self.session = aiohttp.ClientSession(
+            connector=connector, timeout=timeout, auto_decompress=False
+        )
+
+    async def close(self) -> None:
+        await self.session.close()
+
+    def body(self, prompt: Prompt) -> bytes:
+        payload: dict[str, object] = {
+            "model": self.config.model,
+            "max_tokens": prompt.max_tokens,
+            "stream": True,
+        }
+        if self._chat:
+            payload["messages"] = [{"role": "user", "content": prompt.text}]
+        else:
+            payload["prompt"] = prompt.text
+        payload.update(self.optional)
+        return _dumps(payload)
+
+    def _drop_rejected(self, error_text: str) -> bool:
+        """Drop the optional fields a 400/422 names (all of them if it names none)."""
+        if not self.optional:
+            return False
+        named = [name for name in self.optional if name in error_text]
+        for name in named or list(self.optional):
+            self.optional.pop(name, None)
+            if name not in self.dropped_fields:
+                self.dropped_fields.append(name)
+        return True
+
+    async def send(self, prompt: Prompt, record: RequestRecord) -> RequestRecord:
+        """Send ``prompt`` and fill ``record``; never raises for a failed request."""
+        try:
+            await self._send(prompt, record)
+        except asyncio.CancelledError:
+            record.error_kind, record.error = "cancelled", "the run ended before the response"
+            raise
+        except TimeoutError as exc:
+            record.error_kind, record.error = "timeout", f"no complete response in time: {exc!r}"
+        except aiohttp.ClientConnectorError as exc:
+            record.error_kind, record.error = "connection", str(exc)
+        except _RETRYABLE as exc:
+            record.error_kind, record.error = "disconnected", repr(exc)
+        except aiohttp.ClientPayloadError as exc:
+            record.error_kind, record.error = "protocol", repr(exc)
+        except aiohttp.ClientError as exc:
+            record.error_kind, record.error = "client", repr(exc)
+        if record.error_kind is not None and record.end_s is None:
+            record.end_s = time.perf_counter() - self.origin_s  # when the failure was seen
+        return record
+
+    async def _send(self, prompt: Prompt, record: RequestRecord) -> None:
+        origin = self.origin_s
+        clock = time.perf_counter
+        while True:
+            body = self.body(prompt)
+            record.sent_s = clock() - origin
+            received_any = False
+            try:
+                async with self.session.post(self._url, data=body, headers=self._headers) as resp:
+                    received_any = True
+                    if resp.status != 200:
+                        text = (await resp.read()).decode("utf-8", "replace")
+                        if resp.status in (400, 422) and self._drop_rejected(text):
+                            record.retries += 1
+                            continue
+                        record.error_kind = f"http_{resp.status // 100}xx"
+                        record.error = f"HTTP {resp.status}: {text[:300]}"
+                        return
+                    await self._read_stream(resp, record, prompt)
+                    return
+            except _RETRYABLE:
+                # Only a request that got no response byte is safe to resend: the server
+                # closed an idle keep-alive connection and never processed it.
+                if received_any or record.retries >= self.config.max_retries:
+                    raise
+                record.retries += 1
+
+    async def _read_stream(
+        self, resp: aiohttp.ClientResponse, record: RequestRecord, prompt: Prompt
+    ) -> None:
+        origin = self.origin_s
+        clock = time.perf_counter
+        state = _StreamState()
+        chunk_times = record.chunk_times_s
+        pending = b""
+        async for data in resp.content.iter_any():
+            now = clock() - origin
+            if pending:
+                data = pending + data
+            lines = data.split(b"\n")
+            pending = lines.pop()
+            texts = self._handle_lines(lines, state)
+            if texts:
+                chunk_times.extend([now] * texts)
+            if state.done and record.end_s is None:
+                record.end_s = now
+        now = clock() - origin
+        if pending and self._handle_lines([pending], state):
+            chunk_times.append(now)
+        if record.end_s is None:
+            record.end_s = now  # no [DONE]: the end of the body ends the stream
+        self._finish(record, state, prompt)
+
+    def _handle_lines(self, lines: list[bytes], state: _StreamState) -> int:
+        """Process the SSE lines of one read; returns how many events carried text.
+
+        All events of a read are parsed with one JSON call: at high request rates the
+        per-line Python overhead, not the parsing, is what would make the client the
+        bottleneck.
+        """
+        if state.done:
+            return 0
+        payloads = [line[5:].strip() for line in lines if line[:5] == b"data:"]
+        if not payloads:
+            return 0
+        if b"[DONE]" in payloads:
+            payloads = payloads[: payloads.index(b"[DONE]")]
+            state.done = True
+            if not payloads:
+                return 0
+        try:
+            events = _loads(b"[" + b",".join(payloads) + b"]")
+        except ValueError:
+            events = []
+            for payload in payloads:
+                try:
+                    events.append(_loads(payload))
+                except ValueError:
+                    state.error = f"unparseable SSE data: {payload[:200]!r}"
+        texts = 0
+        chat = self._chat
+        parts = state.text_parts
+        for event in events:
+            if not isinstance(event, dict):
+                continue
+            choices = event.get("choices")
+            if choices:
+                choice = choices[0]
+                text = choice.get("delta", {}).get("content") if chat else choice.get("text")
+                if text:
+                    parts.append(text)
+                    texts += 1
+            if event.get("usage"):
+                state.usage = event["usage"]
+            if "error" in event:
+                state.error = f"error event: {str(event['error'])[:300]}"
+        return texts
+
+    def _finish(self, record: RequestRecord, state: _StreamState, prompt: Prompt) -> None:
+        if state.error is not None:
+            record.error_kind = "stream_error" if state.error.startswith("error") else "protocol"
+            record.error = state.error
+            return
+        if not record.chunk_times_s:
+            record.error_kind, record.error = "empty_stream", "the stream carried no text"
+            return
+        record.first_token_s = record.chunk_times_s[0]
+        usage = state.usage or {}
+        record.prompt_tokens = _int_or(usage.get("prompt_tokens"), prompt.prompt_tokens)
+        completion_tokens = usage.get("completion_tokens")
+        if isinstance(completion_tokens, int):
+            record.output_tokens, record.output_tokens_source = completion_tokens, "usage"
+        elif self.tokenizer is not None:
+            record.output_tokens = self.tokenizer.count("".join(state.text_parts))
+            record.output_tokens_source = "tokenizer"
+        else:
+            record.output_tokens = len(record.chunk_times_s)
+            record.output_tokens_source = "chunks"
+
+
+def _int_or(value: object, default: int) -> int:
+    return value if isinstance(value, int) else default
