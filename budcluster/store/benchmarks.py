@@ -104,7 +104,8 @@ def save_run(
         settings=_json_safe(run.settings, "run settings"),
     )
     session.add(run_row)
-    with translated_errors(f"save benchmark run {run.name!r}"):
+    action = f"save benchmark run {run.name!r} (request ids and levels are unique per run)"
+    with translated_errors(action):
         session.flush()
         session.add_all(_summary_row(run_row.id, summary) for summary in summaries)
         session.flush()
@@ -329,7 +330,7 @@ def _copy_requests(session: Session, run_id: int, records: Iterable[RequestRecor
         except psycopg2.IntegrityError as exc:
             raise Conflict(
                 f"benchmark requests of run {run_id}: {_first_line(exc)} "
-                "(request_id must be unique within a run)"
+                "(request ids and levels are unique per run)"
             ) from exc
         except psycopg2.OperationalError as exc:
             raise StoreUnavailable(
