@@ -8,10 +8,13 @@ import typer
 
 # (command name, module path). Each module exposes ``app: typer.Typer``.
 _GROUPS: list[tuple[str, str]] = [
+    ("hardware", "budcluster.cli.hardware"),
+    ("plan", "budcluster.cli.plan"),
     ("keys", "budcluster.cli.keys"),
     ("credentials", "budcluster.cli.credentials"),
     ("blocks", "budcluster.cli.blocks_cmd"),
     ("db", "budcluster.cli.db"),
+    ("bench", "budcluster.cli.bench"),
 ]
 
 
