@@ -14,7 +14,6 @@ _GROUPS: list[tuple[str, str]] = [
     ("credentials", "budcluster.cli.credentials"),
     ("blocks", "budcluster.cli.blocks_cmd"),
     ("db", "budcluster.cli.db"),
-    ("bench", "budcluster.cli.bench"),
 ]
 
 
