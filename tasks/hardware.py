@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from prefect import task
+from prefect.exceptions import MissingContextError
 from prefect.logging import get_run_logger
 
 from budcluster.hardware.collector import collect
@@ -27,13 +29,21 @@ _PARSERS = {
 }
 
 
+def _logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
+    """The run logger inside Prefect; a module logger when called as plain ``.fn``."""
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return logging.getLogger(__name__)
+
+
 # The tools (nvidia-smi, hl-smi) can hang briefly while a driver initialises: retry once.
 @task(retries=1, retry_delay_seconds=10, timeout_seconds=180, task_run_name="detect-hardware")
 def detect_hardware() -> NodeInventory:
     """Inventory the machine this task runs on."""
     inventory = NodeInventory.model_validate(collect())
     missing = [f"{t.name} ({t.reason})" for t in inventory.tools if not t.present]
-    get_run_logger().info(
+    _logger().info(
         "node %s: %s GPUs, %s HPUs; not present: %s",
         inventory.node_name,
         len(inventory.nvidia.gpus) if inventory.nvidia else 0,
