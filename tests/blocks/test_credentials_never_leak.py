@@ -64,7 +64,10 @@ def run(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Completed
 def api(server: PrefectServer, method: str, path: str, body: object | None = None) -> str:
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(
-        f"{server.api_url}{path}", data=data, method=method, headers={"Content-Type": "application/json"}
+        f"{server.api_url}{path}",
+        data=data,
+        method=method,
+        headers={"Content-Type": "application/json"},
     )
     with urllib.request.urlopen(request, timeout=30) as response:
         return str(response.read().decode())
@@ -88,7 +91,9 @@ def saved(prefect_server: PrefectServer, workdir: Path) -> dict[str, object]:
         done = run(args, env, workdir)
         assert done.returncode == 0, done.stderr
         outputs.append(done.stdout + done.stderr)
-    flow_run = run([sys.executable, "-c", FLOW_SCRIPT], env | {"PYTHONPATH": str(Path.cwd())}, workdir)
+    flow_run = run(
+        [sys.executable, "-c", FLOW_SCRIPT], env | {"PYTHONPATH": str(Path.cwd())}, workdir
+    )
     assert flow_run.returncode == 0, flow_run.stderr[-3000:]
     outputs.append(flow_run.stdout + flow_run.stderr)
     return {"canary": canary, "env": env, "outputs": outputs, "flow_stdout": flow_run.stdout}
@@ -100,7 +105,9 @@ def test_the_flow_really_used_the_kubeconfig(saved: dict[str, object]) -> None:
     assert "RESULT https://10.0.0.1:6443" in str(saved["flow_stdout"])
 
 
-def test_canary_absent_from_prefect_database(saved: dict[str, object], prefect_server: PrefectServer) -> None:
+def test_canary_absent_from_prefect_database(
+    saved: dict[str, object], prefect_server: PrefectServer
+) -> None:
     assert prefect_server.database_path is not None
     canary = str(saved["canary"]).encode()
     files = [p for p in prefect_server.database_path.parent.glob("prefect.db*") if p.is_file()]
@@ -111,13 +118,17 @@ def test_canary_absent_from_prefect_database(saved: dict[str, object], prefect_s
     assert any(b"bsc1." in p.read_bytes() for p in files)
 
 
-def test_canary_absent_from_api_even_with_secrets(saved: dict[str, object], prefect_server: PrefectServer) -> None:
+def test_canary_absent_from_api_even_with_secrets(
+    saved: dict[str, object], prefect_server: PrefectServer
+) -> None:
     canary = str(saved["canary"])
     documents = api(prefect_server, "POST", "/block_documents/filter", {"include_secrets": True})
     assert "bud-kubeconfig-credentials" in documents and "bsc1." in documents
     assert canary not in documents
     for document in json.loads(documents):
-        single = api(prefect_server, "GET", f"/block_documents/{document['id']}?include_secrets=true")
+        single = api(
+            prefect_server, "GET", f"/block_documents/{document['id']}?include_secrets=true"
+        )
         assert canary not in single
 
 
@@ -157,7 +168,9 @@ def test_block_opens_with_the_right_key_and_fails_clearly_with_another(
 
     other_keys = workdir / "other-keys"
     assert run([BUDCLUSTER, "keys", "init", "--dir", str(other_keys)], env, workdir).returncode == 0
-    wrong = run([sys.executable, "-c", script, "x"], env | {"BUDCLUSTER_KEYS_DIR": str(other_keys)}, workdir)
+    wrong = run(
+        [sys.executable, "-c", script, "x"], env | {"BUDCLUSTER_KEYS_DIR": str(other_keys)}, workdir
+    )
     assert wrong.returncode != 0
     assert "WrongKeyError" in wrong.stderr
     assert "was sealed with key" in wrong.stderr
