@@ -19,8 +19,9 @@ import aiohttp
 
 from budcluster.bench.runner import (
     BenchmarkConfig,
-    install_uvloop,
+    fast_loop_factory,
     run_benchmark_async,
+    run_on_fast_loop,
 )
 from budcluster.bench.specs import ProfileSpec, TokenLengthSpec
 from budcluster.bench.testing_server import server_process
@@ -71,14 +72,14 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
-    loop_kind = install_uvloop()
+    loop_kind = fast_loop_factory()[1]
 
     with server_process("--chunks", "16") as url:
-        asyncio.run(bare_loop(url, args.concurrency, 1.0))  # warm the server and the caches
+        run_on_fast_loop(bare_loop(url, args.concurrency, 1.0))  # warm the server and the caches
         bare, ours = [], []
         for round_index in range(args.rounds):
-            bare.append(asyncio.run(bare_loop(url, args.concurrency, args.seconds)))
-            rate, failed = asyncio.run(our_client(url, args.concurrency, args.seconds))
+            bare.append(run_on_fast_loop(bare_loop(url, args.concurrency, args.seconds)))
+            rate, failed = run_on_fast_loop(our_client(url, args.concurrency, args.seconds))
             ours.append(rate)
             print(
                 f"round {round_index + 1}: bare aiohttp {bare[-1]:8.0f} req/s   "

@@ -18,6 +18,7 @@ server closed while idle (resent only when no response byte had arrived; counted
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import time
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+from aiohttp.client_proto import ResponseHandler
 
 from budcluster.bench.datasets import Prompt, Tokenizer
 from budcluster.bench.records import RequestRecord
@@ -46,6 +48,54 @@ except ImportError:  # pragma: no cover - orjson comes with prefect
 
 OPTIONAL_FIELDS = ("ignore_eos", "stream_options")
 _RETRYABLE = (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)
+
+
+class _ArrivalStampingHandler(ResponseHandler):
+    """aiohttp's protocol, noting when the socket delivered the first unread bytes.
+
+    A coroutine resumes only after every coroutine woken before it has run, so under a
+    burst (64 streams answering in the same millisecond) a timestamp taken in the reading
+    coroutine lags the arrival by the others' processing time. ``data_received`` runs as
+    the event loop reads the socket, so its timestamp does not.
+    """
+
+    first_unread_s: float | None = None
+    request_sent_s: float | None = None
+    """When the current request's bytes were handed to the socket (see _StampingRequest)."""
+
+    def data_received(self, data: bytes) -> None:
+        if self.first_unread_s is None:
+            self.first_unread_s = time.perf_counter()
+        super().data_received(data)
+
+
+class _StampingRequest(aiohttp.ClientRequest):
+    """Notes when aiohttp actually writes the request.
+
+    On Python < 3.12 aiohttp writes headers and body from a task scheduled after the
+    ``post`` call, so under a burst the bytes leave a few milliseconds after the caller
+    asked. TTFT counts from this write, as the definition requires.
+    """
+
+    async def write_bytes(self, writer: Any, conn: Any, *args: Any, **kwargs: Any) -> None:
+        protocol = conn.protocol
+        if isinstance(protocol, _ArrivalStampingHandler):
+            protocol.request_sent_s = time.perf_counter()
+        await super().write_bytes(writer, conn, *args, **kwargs)
+
+
+class _ArrivalStampingConnector(aiohttp.TCPConnector):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        # aiohttp builds each connection's protocol with this factory (connector.py).
+        self._factory = functools.partial(_ArrivalStampingHandler, loop=self._loop)  # type: ignore[assignment]
+
+
+def _take_arrival(protocol: _ArrivalStampingHandler | None) -> float | None:
+    if protocol is None:
+        return None
+    arrived, protocol.first_unread_s = protocol.first_unread_s, None
+    return arrived
 
 
 @dataclass(slots=True)
@@ -104,9 +154,12 @@ class StreamingClient:
         timeout = aiohttp.ClientTimeout(
             total=config.request_timeout_s, sock_connect=config.connect_timeout_s
         )
-        connector = aiohttp.TCPConnector(limit=connections, ttl_dns_cache=300)
+        connector = _ArrivalStampingConnector(limit=connections, ttl_dns_cache=300)
         self.session = aiohttp.ClientSession(
-            connector=connector, timeout=timeout, auto_decompress=False
+            connector=connector,
+            timeout=timeout,
+            auto_decompress=False,
+            request_class=_StampingRequest,
         )
 
     async def close(self) -> None:
@@ -167,6 +220,11 @@ class StreamingClient:
             try:
                 async with self.session.post(self._url, data=body, headers=self._headers) as resp:
                     received_any = True
+                    connection = resp.connection
+                    protocol = connection.protocol if connection is not None else None
+                    if isinstance(protocol, _ArrivalStampingHandler) and protocol.request_sent_s:
+                        record.sent_s = protocol.request_sent_s - origin
+                        protocol.request_sent_s = None
                     if resp.status != 200:
                         text = (await resp.read()).decode("utf-8", "replace")
                         if resp.status in (400, 422) and self._drop_rejected(text):
@@ -192,8 +250,16 @@ class StreamingClient:
         state = _StreamState()
         chunk_times = record.chunk_times_s
         pending = b""
+        connection = resp.connection
+        protocol = connection.protocol if connection is not None else None
+        if not isinstance(protocol, _ArrivalStampingHandler):
+            protocol = None
+        # Bytes that came with the headers (read before this point) are not body bytes'
+        # arrival; the clock fallback below covers a body that came in the same packet.
+        _take_arrival(protocol)
         async for data in resp.content.iter_any():
-            now = clock() - origin
+            arrived = _take_arrival(protocol)
+            now = (arrived if arrived is not None else clock()) - origin
             if pending:
                 data = pending + data
             lines = data.split(b"\n")

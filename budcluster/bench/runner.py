@@ -12,11 +12,11 @@ import itertools
 import multiprocessing
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from budcluster.bench import profiles
 from budcluster.bench.client import ClientConfig, StreamingClient
@@ -40,6 +40,7 @@ TOOL_VERSION = "budcluster-bench/1"
 _PROMPT_POOL = 1000
 
 OnRecord = Callable[[RequestRecord], None]
+_T = TypeVar("_T")
 
 
 @dataclass(slots=True)
@@ -266,15 +267,25 @@ def _summary(
     )
 
 
-def install_uvloop() -> str:
-    """Use uvloop's event loop policy when installed; returns which loop will run."""
+def fast_loop_factory() -> tuple[Callable[[], asyncio.AbstractEventLoop] | None, str]:
+    """uvloop's loop factory when installed (else asyncio's default) and its name.
+
+    A factory, not a global policy, so that running a benchmark does not change the
+    event loop of everything else in the process (tests, Prefect).
+    """
     try:
         import uvloop
 
-        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-        return "uvloop"
+        return uvloop.new_event_loop, "uvloop"
     except ImportError:
-        return "asyncio"
+        return None, "asyncio"
+
+
+def run_on_fast_loop(coro: Coroutine[Any, Any, _T]) -> _T:
+    """Run ``coro`` to completion on a fresh uvloop (or asyncio) event loop."""
+    factory, _ = fast_loop_factory()
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(coro)
 
 
 def _resolve_tokenizer(config: BenchmarkConfig) -> tuple[Tokenizer, Tokenizer | None, str]:
@@ -377,9 +388,8 @@ def _new_run_info(
 def run_benchmark(config: BenchmarkConfig, on_record: OnRecord | None = None) -> BenchmarkResult:
     """Run a benchmark to completion: on uvloop when installed, across processes if asked."""
     config.validate()
-    install_uvloop()
     if config.processes == 1:
-        return asyncio.run(run_benchmark_async(config, on_record))
+        return run_on_fast_loop(run_benchmark_async(config, on_record))
     return _run_multiprocess(config)
 
 
@@ -419,7 +429,6 @@ def _worker_plan(plan: LevelPlan, index: int, parts: int) -> LevelPlan:
 
 
 def _worker_main(job: _WorkerJob, ready: Any, go: Any, start_at: Any, results: Any) -> None:
-    install_uvloop()
 
     async def work() -> tuple[list[RequestRecord], list[str]]:
         tokenizer, real, _ = _resolve_tokenizer(job.config)
@@ -450,7 +459,7 @@ def _worker_main(job: _WorkerJob, ready: Any, go: Any, start_at: Any, results: A
             await client.close()
         return records, client.dropped_fields
 
-    results.put((job.index, *asyncio.run(work())))
+    results.put((job.index, *run_on_fast_loop(work())))
 
 
 def _run_multiprocess(config: BenchmarkConfig) -> BenchmarkResult:
@@ -496,6 +505,6 @@ def _run_multiprocess(config: BenchmarkConfig) -> BenchmarkResult:
                 process.terminate()
     records.sort(key=lambda r: r.scheduled_s)
     run.settings["dropped_fields"] = sorted(dropped)
-    run.settings["event_loop"] = install_uvloop()
+    run.settings["event_loop"] = fast_loop_factory()[1]
     levels = [_summary(plan, records, config.slos_ms)]
     return _finish(run, levels, records, config)

@@ -14,6 +14,7 @@ _GROUPS: list[tuple[str, str]] = [
     ("credentials", "budcluster.cli.credentials"),
     ("blocks", "budcluster.cli.blocks_cmd"),
     ("db", "budcluster.cli.db"),
+    ("bench", "budcluster.cli.bench"),
 ]
 
 

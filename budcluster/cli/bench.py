@@ -1,0 +1,191 @@
+"""``budcluster bench``: run a benchmark against an OpenAI-compatible endpoint; compare runs."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import typer
+
+from budcluster.bench.compare import (
+    DEFAULT_THRESHOLD_PCT,
+    compare_summaries,
+    load_summary,
+    parse_thresholds,
+    render_changes,
+)
+from budcluster.bench.records import RequestRecord
+from budcluster.bench.report import summary_dict, write_report
+from budcluster.bench.report.writers import render_markdown
+from budcluster.bench.runner import BenchmarkConfig, BenchmarkResult, OnRecord, run_benchmark
+from budcluster.bench.specs import parse_profile, parse_slos, parse_token_spec
+from budcluster.errors import BudClusterError
+from budcluster.settings import get_settings
+
+app = typer.Typer(
+    help="Benchmark OpenAI-compatible endpoints and compare runs.", no_args_is_help=True
+)
+
+
+def _fail(error: BudClusterError) -> typer.Exit:
+    typer.echo(f"error: {error}", err=True)
+    return typer.Exit(code=2)
+
+
+@contextmanager
+def _progress(config: BenchmarkConfig, enabled: bool) -> Iterator[OnRecord | None]:
+    """A progress bar on stderr, only on a terminal; counts requests or seconds."""
+    if not enabled:
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    by_count = config.max_requests is not None and config.profile.kind != "sweep"
+    total = float(config.max_requests or 0) if by_count else config.duration_s
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[done]} done, {task.fields[failed]} failed"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
+        task = progress.add_task(config.profile.label(), total=total, done=0, failed=0)
+        counts = {"done": 0, "failed": 0}
+        started = time.monotonic()
+
+        def on_record(record: RequestRecord) -> None:
+            counts["failed" if record.error_kind else "done"] += 1
+            position = counts["done"] + counts["failed"] if by_count else time.monotonic() - started
+            progress.update(task, completed=position, done=counts["done"], failed=counts["failed"])
+
+        yield on_record
+
+
+def save_to_store(
+    result: BenchmarkResult, database_url: str | None, deployment_id: int | None
+) -> int:
+    """Write the run's rows to the results store; returns the stored run id."""
+    from budcluster.bench.storage import save_result
+    from budcluster.store import Store
+    from budcluster.store.engine import EngineOptions
+
+    settings = get_settings()
+    url = database_url or settings.resolved_database_url()
+    if database_url is None and url.startswith("sqlite:///"):
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = Store(url, EngineOptions.from_settings(settings))
+    try:
+        return save_result(result, store, deployment_id)
+    finally:
+        store.dispose()
+
+
+@app.command()
+def run(
+    url: str = typer.Option(..., "--url", help="Base URL of the server, e.g. http://host:8000."),
+    model: str = typer.Option(..., "--model", help="Model name to send in each request."),
+    api: str = typer.Option("completions", "--api", help="completions or chat."),
+    profile: str = typer.Option(
+        "concurrency:1",
+        "--profile",
+        help="concurrency:N, rate:R, poisson:R, gamma:R,BURSTINESS or sweep[:LEVELS].",
+    ),
+    duration: float | None = typer.Option(None, "--duration", help="Seconds per load level."),
+    requests: int | None = typer.Option(None, "--requests", help="Requests per load level."),
+    warmup: int = typer.Option(0, "--warmup", help="Warm-up requests, not measured."),
+    input_tokens: str = typer.Option(
+        "128", "--input-tokens", help="N, uniform:A-B or normal:M,SD[,MIN,MAX]."
+    ),
+    output_tokens: str = typer.Option(
+        "128", "--output-tokens", help="Same forms as --input-tokens."
+    ),
+    dataset: Path | None = typer.Option(None, "--dataset", help="ShareGPT-format JSON file."),
+    prompts_file: Path | None = typer.Option(None, "--prompts-file", help="One prompt per line."),
+    tokenizer: str | None = typer.Option(
+        None, "--tokenizer", help="Local tokenizer.json or model directory (never downloaded)."
+    ),
+    slo: str | None = typer.Option(None, "--slo", help="Goodput SLOs, e.g. ttft=200ms,tpot=50ms."),
+    ignore_eos: bool = typer.Option(False, "--ignore-eos", help="Ask for exactly max_tokens."),
+    request_timeout: float = typer.Option(600.0, "--request-timeout", help="Seconds per request."),
+    seed: int = typer.Option(0, "--seed", help="Seed for prompts and arrival times."),
+    processes: int = typer.Option(1, "--processes", help="Load-generating processes."),
+    name: str = typer.Option("bench", "--name", help="Run name (used in the report folder)."),
+    deployment_id: int | None = typer.Option(None, "--deployment-id", help="Store deployment id."),
+    deployment_name: str | None = typer.Option(None, "--deployment-name"),
+    report_dir: Path | None = typer.Option(
+        None, "--report-dir", help="Default: settings.reports_dir."
+    ),
+    store: bool = typer.Option(True, "--store/--no-store", help="Save rows to the results store."),
+    database_url: str | None = typer.Option(None, "--database-url", help="Override the store URL."),
+    api_key: str | None = typer.Option(None, "--api-key", envvar="OPENAI_API_KEY"),
+    as_json: bool = typer.Option(False, "--json", help="Print only the summary JSON on stdout."),
+) -> None:
+    """Benchmark an OpenAI-compatible streaming endpoint."""
+    try:
+        config = BenchmarkConfig(
+            url=url,
+            model=model,
+            api=api,
+            profile=parse_profile(profile),
+            duration_s=duration,
+            max_requests=requests,
+            warmup_requests=warmup,
+            input_tokens=parse_token_spec(input_tokens, "--input-tokens"),
+            output_tokens=parse_token_spec(output_tokens, "--output-tokens"),
+            dataset=dataset,
+            prompts_file=prompts_file,
+            tokenizer=tokenizer,
+            slos_ms=parse_slos(slo),
+            ignore_eos=ignore_eos,
+            request_timeout_s=request_timeout,
+            seed=seed,
+            processes=processes,
+            name=name,
+            deployment_name=deployment_name,
+            api_key=api_key,
+        )
+        config.validate()
+        with _progress(config, enabled=not as_json and sys.stderr.isatty()) as on_record:
+            result = run_benchmark(config, on_record)
+        folder = write_report(result, report_dir or get_settings().reports_dir)
+        run_id = save_to_store(result, database_url, deployment_id) if store else None
+    except BudClusterError as error:
+        raise _fail(error) from error
+    summary = summary_dict(result)
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+        return
+    typer.echo(render_markdown(summary))
+    typer.echo(f"Report: {folder}")
+    typer.echo(f"Store run id: {run_id}" if run_id is not None else "Store: not saved (--no-store)")
+
+
+@app.command()
+def compare(
+    run_a: Path = typer.Argument(..., help="Baseline: a report folder or its summary.json."),
+    run_b: Path = typer.Argument(..., help="Candidate: a report folder or its summary.json."),
+    threshold: float = typer.Option(
+        DEFAULT_THRESHOLD_PCT, "--threshold", help="Default allowed worsening, percent."
+    ),
+    thresholds: str | None = typer.Option(
+        None, "--thresholds", help="Per metric, e.g. ttft_ms.p99=20%,error_rate=0.5 (points)."
+    ),
+) -> None:
+    """Report changes from RUN_A to RUN_B; exit 1 on any regression beyond the thresholds."""
+    try:
+        changes = compare_summaries(
+            load_summary(run_a), load_summary(run_b), threshold, parse_thresholds(thresholds)
+        )
+    except BudClusterError as error:
+        raise _fail(error) from error
+    typer.echo(render_changes(changes))
+    regressions = [c for c in changes if c.regression]
+    if regressions:
+        typer.echo(f"{len(regressions)} regression(s) beyond the thresholds", err=True)
+        raise typer.Exit(code=1)
+    typer.echo("no regression beyond the thresholds")
