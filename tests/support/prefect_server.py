@@ -85,7 +85,9 @@ def running_prefect_server(
             process.wait(timeout=10)
 
 
-def _wait_healthy(api_url: str, process: subprocess.Popen[bytes], log: Path, timeout_s: float) -> None:
+def _wait_healthy(
+    api_url: str, process: subprocess.Popen[bytes], log: Path, timeout_s: float
+) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
