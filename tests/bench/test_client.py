@@ -1,0 +1,140 @@
+"""The streaming client against servers that misbehave the way real ones do."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from budcluster.bench.client import ClientConfig, StreamingClient
+from budcluster.bench.datasets import Prompt, WordTokenizer
+from budcluster.bench.records import RequestRecord
+from budcluster.bench.testing_server import ServerBehaviour, StreamingServer, free_port
+
+PROMPT = Prompt("hello there", prompt_tokens=2, max_tokens=16)
+
+
+async def send_many(
+    url: str,
+    n: int = 1,
+    api: str = "completions",
+    tokenizer: WordTokenizer | None = None,
+    **kw: object,
+) -> tuple[list[RequestRecord], StreamingClient]:
+    client = StreamingClient(ClientConfig(url, "m", api=api, **kw), time.perf_counter(), tokenizer)  # type: ignore[arg-type]
+    records = []
+    try:
+        for i in range(n):
+            record = RequestRecord(i, 0, scheduled_s=0.0)
+            await client.send(PROMPT, record)
+            records.append(record)
+    finally:
+        await client.close()
+    return records, client
+
+
+@pytest.mark.parametrize("api", ["completions", "chat"])
+async def test_well_behaved_stream(api: str) -> None:
+    async with StreamingServer(ServerBehaviour(chunks=5)) as server:
+        (record,), _ = await send_many(server.url, api=api)
+    assert record.error_kind is None
+    assert len(record.chunk_times_s) == 5  # chat's role-only first delta is not text
+    assert (record.output_tokens, record.output_tokens_source) == (5, "usage")
+    assert record.prompt_tokens == 8  # from the server's usage block
+    assert record.sent_s is not None and record.first_token_s is not None
+    assert record.sent_s <= record.first_token_s <= record.end_s  # type: ignore[operator]
+
+
+async def test_no_done_marker_ends_at_eof() -> None:
+    async with StreamingServer(ServerBehaviour(chunks=4, send_done=False)) as server:
+        (record,), _ = await send_many(server.url)
+    assert record.error_kind is None
+    assert record.output_tokens == 4
+
+
+async def test_no_usage_falls_back_to_tokenizer_then_chunks() -> None:
+    # Two tokens per chunk: a chunk count would say 3, the tokenizer says 6.
+    behaviour = ServerBehaviour(chunks=3, tokens_per_chunk=2, send_usage=False)
+    async with StreamingServer(behaviour) as server:
+        (with_tokenizer,), _ = await send_many(server.url, tokenizer=WordTokenizer())
+        (without,), _ = await send_many(server.url)
+    assert (with_tokenizer.output_tokens, with_tokenizer.output_tokens_source) == (6, "tokenizer")
+    assert (without.output_tokens, without.output_tokens_source) == (3, "chunks")
+    assert with_tokenizer.prompt_tokens == PROMPT.prompt_tokens  # no usage: our own count
+
+
+async def test_multi_token_chunks_tpot_uses_tokens_itl_uses_chunks() -> None:
+    behaviour = ServerBehaviour(chunks=4, tokens_per_chunk=3, ttft_s=0.02, itl_s=0.01)
+    async with StreamingServer(behaviour) as server:
+        (record,), _ = await send_many(server.url)
+    assert record.output_tokens == 12
+    assert len(record.chunk_times_s) == 4  # 3 ITL gaps of ~10 ms
+    from budcluster.bench import metrics
+
+    # E2E - TTFT spans 3 gaps (~30 ms) shared by 11 tokens.
+    assert metrics.tpot_ms(record) == pytest.approx(30 / 11, abs=1.5)
+    assert all(g == pytest.approx(10, abs=5) for g in metrics.itls_ms(record))
+
+
+async def test_unknown_field_422_drops_it_for_the_run_and_counts_the_retry() -> None:
+    behaviour = ServerBehaviour(chunks=2, reject_fields=("ignore_eos",))
+    async with StreamingServer(behaviour, keep_bodies=True) as server:
+        records, client = await send_many(server.url, n=3, ignore_eos=True)
+        bodies = server.stats.bodies
+    assert [r.error_kind for r in records] == [None, None, None]
+    assert [r.retries for r in records] == [1, 0, 0]
+    assert client.dropped_fields == ["ignore_eos"]
+    assert "stream_options" in client.optional  # only the named field was dropped
+    assert ["ignore_eos" in b for b in bodies] == [True, False, False, False]
+
+
+async def test_idle_connection_dropped_before_answer_is_resent_and_counted() -> None:
+    behaviour = ServerBehaviour(chunks=2, close_before_response=1)
+    async with StreamingServer(behaviour) as server:
+        (record,), _ = await send_many(server.url)
+        assert server.stats.dropped == 1
+    assert record.error_kind is None
+    assert record.retries == 1
+
+
+async def test_server_closing_keepalive_after_each_response() -> None:
+    # The server closes every connection after one answer; reusing it must not fail.
+    behaviour = ServerBehaviour(chunks=2, close_after_requests=1)
+    async with StreamingServer(behaviour) as server:
+        records, _ = await send_many(server.url, n=5)
+    assert [r.error_kind for r in records] == [None] * 5
+
+
+async def test_retries_are_bounded() -> None:
+    behaviour = ServerBehaviour(chunks=2, close_before_response=10)
+    async with StreamingServer(behaviour) as server:
+        (record,), _ = await send_many(server.url)
+    assert record.error_kind == "disconnected"
+    assert record.retries == 2
+    assert record.end_s is not None
+
+
+async def test_http_errors_are_classified_not_dropped() -> None:
+    async with StreamingServer(ServerBehaviour(status=500)) as server:
+        (record,), _ = await send_many(server.url)
+    assert record.error_kind == "http_5xx"
+    assert "HTTP 500" in (record.error or "")
+
+
+async def test_connection_refused_is_classified() -> None:
+    (record,), _ = await send_many(f"http://127.0.0.1:{free_port()}")
+    assert record.error_kind == "connection"
+
+
+async def test_timeout_is_classified() -> None:
+    async with StreamingServer(ServerBehaviour(chunks=2, ttft_s=2.0)) as server:
+        (record,), _ = await send_many(server.url, request_timeout_s=0.2)
+    assert record.error_kind == "timeout"
+
+
+def test_endpoint_accepts_base_url_with_or_without_v1() -> None:
+    assert ClientConfig("http://h:8000/v1/", "m").endpoint == "http://h:8000/v1/completions"
+    assert (
+        ClientConfig("http://h:8000", "m", api="chat").endpoint
+        == "http://h:8000/v1/chat/completions"
+    )
