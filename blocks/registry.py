@@ -84,9 +84,7 @@ def _block_names(slug: str) -> list[str]:
     async def read() -> list[str]:
         async with get_client() as client:
             try:
-                documents = await client.read_block_documents_by_type(
-                    slug, include_secrets=False
-                )
+                documents = await client.read_block_documents_by_type(slug, include_secrets=False)
             except ObjectNotFound:
                 return []
             except PrefectHTTPStatusError as exc:
