@@ -43,11 +43,9 @@ def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
 def _fmt(value: float) -> str:
     if value == 0:
         return "0"
-    if abs(value) >= 1000:
+    if abs(value) >= 10000:
         return f"{value:,.0f}"
-    if abs(value) >= 10:
-        return f"{value:.0f}"
-    return f"{value:.3g}"
+    return f"{value:.4g}"
 
 
 class _Frame:
@@ -174,15 +172,16 @@ def line_chart(
             parts.append(
                 f'<polyline points="{coords}" fill="none" stroke="{color}" stroke-width="1.5"/>'
             )
-        if markers:
+        if markers or len(one.points) <= 2:
             parts += [
                 f'<circle cx="{frame.x(x):.1f}" cy="{frame.y(y):.1f}" r="3" fill="{color}"/>'
                 for x, y in one.points
             ]
         legend_y = TOP + 4 + 14 * index
+        legend_x = WIDTH - RIGHT - 190  # top right: lines mostly start bottom left
         parts.append(
-            f'<rect x="{LEFT + 10}" y="{legend_y}" width="10" height="10" fill="{color}"/>'
-            f'<text x="{LEFT + 24}" y="{legend_y + 9}">{escape(one.name)}</text>'
+            f'<rect x="{legend_x}" y="{legend_y}" width="10" height="10" fill="{color}"/>'
+            f'<text x="{legend_x + 14}" y="{legend_y + 9}">{escape(one.name)}</text>'
         )
     return _svg(parts, title)
 

@@ -178,18 +178,24 @@ def render_markdown(summary: dict[str, Any]) -> str:
 
 
 def _time_series(records: Sequence[RequestRecord]) -> tuple[list[svg.Series], list[svg.Series]]:
-    """Per-second completions and mean TTFT, by the second each request ended."""
+    """Completions per second and mean TTFT over time, bucketed by when requests ended.
+
+    About 60 buckets over the run (never narrower than 10 ms), so short and long runs
+    both give a readable line.
+    """
     done = [r for r in records if not r.warmup and metrics.is_success(r)]
     if not done:
         return [], []
     start = min(r.scheduled_s for r in done)
+    span = max(r.end_s or start for r in done) - start
+    width = max(span / 60, 0.01)
     buckets: dict[int, list[float]] = {}
     for r in done:
         assert r.end_s is not None
-        buckets.setdefault(int(r.end_s - start), []).append(metrics.ttft_ms(r) or 0.0)
-    seconds = sorted(buckets)
-    rate = [(float(s), float(len(buckets[s]))) for s in seconds]
-    ttft = [(float(s), sum(buckets[s]) / len(buckets[s])) for s in seconds]
+        buckets.setdefault(int((r.end_s - start) / width), []).append(metrics.ttft_ms(r) or 0.0)
+    indexes = range(min(buckets), max(buckets) + 1)
+    rate = [((i + 0.5) * width, len(buckets.get(i, [])) / width) for i in indexes]
+    ttft = [((i + 0.5) * width, sum(b) / len(b)) for i in indexes if (b := buckets.get(i))]
     return [svg.Series("completed requests per second", rate)], [svg.Series("mean TTFT (ms)", ttft)]
 
 
@@ -242,7 +248,7 @@ def render_html(summary: dict[str, Any], records: Sequence[RequestRecord]) -> st
         for key, title in _LATENCY_TITLES.items()
     )
     facts = "".join(
-        f"<li>{escape(line.removeprefix('- '))}</li>"
+        f"<li>{escape(line.removeprefix('- ').replace('`', ''))}</li>"
         for line in markdown_like.splitlines()
         if line.startswith("- ")
     )
