@@ -28,6 +28,7 @@ from budcluster.store.errors import (
     translated_errors,
 )
 from budcluster.store.models import BenchmarkRequest, BenchmarkRun, BenchmarkSummary
+from budcluster.store.types import pack_float64
 from budcluster.store.validation import InvalidValue, require_aware, require_text
 
 # Rows per COPY statement: bounds the memory of the text buffer on very long runs.
@@ -240,14 +241,14 @@ def _run_info(row: BenchmarkRun) -> RunInfo:
     )
 
 
-def _chunk_times_json(record: RequestRecord) -> str:
-    try:
-        return json.dumps(record.chunk_times_s, allow_nan=False)
-    except (TypeError, ValueError) as exc:
+def _checked_chunk_times(record: RequestRecord) -> list[float]:
+    times = record.chunk_times_s
+    if not all(map(math.isfinite, times)):
         raise InvalidValue(
-            f"request {record.request_id} chunk_times_s cannot be stored: {exc}; "
+            f"request {record.request_id} chunk_times_s holds a non-finite value; "
             "chunk times must be finite numbers of seconds"
-        ) from exc
+        )
+    return times
 
 
 def _request_values(run_id: int, records: Iterable[RequestRecord]) -> Iterator[dict[str, Any]]:
@@ -263,7 +264,7 @@ def _request_values(run_id: int, records: Iterable[RequestRecord]) -> Iterator[d
             "prompt_tokens": r.prompt_tokens,
             "output_tokens": r.output_tokens,
             "output_tokens_source": r.output_tokens_source,
-            "chunk_times_s": _json_safe(r.chunk_times_s, f"request {r.request_id} chunk_times_s"),
+            "chunk_times_s": _checked_chunk_times(r),
             "error_kind": r.error_kind,
             "error": r.error,
             "retries": r.retries,
@@ -304,8 +305,8 @@ def _copy_line(run_id: str, r: RequestRecord) -> str:
             _copy_number(r.prompt_tokens),
             _copy_number(r.output_tokens),
             _copy_text(r.output_tokens_source),
-            # json.dumps of numbers never holds tabs, newlines or backslashes.
-            _chunk_times_json(r),
+            # bytea in COPY text format: \x + hex, its backslash escaped for COPY.
+            "\\\\x" + pack_float64(_checked_chunk_times(r)).hex(),
             _copy_text(r.error_kind),
             _copy_text(r.error),
             str(r.retries),

@@ -27,7 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from budcluster.lifecycle import DeploymentStatus
-from budcluster.store.types import JsonDocument, UtcDateTime, utc_now
+from budcluster.store.types import Float64Array, JsonDocument, UtcDateTime, utc_now
 
 # Stable constraint names: Alembic needs them to alter or drop constraints later,
 # and SQLite batch migrations cannot find unnamed ones.
@@ -305,7 +305,8 @@ class BenchmarkRequest(Base):
     prompt_tokens: Mapped[int | None]
     output_tokens: Mapped[int | None]
     output_tokens_source: Mapped[str] = mapped_column(String(16))
-    chunk_times_s: Mapped[list[Any]]
+    chunk_times_s: Mapped[list[float]] = mapped_column(Float64Array())
+    """Arrival time of each streamed chunk, packed as float64 (see ``Float64Array``)."""
     error_kind: Mapped[str | None] = mapped_column(String(64))
     error: Mapped[str | None] = mapped_column(Text)
     retries: Mapped[int]

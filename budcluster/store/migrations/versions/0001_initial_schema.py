@@ -366,7 +366,7 @@ def upgrade() -> None:
         sa.Column("prompt_tokens", sa.Integer(), nullable=True),
         sa.Column("output_tokens", sa.Integer(), nullable=True),
         sa.Column("output_tokens_source", sa.String(length=16), nullable=False),
-        sa.Column("chunk_times_s", _JSON, nullable=False),
+        sa.Column("chunk_times_s", sa.LargeBinary(), nullable=False),
         sa.Column("error_kind", sa.String(length=64), nullable=True),
         sa.Column("error", sa.Text(), nullable=True),
         sa.Column("retries", sa.Integer(), nullable=False),
