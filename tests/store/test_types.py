@@ -19,7 +19,7 @@ def test_float64_packing_is_exact_and_little_endian() -> None:
     assert data[:8] == struct.pack("<d", values[0])
     unpacked = unpack_float64(data)
     assert unpacked == values
-    assert math.copysign(1.0, unpacked[-3]) == -1.0  # the sign of -0.0 survives
+    assert math.copysign(1.0, unpacked[-2]) == -1.0  # the sign of -0.0 survives
 
 
 def test_empty_and_truncated_arrays() -> None:
