@@ -87,6 +87,7 @@ def saved(prefect_server: PrefectServer, workdir: Path) -> dict[str, object]:
         [BUDCLUSTER, "keys", "init"],
         [BUDCLUSTER, "credentials", "add-kubeconfig", "c1", str(kubeconfig)],
         [BUDCLUSTER, "credentials", "list", "--json"],
+        [BUDCLUSTER, "db", "upgrade"],
     ):
         done = run(args, env, workdir)
         assert done.returncode == 0, done.stderr
@@ -147,6 +148,7 @@ def test_canary_absent_from_logs(saved: dict[str, object], prefect_server: Prefe
 
 def test_canary_absent_from_results_store_and_disk(saved: dict[str, object], workdir: Path) -> None:
     canary = str(saved["canary"]).encode()
+    assert (workdir / "data" / "budcluster.db").is_file()  # the SQLite store was created
     for path in workdir.rglob("*"):
         if path.is_file() and path.name != "some.kubeconfig":
             assert canary not in path.read_bytes(), f"canary found in {path}"
