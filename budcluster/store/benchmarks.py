@@ -2,7 +2,7 @@
 
 :func:`save_run` writes everything of one run in the caller's transaction, so a run is
 either stored whole or not at all. Per-request samples are bulk-inserted: ``COPY ... FROM
-STDIN`` on Postgres (on the session's own connection, inside the same transaction), and
+STDIN`` in binary format on Postgres (on the session's own connection, inside the same transaction), and
 ``executemany`` elsewhere. ``perf/store_bulk_insert.py`` measures both.
 """
 
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import json
-import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
@@ -20,6 +19,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from budcluster.bench.records import LatencyStats, LevelSummary, RequestRecord, RunInfo
+from budcluster.store import pgcopy
 from budcluster.store.errors import (
     Conflict,
     NotFound,
@@ -28,7 +28,6 @@ from budcluster.store.errors import (
     translated_errors,
 )
 from budcluster.store.models import BenchmarkRequest, BenchmarkRun, BenchmarkSummary
-from budcluster.store.types import pack_float64
 from budcluster.store.validation import InvalidValue, require_aware, require_text
 
 # Rows per COPY statement: bounds the memory of the text buffer on very long runs.
@@ -51,9 +50,10 @@ _REQUEST_COLUMNS = (
     "retries",
     "warmup",
 )
-_COPY_SQL = f"COPY {BenchmarkRequest.__tablename__} ({', '.join(_REQUEST_COLUMNS)}) FROM STDIN"
-# COPY text format: backslash, tab and line breaks are escaped; NUL cannot be stored at all.
-_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\0": ""})
+_COPY_SQL = (
+    f"COPY {BenchmarkRequest.__tablename__} ({', '.join(_REQUEST_COLUMNS)}) "
+    "FROM STDIN WITH (FORMAT binary)"
+)
 
 
 @dataclass(slots=True)
@@ -241,18 +241,9 @@ def _run_info(row: BenchmarkRun) -> RunInfo:
     )
 
 
-def _checked_chunk_times(record: RequestRecord) -> list[float]:
-    times = record.chunk_times_s
-    if not all(map(math.isfinite, times)):
-        raise InvalidValue(
-            f"request {record.request_id} chunk_times_s holds a non-finite value; "
-            "chunk times must be finite numbers of seconds"
-        )
-    return times
-
-
 def _request_values(run_id: int, records: Iterable[RequestRecord]) -> Iterator[dict[str, Any]]:
     for r in records:
+        pgcopy.check_finite(r)
         yield {
             "run_id": run_id,
             "request_id": r.request_id,
@@ -264,7 +255,7 @@ def _request_values(run_id: int, records: Iterable[RequestRecord]) -> Iterator[d
             "prompt_tokens": r.prompt_tokens,
             "output_tokens": r.output_tokens,
             "output_tokens_source": r.output_tokens_source,
-            "chunk_times_s": _checked_chunk_times(r),
+            "chunk_times_s": r.chunk_times_s,
             "error_kind": r.error_kind,
             "error": r.error,
             "retries": r.retries,
@@ -279,52 +270,15 @@ def _executemany_requests(session: Session, run_id: int, records: Iterable[Reque
         session.execute(insert(BenchmarkRequest), batch)
 
 
-def _copy_number(value: float | int | None) -> str:
-    if value is None:
-        return "\\N"
-    if isinstance(value, float) and not math.isfinite(value):
-        raise InvalidValue(f"request time {value!r} is not finite; use None for 'never happened'")
-    # repr() of a float is the shortest text that reads back as the same double.
-    return repr(value)
-
-
-def _copy_text(value: str | None) -> str:
-    return "\\N" if value is None else value.translate(_COPY_ESCAPES)
-
-
-def _copy_line(run_id: str, r: RequestRecord) -> str:
-    return "\t".join(
-        (
-            run_id,
-            str(r.request_id),
-            str(r.level),
-            _copy_number(r.scheduled_s),
-            _copy_number(r.sent_s),
-            _copy_number(r.first_token_s),
-            _copy_number(r.end_s),
-            _copy_number(r.prompt_tokens),
-            _copy_number(r.output_tokens),
-            _copy_text(r.output_tokens_source),
-            # bytea in COPY text format: \x + hex, its backslash escaped for COPY.
-            "\\\\x" + pack_float64(_checked_chunk_times(r)).hex(),
-            _copy_text(r.error_kind),
-            _copy_text(r.error),
-            str(r.retries),
-            "t" if r.warmup else "f",
-        )
-    )
-
-
 def _copy_requests(session: Session, run_id: int, records: Iterable[RequestRecord]) -> None:
     import psycopg2  # the Postgres driver; imported here so SQLite-only use does not need it
 
     # The raw DBAPI connection behind the session's own connection: the COPY runs in the
     # same transaction as the run row, so a failure rolls back the whole run.
     dbapi_connection: Any = session.connection().connection.dbapi_connection
-    run_text = str(run_id)
-    lines = (_copy_line(run_text, r) for r in records)
-    while batch := list(islice(lines, COPY_BATCH_ROWS)):
-        buffer = io.StringIO("\n".join(batch) + "\n")
+    rows = pgcopy.encode_rows(run_id, records)
+    while batch := list(islice(rows, COPY_BATCH_ROWS)):
+        buffer = io.BytesIO(b"".join((pgcopy.HEADER, *batch, pgcopy.TRAILER)))
         try:
             with dbapi_connection.cursor() as cursor:
                 cursor.copy_expert(_COPY_SQL, buffer)

@@ -188,6 +188,10 @@ def test_non_finite_and_naive_values_are_refused_by_field(store: Store) -> None:
     bad[1].chunk_times_s = [0.1, float("nan")]
     with pytest.raises(InvalidValue, match="request 1 chunk_times_s"), store.session() as s:
         bench.save_run(s, _run(), [], bad)
+    bad = _requests(3)
+    bad[2].end_s = float("inf")
+    with pytest.raises(InvalidValue, match="request 2 has a non-finite time"), store.session() as s:
+        bench.save_run(s, _run(), [], bad)
     naive = _run()
     naive.started_at = datetime(2026, 1, 1)
     with pytest.raises(InvalidValue, match="run started_at"), store.session() as s:

@@ -31,10 +31,10 @@ def test_sqlite_connections_enforce_foreign_keys_and_use_wal(tmp_path: Path) -> 
 @pytest.mark.postgres
 def test_postgres_connections_carry_the_statement_timeout(throwaway_postgres: object) -> None:
     url = throwaway_postgres.url  # type: ignore[attr-defined]
-    engine = make_engine(url, EngineOptions(statement_timeout_s=1.5))
+    engine = make_engine(url, EngineOptions(statement_timeout_s=0.2))
     try:
         with engine.connect() as connection:
-            assert connection.exec_driver_sql("SHOW statement_timeout").scalar() == "1500ms"
+            assert connection.exec_driver_sql("SHOW statement_timeout").scalar() == "200ms"
             with pytest.raises(Exception, match="statement timeout"):
                 connection.exec_driver_sql("SELECT pg_sleep(3)")
     finally:
