@@ -1,0 +1,214 @@
+"""What each job (flow) is asked to do: the parameter forms of the flows.
+
+These are pydantic models so the Prefect UI renders real forms (descriptions, enums,
+defaults) and bad input is rejected before any work starts, naming the field.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from budcluster.bench.runner import BenchmarkConfig
+from budcluster.bench.specs import parse_profile, parse_slos, parse_token_spec
+
+# Deployment and cluster names become host directory names, unit names, Kubernetes
+# object names and label values, so they follow the strictest of those: DNS-1123 labels.
+_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+def _check_name(value: str, what: str) -> str:
+    if not _NAME.match(value):
+        raise ValueError(
+            f"{what} {value!r} must be 1-63 lowercase letters, digits or '-', starting and "
+            "ending with a letter or digit (e.g. 'qwen-cpu-1')"
+        )
+    return value
+
+
+class ClusterKindChoice(StrEnum):
+    HOSTS = "hosts"
+    KUBERNETES = "kubernetes"
+
+
+class DeviceChoice(StrEnum):
+    AUTO = "auto"
+    CUDA = "cuda"
+    HPU = "hpu"
+    CPU = "cpu"
+
+
+class EngineChoice(StrEnum):
+    AUTO = "auto"
+    VLLM = "vllm"
+    LLAMA_CPP = "llama.cpp"
+
+
+class _Form(BaseModel):
+    model_config = ConfigDict(extra="forbid", use_enum_values=False)
+
+
+class RegisterClusterRequest(_Form):
+    name: str = Field(description="Name for the cluster, e.g. 'lab-hosts' or 'prod-eks'.")
+    kind: ClusterKindChoice = Field(
+        ClusterKindChoice.HOSTS,
+        description="hosts: servers reached through Ansible; kubernetes: a Kubernetes or OpenShift API.",
+    )
+    credentials_block: str = Field(
+        description=(
+            "Name of the credentials block: a Bud Host Inventory for hosts, a Bud Kubeconfig "
+            "Credentials for kubernetes (add one with `budcluster credentials ...`)."
+        )
+    )
+    provider: Literal["onprem", "eks", "aks"] = Field("onprem", description="Where it runs.")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return _check_name(value, "cluster name")
+
+
+class BenchmarkProfile(_Form):
+    """How to load an endpoint. The strings use the `budcluster bench run` syntax."""
+
+    profile: str = Field(
+        "concurrency:4",
+        description="concurrency:N, rate:R, poisson:R, gamma:R,BURSTINESS or sweep.",
+    )
+    requests: int | None = Field(64, ge=1, description="Stop after this many requests.")
+    duration_s: float | None = Field(None, gt=0, description="Or stop after this many seconds.")
+    warmup_requests: int = Field(4, ge=0, description="Requests sent first and not measured.")
+    input_tokens: str = Field("128", description="N, uniform:A-B or normal:MEAN,SD[,MIN,MAX].")
+    output_tokens: str = Field("64", description="N, uniform:A-B or normal:MEAN,SD[,MIN,MAX].")
+    api: Literal["completions", "chat"] = Field("completions", description="Which OpenAI API.")
+    slo: str | None = Field(None, description="Goodput SLOs, e.g. 'ttft=200ms,tpot=50ms'.")
+    ignore_eos: bool = Field(False, description="Ask the server to ignore EOS (if it accepts it).")
+
+    @field_validator("profile")
+    @classmethod
+    def _profile(cls, value: str) -> str:
+        parse_profile(value)
+        return value
+
+    @field_validator("input_tokens", "output_tokens")
+    @classmethod
+    def _tokens(cls, value: str) -> str:
+        parse_token_spec(value)
+        return value
+
+    @field_validator("slo")
+    @classmethod
+    def _slo(cls, value: str | None) -> str | None:
+        parse_slos(value)
+        return value
+
+    def to_config(
+        self, *, url: str, model: str, name: str, deployment: str | None
+    ) -> BenchmarkConfig:
+        return BenchmarkConfig(
+            url=url,
+            model=model,
+            api=self.api,
+            profile=parse_profile(self.profile),
+            duration_s=self.duration_s,
+            max_requests=self.requests,
+            warmup_requests=self.warmup_requests,
+            input_tokens=parse_token_spec(self.input_tokens, "input_tokens"),
+            output_tokens=parse_token_spec(self.output_tokens, "output_tokens"),
+            slos_ms=parse_slos(self.slo),
+            ignore_eos=self.ignore_eos,
+            name=name,
+            deployment_name=deployment,
+        )
+
+
+class ModelSourceRequest(_Form):
+    uri: str = Field(
+        description=(
+            "The model: a directory on the controller (/models/x), s3://bucket/prefix, or "
+            "hf://org/name[@revision] from the local Hugging Face cache."
+        )
+    )
+    registry_block: str | None = Field(
+        None, description="Bud S3 Registry block holding the keys for an s3:// URI."
+    )
+
+    @field_validator("uri")
+    @classmethod
+    def _uri(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError(
+                "model uri is empty; give a directory, s3://bucket/prefix or hf://org/name"
+            )
+        return value.strip()
+
+
+class DeployModelRequest(_Form):
+    name: str = Field(description="Deployment name, unique per cluster, e.g. 'qwen-cpu'.")
+    cluster: str = Field(description="Name of a registered cluster.")
+    model: ModelSourceRequest
+    device: DeviceChoice = Field(
+        DeviceChoice.AUTO, description="auto prefers CUDA, then Gaudi, then AMX CPUs, then CPUs."
+    )
+    engine: EngineChoice = Field(
+        EngineChoice.AUTO, description="auto: llama.cpp for a GGUF model on CPU, else vLLM."
+    )
+    max_model_len: int | None = Field(
+        None, gt=0, description="Context length (default min(model, 8192))."
+    )
+    concurrency: int = Field(4, gt=0, description="Sequences that must fit at max_model_len.")
+    port: int = Field(8000, gt=1024, lt=65536, description="Port the runtime listens on.")
+    ready_timeout_s: float = Field(
+        600, gt=0, description="How long to wait for a healthy endpoint."
+    )
+    benchmark: BenchmarkProfile | None = Field(
+        None, description="Benchmark the endpoint once it is ready (leave empty to skip)."
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return _check_name(value, "deployment name")
+
+    def spec_hash(self) -> str:
+        """Hash of what defines the running deployment; a change means redeploy.
+
+        The benchmark and the wait timeout are left out: changing them changes nothing
+        that runs.
+        """
+        spec = self.model_dump(mode="json", exclude={"benchmark", "ready_timeout_s", "name"})
+        spec["model"].pop("registry_block", None)
+        canonical = json.dumps(spec, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+class TransferModelRequest(_Form):
+    cluster: str = Field(description="Name of a registered cluster.")
+    model: ModelSourceRequest
+    nodes: list[str] = Field(default_factory=list, description="Nodes to stage on (empty: all).")
+
+
+class BenchmarkEndpointRequest(_Form):
+    cluster: str | None = Field(None, description="Cluster of the deployment to measure.")
+    deployment: str | None = Field(None, description="Deployment to measure (with cluster).")
+    url: str | None = Field(None, description="Or any OpenAI-compatible base URL.")
+    model: str | None = Field(None, description="Served model name (needed with url).")
+    profile: BenchmarkProfile = Field(default_factory=BenchmarkProfile)
+
+    @model_validator(mode="after")
+    def _target(self) -> BenchmarkEndpointRequest:
+        if not self.url and not (self.cluster and self.deployment):
+            raise ValueError("give cluster and deployment, or url and model")
+        if self.url and not self.model:
+            raise ValueError("model is required with url: the served model name")
+        return self
+
+
+class TeardownRequest(_Form):
+    cluster: str = Field(description="Name of a registered cluster.")
+    deployment: str = Field(description="Deployment to remove.")

@@ -1,0 +1,56 @@
+"""Turning a detected NodeInventory into the typed columns of a node snapshot."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from budcluster.hardware.inventory import NodeInventory
+from budcluster.store.nodes import NodeObservation
+
+MIB = 1024 * 1024
+
+
+def observation_from_inventory(
+    inventory: NodeInventory, *, name: str | None = None, detected_at: datetime | None = None
+) -> NodeObservation:
+    """The snapshot of one node: the whole report as JSON plus the columns people query."""
+    node_name = name or inventory.node_name or "unknown"
+    kind, count, model, memory_mib = _accelerators(inventory)
+    cpu = inventory.cpu
+    cores = None
+    if cpu and cpu.sockets and cpu.cores_per_socket:
+        cores = cpu.sockets * cpu.cores_per_socket
+    elif cpu and cpu.logical_cpus:
+        cores = cpu.logical_cpus
+    return NodeObservation(
+        name=node_name,
+        detected_at=detected_at or _collected_at(inventory),
+        hardware=inventory.model_dump(mode="json"),
+        cpu_model=cpu.model_name if cpu else None,
+        cpu_cores=cores,
+        memory_bytes=inventory.memory.total_mib * MIB if inventory.memory else None,
+        accelerator_kind=kind,
+        accelerator_count=count,
+        accelerator_model=model,
+        accelerator_memory_bytes=memory_mib * MIB if memory_mib is not None else None,
+    )
+
+
+def _accelerators(inventory: NodeInventory) -> tuple[str, int, str | None, int | None]:
+    if inventory.nvidia and inventory.nvidia.gpus:
+        gpus = inventory.nvidia.gpus
+        return "cuda", len(gpus), gpus[0].product, gpus[0].memory_total_mib
+    if inventory.gaudi and inventory.gaudi.devices:
+        devices = inventory.gaudi.devices
+        return "hpu", len(devices), devices[0].model, devices[0].memory_total_mib
+    return "cpu", 0, None, None
+
+
+def _collected_at(inventory: NodeInventory) -> datetime:
+    if inventory.collected_at:
+        try:
+            parsed = datetime.fromisoformat(inventory.collected_at)
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        except ValueError:
+            pass
+    return datetime.now(UTC)
