@@ -63,10 +63,17 @@ class _ArrivalStampingHandler(ResponseHandler):
     request_sent_s: float | None = None
     """When the current request's bytes were handed to the socket (see _StampingRequest)."""
 
-    def data_received(self, data: bytes) -> None:
+    def data_received(
+        self,
+        data: bytes,
+        _clock: Callable[[], float] = time.perf_counter,
+        _base: Callable[[ResponseHandler, bytes], None] = ResponseHandler.data_received,
+    ) -> None:
+        # aiohttp calls this again for every HTTP chunk it resumes parsing, so it is hot:
+        # bound defaults instead of globals and super(), and only the first call stamps.
         if self.first_unread_s is None:
-            self.first_unread_s = time.perf_counter()
-        super().data_received(data)
+            self.first_unread_s = _clock()
+        _base(self, data)
 
 
 class _StampingRequest(aiohttp.ClientRequest):
@@ -279,47 +286,62 @@ class StreamingClient:
     def _handle_lines(self, lines: list[bytes], state: _StreamState) -> int:
         """Process the SSE lines of one read; returns how many events carried text.
 
-        All events of a read are parsed with one JSON call: at high request rates the
-        per-line Python overhead, not the parsing, is what would make the client the
-        bottleneck.
+        All events of a read are parsed with one JSON call and scanned with comprehensions:
+        at high request rates the per-event Python overhead, not the parsing, is what would
+        make the client the bottleneck.
         """
         if state.done:
             return 0
-        payloads = [line[5:].strip() for line in lines if line[:5] == b"data:"]
+        payloads = [line[5:] for line in lines if line.startswith(b"data:")]
         if not payloads:
             return 0
-        if b"[DONE]" in payloads:
-            payloads = payloads[: payloads.index(b"[DONE]")]
+        if payloads[-1].strip() == b"[DONE]":
+            payloads.pop()
             state.done = True
             if not payloads:
                 return 0
+        joined = b"[" + b",".join(payloads) + b"]"
         try:
-            events = _loads(b"[" + b",".join(payloads) + b"]")
+            events = _loads(joined)
         except ValueError:
-            events = []
-            for payload in payloads:
-                try:
-                    events.append(_loads(payload))
-                except ValueError:
-                    state.error = f"unparseable SSE data: {payload[:200]!r}"
-        texts = 0
-        chat = self._chat
-        parts = state.text_parts
-        for event in events:
-            if not isinstance(event, dict):
+            events = self._parse_one_by_one(payloads, state)
+        events = [e for e in events if type(e) is dict]
+        if self._chat:
+            texts = [
+                d.get("content")
+                for e in events
+                if (c := e.get("choices")) and type(d := c[0].get("delta")) is dict
+            ]
+        else:
+            texts = [c[0].get("text") for e in events if (c := e.get("choices"))]
+        texts = [t for t in texts if t]
+        if self.tokenizer is not None:
+            state.text_parts.extend(str(t) for t in texts)
+        if b'"usage"' in joined:
+            for event in events:
+                if event.get("usage"):
+                    state.usage = event["usage"]
+        if b'"error"' in joined:
+            for event in events:
+                if "error" in event:
+                    state.error = f"error event: {str(event['error'])[:300]}"
+        return len(texts)
+
+    @staticmethod
+    def _parse_one_by_one(payloads: list[bytes], state: _StreamState) -> list[Any]:
+        """Slow path for a read holding a bad event or a [DONE] before its end."""
+        events = []
+        for payload in payloads:
+            if state.done:
+                break
+            if payload.strip() == b"[DONE]":
+                state.done = True
                 continue
-            choices = event.get("choices")
-            if choices:
-                choice = choices[0]
-                text = choice.get("delta", {}).get("content") if chat else choice.get("text")
-                if text:
-                    parts.append(text)
-                    texts += 1
-            if event.get("usage"):
-                state.usage = event["usage"]
-            if "error" in event:
-                state.error = f"error event: {str(event['error'])[:300]}"
-        return texts
+            try:
+                events.append(_loads(payload))
+            except ValueError:
+                state.error = f"unparseable SSE data: {payload[:200]!r}"
+        return events
 
     def _finish(self, record: RequestRecord, state: _StreamState, prompt: Prompt) -> None:
         if state.error is not None:

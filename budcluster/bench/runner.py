@@ -8,6 +8,8 @@ clock alignment: each worker gets the same origin and start time.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import itertools
 import multiprocessing
 import random
@@ -294,6 +296,25 @@ def _resolve_tokenizer(config: BenchmarkConfig) -> tuple[Tokenizer, Tokenizer | 
     return tokenizer, real, why
 
 
+@contextlib.contextmanager
+def _quiet_gc() -> Iterator[None]:
+    """Keep the garbage collector from pausing the event loop mid-run.
+
+    Records pile up during a run and each full collection walks all of them, stalling
+    every stream at once. Objects alive at the start (prompts, modules) are frozen out of
+    collection, and young collections run less often; both are undone afterwards.
+    """
+    threshold = gc.get_threshold()
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(max(threshold[0], 20_000), threshold[1], threshold[2])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
+        gc.unfreeze()
+
+
 async def run_benchmark_async(
     config: BenchmarkConfig, on_record: OnRecord | None = None
 ) -> BenchmarkResult:
@@ -308,6 +329,23 @@ async def run_benchmark_async(
     records: list[RequestRecord] = []
     levels: list[LevelSummary] = []
     ids = itertools.count()
+    with _quiet_gc():
+        await _run_levels(config, client, prompts, origin, records, levels, ids, on_record)
+    run.settings["dropped_fields"] = list(client.dropped_fields)
+    run.settings["event_loop"] = type(asyncio.get_running_loop()).__module__.split(".")[0]
+    return _finish(run, levels, records, config)
+
+
+async def _run_levels(
+    config: BenchmarkConfig,
+    client: StreamingClient,
+    prompts: list[Prompt],
+    origin: float,
+    records: list[RequestRecord],
+    levels: list[LevelSummary],
+    ids: Iterator[int],
+    on_record: OnRecord | None,
+) -> None:
     try:
         plans = profiles.initial_levels(config.profile)
         index = 0
@@ -333,9 +371,6 @@ async def run_benchmark_async(
             index += 1
     finally:
         await client.close()
-    run.settings["dropped_fields"] = list(client.dropped_fields)
-    run.settings["event_loop"] = type(asyncio.get_running_loop()).__module__.split(".")[0]
-    return _finish(run, levels, records, config)
 
 
 def _finish(
@@ -441,20 +476,21 @@ def _worker_main(job: _WorkerJob, ready: Any, go: Any, start_at: Any, results: A
         delay = start_at.value - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
+        phase = job.index / (job.plan.rate or 1.0) if plan.arrivals == "constant" else 0.0
         try:
-            phase = job.index / (job.plan.rate or 1.0) if plan.arrivals == "constant" else 0.0
-            records = await run_level(
-                client,
-                plan,
-                prompts,
-                job.origin,
-                duration_s=config.duration_s,
-                max_requests=job.max_requests,
-                warmup_requests=job.warmup_requests,
-                seed=config.seed + 104729 * job.index,
-                ids=itertools.count(job.index, job.processes),
-                phase_s=phase,
-            )
+            with _quiet_gc():
+                records = await run_level(
+                    client,
+                    plan,
+                    prompts,
+                    job.origin,
+                    duration_s=config.duration_s,
+                    max_requests=job.max_requests,
+                    warmup_requests=job.warmup_requests,
+                    seed=config.seed + 104729 * job.index,
+                    ids=itertools.count(job.index, job.processes),
+                    phase_s=phase,
+                )
         finally:
             await client.close()
         return records, client.dropped_fields
