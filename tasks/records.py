@@ -32,6 +32,7 @@ class DeploymentState:
     status: str
     spec_hash: str | None
     endpoint_url: str | None
+    served_model_name: str | None
 
 
 @task(
@@ -148,7 +149,8 @@ def find_deployment(cluster: str, name: str) -> DeploymentState | None:
             row = deployment_rows.find_deployment(session, cluster_id, name)
         except NotFound:
             return None
-        return DeploymentState(row.id, row.status.value, row.spec_hash, row.endpoint_url)
+        served = (row.plan or {}).get("served_model_name")
+        return DeploymentState(row.id, row.status.value, row.spec_hash, row.endpoint_url, served)
 
 
 @task(

@@ -1,0 +1,25 @@
+"""Runbook: register a cluster so models can be deployed to it."""
+
+from __future__ import annotations
+
+from prefect import flow
+
+from budcluster.job_requests import RegisterClusterRequest
+from tasks.clusters import detect_nodes, publish_inventory_table, verify_access
+from tasks.records import record_cluster, record_nodes
+
+
+@flow(name="register-cluster", log_prints=True)
+def register_cluster(request: RegisterClusterRequest) -> int:
+    """Verify access with the credentials block, record the cluster, then inventory its nodes."""
+    # 1. Prove the credentials work before anything is written.
+    access = verify_access(request.kind.value, request.credentials_block)
+    # 2. Record the cluster (refused if the name or the API server is already registered).
+    cluster_id = record_cluster(
+        request.name, request.kind.value, request.provider, request.credentials_block, access
+    )
+    # 3. Detect and record what hardware each node has.
+    inventories = detect_nodes(request.name)
+    publish_inventory_table(request.name, record_nodes(request.name, inventories))
+    print(f"registered {access.kind} cluster {request.name!r} with {len(inventories)} node(s)")
+    return cluster_id
