@@ -1,0 +1,1 @@
+"""Real CPU inference runtimes, built or installed once per machine and cached."""

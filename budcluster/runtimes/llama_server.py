@@ -1,0 +1,245 @@
+"""llama.cpp's ``llama-server``, built from the ``llama-cpp-python`` sdist and cached.
+
+Layout of one cache entry, ``<cache>/llama.cpp/<version>/``::
+
+    sdist/llama_cpp_python-<version>.tar.gz   what ``pip download`` fetched
+    src/                                      the sdist's vendor/llama.cpp (stamped)
+    build/                                    cmake + ninja tree, kept so a rerun is incremental
+    bin/llama-server                          the binary (stamped)
+
+The build uses ``GGML_NATIVE=ON`` (the fastest code for this CPU); the stamp records a
+fingerprint of the CPU's feature flags, and an entry built on a CPU with other flags is
+rebuilt rather than run (it could die with an illegal instruction). Nothing downloads at
+build time: the web UI, curl and OpenSSL are switched off.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+from budcluster.runtimes._cache import (
+    Deadline,
+    build_lock,
+    read_stamp,
+    remove_stamp,
+    resolve_cache_dir,
+    run_step,
+    write_stamp,
+)
+from budcluster.runtimes.errors import RuntimeBuildError
+from budcluster.runtimes.versions import LLAMA_CPP_PYTHON_VERSION
+
+CMAKE_OPTIONS = (
+    "-DCMAKE_BUILD_TYPE=Release",
+    "-DLLAMA_USE_PREBUILT_UI=OFF",
+    "-DLLAMA_BUILD_UI=OFF",
+    "-DLLAMA_CURL=OFF",
+    "-DLLAMA_OPENSSL=OFF",
+    "-DBUILD_SHARED_LIBS=OFF",
+    "-DGGML_NATIVE=ON",
+    "-DLLAMA_BUILD_TESTS=OFF",
+    "-DLLAMA_BUILD_EXAMPLES=OFF",
+)
+"""Configure flags; the first five keep the build offline, NATIVE is keyed by :func:`cpu_key`."""
+
+LLAMA_SERVER_STARTUP_BUDGET_S = 60.0
+"""How long a caller should wait for ``/health`` (under a second for the demo model here)."""
+
+
+def llama_cpp_dir(version: str = LLAMA_CPP_PYTHON_VERSION, cache_dir: Path | None = None) -> Path:
+    """The cache entry for one ``llama-cpp-python`` version (it may not be built yet)."""
+    return resolve_cache_dir(cache_dir) / "llama.cpp" / version
+
+
+def cpu_key() -> str:
+    """A short fingerprint of this CPU's instruction-set flags (what GGML_NATIVE compiles for)."""
+    flags = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                flags = " ".join(sorted(line.split(":", 1)[1].split()))
+                break
+    except OSError:
+        pass
+    basis = f"{platform.machine()}|{flags}"
+    return hashlib.sha256(basis.encode()).hexdigest()[:16]
+
+
+def cached_llama_server(
+    version: str = LLAMA_CPP_PYTHON_VERSION, cache_dir: Path | None = None
+) -> Path | None:
+    """The cached binary if it is complete and built for this CPU, else None. Never builds."""
+    entry = llama_cpp_dir(version, cache_dir)
+    binary = entry / "bin" / "llama-server"
+    stamp = read_stamp(entry / "bin")
+    if stamp is None or stamp.get("cpu_key") != cpu_key() or not binary.exists():
+        return None
+    return binary
+
+
+def ensure_llama_cpp_sources(
+    version: str = LLAMA_CPP_PYTHON_VERSION,
+    cache_dir: Path | None = None,
+    *,
+    timeout_s: float = 600.0,
+) -> Path:
+    """Return ``<entry>/src`` (the sdist's ``vendor/llama.cpp``), fetching it if needed."""
+    entry = llama_cpp_dir(version, cache_dir)
+    if read_stamp(entry / "src") is not None:
+        return entry / "src"
+    deadline = Deadline(timeout_s, f"fetching llama-cpp-python {version} sources")
+    with build_lock(entry / ".lock", deadline):
+        return _sources_locked(entry, version, deadline)
+
+
+def convert_hf_to_gguf_script(
+    version: str = LLAMA_CPP_PYTHON_VERSION,
+    cache_dir: Path | None = None,
+    *,
+    timeout_s: float = 600.0,
+) -> Path:
+    """Path of the sdist's ``convert_hf_to_gguf.py`` (its ``gguf-py`` sits beside it)."""
+    return ensure_llama_cpp_sources(version, cache_dir, timeout_s=timeout_s) / "convert_hf_to_gguf.py"
+
+
+def ensure_llama_server(
+    version: str = LLAMA_CPP_PYTHON_VERSION,
+    cache_dir: Path | None = None,
+    *,
+    jobs: int | None = None,
+    timeout_s: float = 1800.0,
+) -> Path:
+    """Return the path of a ``llama-server`` built for this machine, building it once.
+
+    About 5 minutes on 2 cores the first time; afterwards it returns at once. Several
+    processes may call it together: one builds under a file lock, the others wait.
+    """
+    ready = cached_llama_server(version, cache_dir)
+    if ready is not None:
+        return ready
+    entry = llama_cpp_dir(version, cache_dir)
+    deadline = Deadline(timeout_s, f"building llama-server from llama-cpp-python {version}")
+    with build_lock(entry / ".lock", deadline):
+        ready = cached_llama_server(version, cache_dir)
+        if ready is not None:
+            return ready
+        src = _sources_locked(entry, version, deadline)
+        return _build_locked(entry, src, version, jobs or os.cpu_count() or 1, deadline)
+
+
+def _sources_locked(entry: Path, version: str, deadline: Deadline) -> Path:
+    src = entry / "src"
+    if read_stamp(src) is not None:
+        return src
+    log = entry / "fetch.log"
+    sdist_dir = entry / "sdist"
+    sdist = sdist_dir / f"llama_cpp_python-{version}.tar.gz"
+    if not sdist.exists():
+        sdist_dir.mkdir(parents=True, exist_ok=True)
+        run_step(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--disable-pip-version-check",
+                "--no-input",
+                "--no-deps",
+                "--no-binary",
+                ":all:",
+                "--dest",
+                sdist_dir,
+                f"llama-cpp-python=={version}",
+            ],
+            log_path=log,
+            deadline=deadline,
+            env={**os.environ, "PIP_DEFAULT_TIMEOUT": "180"},
+        )
+        if not sdist.exists():
+            raise RuntimeBuildError(f"pip download did not produce {sdist}; see {log}")
+    shutil.rmtree(src, ignore_errors=True)
+    _extract_vendor_tree(sdist, f"llama_cpp_python-{version}/vendor/llama.cpp/", src)
+    write_stamp(src, {"version": version, "sdist": sdist.name})
+    return src
+
+
+def _extract_vendor_tree(sdist: Path, prefix: str, dest: Path) -> None:
+    """Extract the members under ``prefix`` into ``dest``, stripping the prefix."""
+    dest.mkdir(parents=True)
+    with tarfile.open(sdist, "r:gz") as archive:
+        members = []
+        for member in archive.getmembers():
+            if not member.name.startswith(prefix) or member.name == prefix.rstrip("/"):
+                continue
+            member.name = member.name[len(prefix) :]
+            members.append(member)
+        if not members:
+            raise RuntimeBuildError(f"{sdist} has no {prefix}: is it a llama-cpp-python sdist?")
+        # The "data" filter refuses absolute paths, "..", and links that escape dest.
+        archive.extractall(dest, members=members, filter="data")
+
+
+def _build_locked(entry: Path, src: Path, version: str, jobs: int, deadline: Deadline) -> Path:
+    bin_dir = entry / "bin"
+    remove_stamp(bin_dir)
+    build = entry / "build"
+    log = entry / "build.log"
+    started = time.monotonic()
+    generator = ["-G", "Ninja"] if shutil.which("ninja") else []
+    run_step(
+        ["cmake", "-S", src, "-B", build, *generator, *CMAKE_OPTIONS],
+        log_path=log,
+        deadline=deadline,
+    )
+    run_step(
+        ["cmake", "--build", build, "--target", "llama-server", "--parallel", str(jobs)],
+        log_path=log,
+        deadline=deadline,
+    )
+    built = build / "bin" / "llama-server"
+    if not built.exists():
+        raise RuntimeBuildError(f"the build finished but {built} is missing; see {log}")
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    binary = bin_dir / "llama-server"
+    tmp = bin_dir / ".llama-server.tmp"
+    shutil.copy2(built, tmp)
+    os.replace(tmp, binary)
+    version_line = _binary_version(binary)
+    write_stamp(
+        bin_dir,
+        {
+            "version": version,
+            "cpu_key": cpu_key(),
+            "cmake_options": list(CMAKE_OPTIONS),
+            "jobs": jobs,
+            "build_s": round(time.monotonic() - started, 1),
+            "binary_version": version_line,
+        },
+    )
+    return binary
+
+
+def _binary_version(binary: Path) -> str:
+    """``llama-server --version`` proves the binary runs on this CPU before we stamp it."""
+    try:
+        result = subprocess.run(
+            [str(binary), "--version"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise RuntimeBuildError(f"the built {binary} does not run: {exc}") from exc
+    output = (result.stdout + result.stderr).strip()
+    if result.returncode != 0:
+        raise RuntimeBuildError(f"{binary} --version exited {result.returncode}: {output[-2000:]}")
+    return next((line for line in output.splitlines() if "version" in line), output[:200])
