@@ -73,6 +73,8 @@ class StagedModel:
     seconds: float
     manifest_sha256: str
     """SHA-256 of the manifest (every file's path, size and sha256)."""
+    manifest: list[dict[str, object]] = field(default_factory=list)
+    """The verified files: ``{"path", "size", "sha256"}`` each, as the transfer wrote them."""
 
 
 @dataclass(frozen=True)
