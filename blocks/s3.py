@@ -58,6 +58,18 @@ class S3Registry(SealedCredentialsBlock):
         )
         return cls(endpoint_url=endpoint_url, bucket=bucket, region=region, **values)
 
+    def as_environment(self) -> dict[str, str]:
+        """The variables `python -m budcluster.transfer` reads on a host (keep in memory)."""
+        env = {
+            "AWS_ACCESS_KEY_ID": self._open("access_key_id") or "",
+            "AWS_SECRET_ACCESS_KEY": self._open("secret_access_key") or "",
+        }
+        if self.endpoint_url:
+            env["BUDCLUSTER_S3_ENDPOINT_URL"] = self.endpoint_url
+        if self.region:
+            env["AWS_DEFAULT_REGION"] = self.region
+        return env
+
     def get_client(self, timeout_s: float = 30.0) -> Any:
         """A boto3 S3 client; the keys exist only inside it."""
         return make_s3_client(

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from budcluster.bench.runner import BenchmarkConfig
 from budcluster.bench.specs import parse_profile, parse_slos, parse_token_spec
+from budcluster.planning.models import PlanRequest
 
 # Deployment and cluster names become host directory names, unit names, Kubernetes
 # object names and label values, so they follow the strictest of those: DNS-1123 labels.
@@ -174,6 +175,16 @@ class DeployModelRequest(_Form):
     @classmethod
     def _name(cls, value: str) -> str:
         return _check_name(value, "deployment name")
+
+    def plan_request(self) -> PlanRequest:
+        return PlanRequest(
+            device=self.device.value,
+            engine=self.engine.value,
+            max_model_len=self.max_model_len,
+            concurrency=self.concurrency,
+            port=self.port,
+            served_model_name=self.name,
+        )
 
     def spec_hash(self) -> str:
         """Hash of what defines the running deployment; a change means redeploy.

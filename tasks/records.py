@@ -157,21 +157,6 @@ def find_deployment(cluster: str, name: str) -> DeploymentState | None:
     retries=_RETRIES,
     retry_delay_seconds=_DELAY_S,
     timeout_seconds=_TIMEOUT_S,
-    task_run_name="create-deployment-{name}",
-)
-def create_deployment(cluster: str, name: str, model_id: int, spec_hash: str) -> int:
-    with results_store().session() as session:
-        cluster_id = cluster_rows.get_cluster(session, cluster).id
-        row = deployment_rows.create_deployment(
-            session, cluster_id=cluster_id, model_id=model_id, name=name, spec_hash=spec_hash
-        )
-        return row.id
-
-
-@task(
-    retries=_RETRIES,
-    retry_delay_seconds=_DELAY_S,
-    timeout_seconds=_TIMEOUT_S,
     task_run_name="deployment-{deployment_id}-to-{status}",
 )
 def move_deployment(deployment_id: int, status: str, reason: str | None = None) -> str:
@@ -215,3 +200,43 @@ def record_rollout(
             command=command,
         )
         deployment_rows.set_endpoint(session, deployment_id, endpoint_url)
+
+
+@task(
+    retries=_RETRIES,
+    retry_delay_seconds=_DELAY_S,
+    timeout_seconds=_TIMEOUT_S,
+    task_run_name="open-deployment-{name}",
+)
+def open_deployment(
+    cluster: str, name: str, model_id: int, spec_hash: str, reason: str
+) -> tuple[int, bool]:
+    """Create the deployment, or take over an existing one; returns (id, is_redeploy).
+
+    New or deleted deployments start at ``planning``; failed ones retry from
+    ``planning``; a ready one whose spec changed moves straight to ``deploying`` (its
+    runtime is replaced in place).
+    """
+    with results_store().session() as session:
+        cluster_id = cluster_rows.get_cluster(session, cluster).id
+        try:
+            row = deployment_rows.find_deployment(session, cluster_id, name)
+        except NotFound:
+            row = deployment_rows.create_deployment(
+                session, cluster_id=cluster_id, model_id=model_id, name=name, spec_hash=spec_hash
+            )
+        status = row.status.value
+        if status == "deleted":
+            deployment_rows.transition(session, row.id, "pending", "recreated")
+            status = "pending"
+        if status == "ready":
+            deployment_rows.transition(session, row.id, "deploying", "spec changed: redeploying")
+            return row.id, True
+        if status in ("planning", "transferring", "deploying", "deleting"):
+            # A run that died mid-way (worker killed) left this; concurrency limits keep
+            # two live runs of one deployment apart, so this one takes over.
+            deployment_rows.transition(
+                session, row.id, "failed", f"previous run ended while {status}; taken over"
+            )
+        deployment_rows.transition(session, row.id, "planning", reason)
+        return row.id, False

@@ -138,3 +138,16 @@ def describe_failure(deployment: str, status: RuntimeStatus) -> str:
     tail = "\n".join(status.log_tail[-20:]) or "(no log output)"
     reason = status.reason or f"runtime is {status.state.value}"
     return f"{deployment}: {reason}\nlast log lines:\n{tail}"
+
+
+@task(retries=1, retry_delay_seconds=5, timeout_seconds=120, task_run_name="is-{name}-current")
+def current_endpoint(cluster: str, name: str, spec_hash: str) -> str | None:
+    """The endpoint of a deployment that is ready, runs, and has this spec; else None."""
+    from tasks.records import find_deployment
+
+    state = find_deployment.fn(cluster, name)
+    if state is None or state.status != "ready" or state.spec_hash != spec_hash:
+        return None
+    with registered_target(cluster) as target:
+        running = target.status(name).state == RuntimeState.RUNNING
+    return state.endpoint_url if running else None

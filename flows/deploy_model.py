@@ -1,0 +1,132 @@
+"""Runbook: take a model from its source to a verified, measured endpoint on a cluster."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow
+from prefect.cache_policies import NO_CACHE
+from prefect.transactions import Transaction, transaction
+
+from budcluster.job_requests import DeployModelRequest
+from budcluster.targets.base import RolloutSpec
+from tasks.benchmark import run_benchmark
+from tasks.clusters import detect_nodes, publish_inventory_table, verify_registered_cluster
+from tasks.credentials import model_source
+from tasks.models import locate_model_metadata, model_format
+from tasks.planning import plan_runtime, publish_plan_artifact, read_model_facts
+from tasks.records import (
+    move_deployment,
+    open_deployment,
+    record_model,
+    record_nodes,
+    record_rollout,
+    record_transfer,
+)
+from tasks.rollout import (
+    current_endpoint,
+    prepare_engine,
+    remove_runtime,
+    roll_out,
+    stage_model,
+    wait_healthy,
+)
+
+# The task that starts a runtime registers how to remove it; the transaction around the
+# rollout and the health wait runs that removal when anything inside it fails.
+roll_out_undoable = roll_out.with_options(cache_policy=NO_CACHE)
+
+
+@roll_out_undoable.on_rollback
+def _remove_started_runtime(txn: Transaction) -> None:
+    remove_runtime.fn(txn.get("cluster"), txn.get("deployment"))
+
+
+@flow(name="deploy-model", log_prints=True)
+def deploy_model(request: DeployModelRequest) -> dict[str, Any]:
+    """Verify, detect, plan, transfer, roll out, wait until healthy, benchmark, record."""
+    spec_hash = request.spec_hash()
+    endpoint = current_endpoint(request.cluster, request.name, spec_hash)
+    if endpoint:
+        print(f"{request.name} is already ready at {endpoint} with this spec; nothing to do")
+        return {
+            "deployment": request.name,
+            "status": "ready",
+            "changed": False,
+            "endpoint_url": endpoint,
+        }
+
+    # 1. Verify the cluster.  2. Detect and record its nodes.
+    verify_registered_cluster(request.cluster)
+    inventories = detect_nodes(request.cluster)
+    publish_inventory_table(request.cluster, record_nodes(request.cluster, inventories))
+
+    # 3. Plan from the model's metadata, before any weights move.
+    source = model_source(request.model)
+    facts = read_model_facts(locate_model_metadata(source))
+    plan = plan_runtime(facts, inventories, request.plan_request())
+    publish_plan_artifact(plan)
+    fmt = model_format(facts)
+    model_id = record_model(facts.name, request.model.uri, fmt, [], facts.model_dump(mode="json"))
+    deployment_id, redeploy = open_deployment(
+        request.cluster, request.name, model_id, spec_hash, f"{plan.engine} on {plan.device_kind}"
+    )
+
+    try:
+        # 4. Transfer the weights to the planned nodes and verify them there.
+        nodes = sorted({placement.node_name for placement in plan.placements})
+        if not redeploy:
+            move_deployment(deployment_id, "transferring", f"staging on {', '.join(nodes)}")
+        staged = stage_model(request.cluster, source, facts.name, nodes)
+        record_model(
+            facts.name, request.model.uri, fmt, staged.manifest, facts.model_dump(mode="json")
+        )
+        record_transfer(model_id, request.cluster, deployment_id, staged, True)
+
+        # 5. Roll out.  6. Wait until healthy.  A failure removes what this run started.
+        executables = prepare_engine(plan)
+        move_deployment(deployment_id, "deploying", f"starting {plan.engine}")
+        with transaction() as txn:
+            txn.set("cluster", request.cluster)
+            txn.set("deployment", request.name)
+            spec = RolloutSpec(request.name, plan, staged.path, request.port)
+            endpoint = roll_out_undoable(request.cluster, spec, executables).endpoint_url or ""
+            check = wait_healthy(
+                request.cluster,
+                request.name,
+                endpoint,
+                plan.served_model_name,
+                request.ready_timeout_s,
+            )
+    except Exception as exc:
+        move_deployment(deployment_id, "failed", f"{type(exc).__name__}: {exc}"[-4000:])
+        raise
+
+    # 8. Record the endpoint and the status.
+    record_rollout(
+        deployment_id,
+        model_id=model_id,
+        spec_hash=spec_hash,
+        plan=plan.model_dump(mode="json"),
+        engine=plan.engine,
+        image=plan.image,
+        command=plan.host_command,
+        endpoint_url=endpoint,
+    )
+    move_deployment(deployment_id, "ready", f"serving {check.served_models} at {endpoint}")
+    outcome: dict[str, Any] = {
+        "deployment": request.name,
+        "status": "ready",
+        "changed": True,
+        "endpoint_url": endpoint,
+        "plan": plan.model_dump(mode="json"),
+    }
+
+    # 7. Optionally measure it.
+    if request.benchmark is not None:
+        config = request.benchmark.to_config(
+            url=endpoint, model=plan.served_model_name, name=request.name, deployment=request.name
+        )
+        outcome["benchmark"] = run_benchmark(config, deployment_id=deployment_id)
+    print(f"{request.name} ready at {endpoint}")
+    return outcome
