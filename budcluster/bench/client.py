@@ -269,9 +269,14 @@ class StreamingClient:
             now = (arrived if arrived is not None else clock()) - origin
             if pending:
                 data = pending + data
-            lines = data.split(b"\n")
-            pending = lines.pop()
-            texts = self._handle_lines(lines, state)
+                pending = b""
+            payload = _data_only_events(data) if not state.done else None
+            if payload is not None:
+                texts = self._handle_payloads(data, payload, state)
+            else:
+                lines = data.split(b"\n")
+                pending = lines.pop()
+                texts = self._handle_lines(lines, state)
             if texts:
                 chunk_times.extend([now] * texts)
             if state.done and record.end_s is None:
@@ -282,6 +287,20 @@ class StreamingClient:
         if record.end_s is None:
             record.end_s = now  # no [DONE]: the end of the body ends the stream
         self._finish(record, state, prompt)
+
+    def _handle_payloads(self, data: bytes, payload: bytes, state: _StreamState) -> int:
+        """Fast path: ``payload`` is the comma-joined JSON of the whole events in ``data``
+        (see :func:`_data_only_events`); a trailing ``[DONE]`` ends the stream."""
+        head, _, last = payload.rpartition(b",")
+        done = last.strip() == b"[DONE]"
+        if done:
+            payload = head
+        try:
+            events = _loads(b"[" + payload + b"]") if payload else []
+        except ValueError:
+            return self._handle_lines(data.split(b"\n"), state)  # names the bad event
+        state.done = done
+        return self._scan_events(events, payload, state)
 
     def _handle_lines(self, lines: list[bytes], state: _StreamState) -> int:
         """Process the SSE lines of one read; returns how many events carried text.
@@ -305,25 +324,35 @@ class StreamingClient:
             events = _loads(joined)
         except ValueError:
             events = self._parse_one_by_one(payloads, state)
-        events = [e for e in events if type(e) is dict]
+        return self._scan_events(events, joined, state)
+
+    def _scan_events(self, events: list[Any], raw: bytes, state: _StreamState) -> int:
+        """Count text-carrying events; keep usage, errors and (if needed) the text."""
         if self._chat:
             texts = [
-                d.get("content")
+                t
                 for e in events
-                if (c := e.get("choices")) and type(d := c[0].get("delta")) is dict
+                if type(e) is dict
+                and (c := e.get("choices"))
+                and type(d := c[0].get("delta")) is dict
+                and (t := d.get("content"))
             ]
         else:
-            texts = [c[0].get("text") for e in events if (c := e.get("choices"))]
-        texts = [t for t in texts if t]
+            texts = [
+                t
+                for e in events
+                if type(e) is dict and (c := e.get("choices")) and (t := c[0].get("text"))
+            ]
         if self.tokenizer is not None:
             state.text_parts.extend(str(t) for t in texts)
-        if b'"usage"' in joined:
+        # Substring checks first: most events carry neither, and the scan is per event.
+        if b'"usage"' in raw:
             for event in events:
-                if event.get("usage"):
+                if type(event) is dict and event.get("usage"):
                     state.usage = event["usage"]
-        if b'"error"' in joined:
+        if b'"error"' in raw:
             for event in events:
-                if "error" in event:
+                if type(event) is dict and "error" in event:
                     state.error = f"error event: {str(event['error'])[:300]}"
         return len(texts)
 
@@ -363,6 +392,20 @@ class StreamingClient:
         else:
             record.output_tokens = len(record.chunk_times_s)
             record.output_tokens_source = "chunks"
+
+
+def _data_only_events(data: bytes) -> bytes | None:
+    """The events of ``data`` joined by commas, when it is nothing but whole
+    ``data: ...`` lines each followed by a blank line (what vLLM, TGI and SGLang send);
+    None for anything else (partial events, comments, ``event:`` fields, CRLF), which
+    the line-by-line path handles. JSON has no raw newlines, so ``\n\ndata:`` can only
+    be an event boundary."""
+    if not data.startswith(b"data:") or not data.endswith(b"\n\n") or b"\r" in data:
+        return None
+    events = data.count(b"\n\n")
+    if data.count(b"\n") != 2 * events or data.count(b"\n\ndata:") != events - 1:
+        return None
+    return data[5:-2].replace(b"\n\ndata:", b",")
 
 
 def _int_or(value: object, default: int) -> int:

@@ -94,6 +94,7 @@ def test_report_plots_render_in_headless_chromium(
             "--disable-component-update",
             f"--user-data-dir={profile_dir}",
             "--window-size=1400,1600",
+            "--force-device-scale-factor=0.5",  # a quarter of the pixels to decode in Python
             f"--screenshot={shot}",
             (folder / "report.html").as_uri(),
         ],
@@ -114,4 +115,5 @@ def test_report_plots_render_in_headless_chromium(
         and abs(row[x + 2] - PLOT_BLUE[2]) < 8
     )
     # Histogram bars and CDF lines in the plot colour: thousands of pixels, not a few.
-    assert blue > 2000, f"only {blue} plot-coloured pixels in a {width}x{height} screenshot"
+    print(f"{blue} plot-coloured pixels in {width}x{height}")
+    assert blue > 500, f"only {blue} plot-coloured pixels in a {width}x{height} screenshot"

@@ -1,0 +1,104 @@
+"""SSE stream parsing: the fast path and the line-by-line path must agree on every shape."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from budcluster.bench.client import ClientConfig, StreamingClient, _data_only_events
+from budcluster.bench.datasets import Prompt
+from budcluster.bench.records import RequestRecord
+
+
+def event(text: str | None, usage: dict[str, int] | None = None) -> bytes:
+    body: dict[str, Any] = {"choices": [{"index": 0, "text": text}] if text is not None else []}
+    if usage:
+        body["usage"] = usage
+    return b"data: " + json.dumps(body).encode() + b"\n\n"
+
+
+class FakeContent:
+    def __init__(self, reads: list[bytes]) -> None:
+        self.reads = reads
+
+    async def iter_any(self) -> AsyncIterator[bytes]:
+        for read in self.reads:
+            yield read
+
+
+class FakeResponse:
+    connection = None
+
+    def __init__(self, reads: list[bytes]) -> None:
+        self.content = FakeContent(reads)
+
+
+async def parse(reads: list[bytes]) -> RequestRecord:
+    client = StreamingClient(ClientConfig("http://x", "m"), time.perf_counter())
+    record = RequestRecord(0, 0, 0.0, sent_s=0.0)
+    try:
+        await client._read_stream(FakeResponse(reads), record, Prompt("p", 1, 4))  # type: ignore[arg-type]
+    finally:
+        await client.close()
+    return record
+
+
+STREAM = (
+    event("a")
+    + event("")
+    + event(" b c")
+    + event(None, {"completion_tokens": 3})
+    + b"data: [DONE]\n\n"
+)
+
+
+def test_fast_path_recognises_only_whole_data_events() -> None:
+    assert _data_only_events(event("a") + event("b")) is not None
+    assert _data_only_events(event("a")[:-1]) is None  # partial
+    assert _data_only_events(b": keep-alive\n\n" + event("a")) is None  # comment
+    assert _data_only_events(b"event: x\n" + event("a")) is None  # other field
+    assert _data_only_events(event("a").replace(b"\n", b"\r\n")) is None  # CRLF
+
+
+@pytest.mark.parametrize(
+    "reads",
+    [
+        [STREAM],  # one read: fast path
+        [STREAM[:17], STREAM[17:60], STREAM[60:]],  # split mid-event: line path
+        [STREAM.replace(b"\n", b"\r\n")],  # CRLF line endings
+        [b": ping\n\n" + STREAM],  # comment line
+        [STREAM.replace(b"data: [DONE]\n\n", b"")],  # no [DONE]
+    ],
+    ids=["one-read", "split", "crlf", "comment", "no-done"],
+)
+async def test_every_shape_gives_the_same_record(reads: list[bytes]) -> None:
+    record = await parse(reads)
+    assert record.error_kind is None
+    assert len(record.chunk_times_s) == 2  # the empty-text and usage-only events carry no text
+    assert (record.output_tokens, record.output_tokens_source) == (3, "usage")
+
+
+async def test_events_after_done_are_ignored() -> None:
+    record = await parse([event("a") + b"data: [DONE]\n\n" + event("late")])
+    assert len(record.chunk_times_s) == 1
+
+
+async def test_bad_json_is_a_protocol_error() -> None:
+    record = await parse([event("a") + b"data: {not json\n\n"])
+    assert record.error_kind == "protocol"
+    assert "not json" in (record.error or "")
+
+
+async def test_error_event_is_a_stream_error() -> None:
+    record = await parse([event("a") + b'data: {"error": {"message": "overloaded"}}\n\n'])
+    assert record.error_kind == "stream_error"
+    assert "overloaded" in (record.error or "")
+
+
+async def test_stream_without_text_is_an_error() -> None:
+    record = await parse([event("") + b"data: [DONE]\n\n"])
+    assert record.error_kind == "empty_stream"
