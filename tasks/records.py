@@ -240,3 +240,18 @@ def open_deployment(
             )
         deployment_rows.transition(session, row.id, "planning", reason)
         return row.id, False
+
+
+@task(
+    retries=_RETRIES,
+    retry_delay_seconds=_DELAY_S,
+    timeout_seconds=_TIMEOUT_S,
+    task_run_name="cluster-exists-{name}",
+)
+def cluster_exists(name: str) -> bool:
+    with results_store().session() as session:
+        try:
+            cluster_rows.get_cluster(session, name)
+        except NotFound:
+            return False
+        return True
