@@ -1,4 +1,4 @@
-"""The S3 adapter: boto3 clients for any S3-compatible endpoint."""
+"""The S3 adapter: boto3 clients for any S3-compatible endpoint, and models stored there."""
 
 from __future__ import annotations
 
@@ -6,8 +6,24 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    HTTPClientError,
+    IncompleteReadError,
+    ReadTimeoutError,
+    ResponseStreamingError,
+)
+from botocore.exceptions import (
+    ConnectionError as BotoConnectionError,
+)
+from urllib3.exceptions import HTTPError as Urllib3HTTPError
 
-from budcluster.errors import BudClusterError, PermanentError, TemporaryError
+from budcluster.errors import BudClusterError, PermanentError
+from budcluster.transfer.errors import ManifestMismatch, SourceNotFound, SourceUnavailable
+from budcluster.transfer.manifest import MANIFEST_NAME, Manifest
+from budcluster.transfer.paths import RESERVED_PREFIX, check_relative_path
+from budcluster.transfer.source import RangeReader, SourceFile
 
 
 class S3Error(BudClusterError):
@@ -18,8 +34,22 @@ class S3ConfigError(S3Error, PermanentError):
     """The endpoint or credentials are unusable."""
 
 
-class S3Unavailable(S3Error, TemporaryError):
-    """The endpoint did not answer in time."""
+class S3Unavailable(S3Error, SourceUnavailable):
+    """The endpoint did not answer in time (a TemporaryError: retrying may help)."""
+
+
+class S3NotFound(S3Error, SourceNotFound):
+    """The bucket, prefix or object does not exist."""
+
+
+class S3RequestFailed(S3Error, PermanentError):
+    """S3 refused a request for a reason retrying will not fix."""
+
+
+_CREDENTIAL_CODES = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "403"}
+_MISSING_CODES = {"NoSuchBucket", "NoSuchKey", "404"}
+_RETRYABLE_CODES = {"SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout", "503"}
+_MAX_MANIFEST_BYTES = 64 << 20
 
 
 def make_s3_client(
@@ -38,6 +68,8 @@ def make_s3_client(
         retries={"max_attempts": 3, "mode": "standard"},
         # Path-style addressing works with MinIO, Ceph and moto as well as AWS.
         s3={"addressing_style": "path"},
+        # Room for one connection per transfer worker (boto3's default pool is 10).
+        max_pool_connections=32,
     )
     try:
         return boto3.client(
@@ -51,3 +83,157 @@ def make_s3_client(
         )
     except ValueError as exc:
         raise S3ConfigError(f"invalid S3 endpoint '{endpoint_url}': {exc}") from exc
+
+
+def s3_error(exc: Exception, what: str) -> S3Error:
+    """Translate a botocore/urllib3 failure into this adapter's errors (chain it yourself)."""
+    if isinstance(exc, ClientError):
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        message = exc.response.get("Error", {}).get("Message", "") or str(exc)
+        if code in _CREDENTIAL_CODES:
+            return S3ConfigError(
+                f"{what}: access refused ({code}); check AWS_ACCESS_KEY_ID, "
+                "AWS_SECRET_ACCESS_KEY and BUDCLUSTER_S3_ENDPOINT_URL"
+            )
+        if code in _MISSING_CODES:
+            return S3NotFound(f"{what}: not found ({code}: {message})")
+        if code in _RETRYABLE_CODES:
+            return S3Unavailable(f"{what}: the endpoint is overloaded ({code}); retry later")
+        return S3RequestFailed(f"{what}: S3 refused the request ({code}: {message})")
+    if isinstance(
+        exc,
+        (
+            BotoConnectionError,
+            HTTPClientError,
+            ReadTimeoutError,
+            IncompleteReadError,
+            ResponseStreamingError,
+            Urllib3HTTPError,
+            OSError,
+        ),
+    ):
+        return S3Unavailable(f"{what}: the endpoint did not answer ({exc}); retry resumes")
+    if isinstance(exc, BotoCoreError):
+        return S3RequestFailed(f"{what}: {exc}")
+    return S3RequestFailed(f"{what}: unexpected {type(exc).__name__}: {exc}")
+
+
+class _BodyReader:
+    """``readinto`` over a botocore StreamingBody, with its errors translated."""
+
+    def __init__(self, body: Any, what: str) -> None:
+        self._body = body
+        self._what = what
+
+    def readinto(self, buffer: memoryview, /) -> int:
+        try:
+            data: bytes = self._body.read(len(buffer))
+        except Exception as exc:
+            raise s3_error(exc, f"{self._what}: reading the object") from exc
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._body.close()
+
+
+class _EmptyReader:
+    def readinto(self, buffer: memoryview, /) -> int:
+        return 0
+
+    def close(self) -> None:
+        return None
+
+
+class S3ModelSource:
+    """A model stored as objects under ``s3://bucket/prefix/`` (one object per file).
+
+    Keys are checked like any other relative path: ``..``, an absolute remainder or a
+    reserved name is refused with UnsafeModelPath. Reads are pinned to the ETag seen in
+    the listing (If-Match), so an object replaced mid-transfer fails loudly instead of
+    splicing two versions together.
+    """
+
+    def __init__(self, client: Any, *, bucket: str, prefix: str) -> None:
+        self._client = client
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        self._key_prefix = f"{self.prefix}/" if self.prefix else ""
+        self._manifest_key: str | None = None
+
+    @property
+    def uri(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}"
+
+    def _key(self, rel: str) -> str:
+        return self._key_prefix + rel
+
+    def list_files(self) -> list[SourceFile]:
+        files: list[SourceFile] = []
+        self._manifest_key = None
+        try:
+            pages = self._client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=self._key_prefix
+            )
+            for page in pages:
+                for item in page.get("Contents", []):
+                    key: str = item["Key"]
+                    rel = key[len(self._key_prefix) :]
+                    if key.endswith("/"):
+                        continue  # a "directory" marker object, not a file
+                    if rel.rsplit("/", 1)[-1].startswith(RESERVED_PREFIX):
+                        if rel == MANIFEST_NAME:
+                            self._manifest_key = key
+                        continue
+                    path = check_relative_path(rel, origin=f"s3://{self.bucket}/{key}")
+                    etag = str(item.get("ETag", "")).strip('"')
+                    files.append(SourceFile(path=path, size=int(item["Size"]), version=etag))
+        except ClientError as exc:
+            raise s3_error(exc, f"listing {self.uri}") from exc
+        except (BotoCoreError, Urllib3HTTPError, OSError) as exc:
+            raise s3_error(exc, f"listing {self.uri}") from exc
+        paths = [f.path for f in files]
+        if len(set(paths)) != len(paths):
+            raise ManifestMismatch(
+                f"{self.uri}: two keys map to the same file path (e.g. 'a//b' and 'a/b'); rename one"
+            )
+        return sorted(files, key=lambda f: f.path)
+
+    def expected_manifest(self) -> Manifest | None:
+        if self._manifest_key is None:
+            return None
+        what = f"s3://{self.bucket}/{self._manifest_key}"
+        try:
+            response = self._client.get_object(Bucket=self.bucket, Key=self._manifest_key)
+            if int(response.get("ContentLength", 0)) > _MAX_MANIFEST_BYTES:
+                raise S3RequestFailed(f"{what}: larger than {_MAX_MANIFEST_BYTES} bytes")
+            text = response["Body"].read().decode()
+        except S3Error:
+            raise
+        except Exception as exc:
+            raise s3_error(exc, what) from exc
+        return Manifest.from_json(text, origin=what)
+
+    def open_range(self, file: SourceFile, offset: int) -> RangeReader:
+        if offset >= file.size:
+            return _EmptyReader()
+        key = self._key(file.path)
+        what = f"s3://{self.bucket}/{key}"
+        request: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
+        if file.version:
+            request["IfMatch"] = f'"{file.version}"'
+        if offset:
+            request["Range"] = f"bytes={offset}-"
+        try:
+            response = self._client.get_object(**request)
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            if code in {"PreconditionFailed", "412"}:
+                raise ManifestMismatch(
+                    f"{what} changed after it was listed (ETag is no longer {file.version}); "
+                    "rerun the transfer once the upload is finished"
+                ) from exc
+            raise s3_error(exc, what) from exc
+        except Exception as exc:
+            raise s3_error(exc, what) from exc
+        return _BodyReader(response["Body"], what)

@@ -1,0 +1,77 @@
+"""The destination's transfer journal: what was started and what finished, per file.
+
+It survives ``kill -9`` (each line is flushed to the page cache as it is written) and
+lets a rerun tell a resumable ``.part`` from a stale one, and trust a finished file whose
+source publishes no checksum. A torn last line is ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+JOURNAL_NAME = ".budcluster-journal.jsonl"
+
+
+@dataclass(frozen=True)
+class JournalKey:
+    path: str
+    size: int
+    version: str
+
+
+class Journal:
+    def __init__(self, directory: Path) -> None:
+        self.path = directory / JOURNAL_NAME
+        self.started: set[JournalKey] = set()
+        self.finished: dict[JournalKey, str] = {}
+        self._lock = threading.Lock()
+        self._handle: IO[str] | None = None
+        self._load()
+
+    def _load(self) -> None:
+        if not self.path.is_file():
+            return
+        for line in self.path.read_text(errors="replace").splitlines():
+            try:
+                record = json.loads(line)
+                key = JournalKey(str(record["path"]), int(record["size"]), str(record["version"]))
+            except (ValueError, KeyError, TypeError):
+                continue  # a line torn by a kill; the rest are still good
+            if record.get("event") == "start":
+                self.started.add(key)
+            elif record.get("event") == "done" and isinstance(record.get("sha256"), str):
+                self.finished[key] = record["sha256"]
+
+    def record_start(self, key: JournalKey) -> None:
+        self._write({"event": "start", **key.__dict__})
+
+    def record_done(self, key: JournalKey, sha256: str) -> None:
+        self._write({"event": "done", **key.__dict__, "sha256": sha256})
+
+    def _write(self, record: dict[str, Any]) -> None:
+        with self._lock:
+            if self._handle is None:
+                self._handle = self.path.open("a")
+            self._handle.write(json.dumps(record) + "\n")
+            self._handle.flush()
+
+    def compact(self, done: dict[JournalKey, str]) -> None:
+        """Rewrite the journal with only the files of the finished transfer."""
+        self.close()
+        temporary = self.path.with_name(JOURNAL_NAME + ".tmp")
+        lines = [
+            json.dumps({"event": "done", **key.__dict__, "sha256": digest})
+            for key, digest in sorted(done.items(), key=lambda item: item[0].path)
+        ]
+        temporary.write_text("".join(line + "\n" for line in lines))
+        temporary.replace(self.path)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._handle is not None:
+                self._handle.close()
+                self._handle = None
