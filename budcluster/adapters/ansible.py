@@ -1,0 +1,292 @@
+"""The Ansible adapter: the one place that runs playbooks (through ansible-runner).
+
+Results are read from the task events that ansible-runner streams, never from the fact
+cache (``get_fact_cache`` returns ``{}`` with ansible-core 2.19). A task whose name starts
+with ``result:`` publishes its result under the rest of its name, per host: a playbook task
+``name: "result: inventory"`` of the ``debug`` action with ``msg: "{{ x | from_json }}"``
+lands in ``PlaybookResult.results[host]["inventory"]`` as that ``msg``.
+
+Secrets: ansible-runner writes extravars, envvars and the process environment into its
+private data directory (``env/extravars``, ``artifacts/<id>/command``). Unless the caller
+passes its own ``private_data_dir``, every run gets a fresh ``0700`` temporary directory
+that is removed when the run ends, successful or not. Secrets go in ``secret_extravars``
+(read by ansible-playbook from that file, never put on a command line) and the playbooks
+mark the tasks that use them ``no_log: true``, so they appear in no event and no log.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ansible_runner
+from ansible_runner.exceptions import AnsibleRunnerException
+
+from budcluster.errors import BudClusterError, ConfigurationError, PermanentError, TemporaryError
+
+RESULT_PREFIX = "result:"
+"""Tasks named ``result: <key>`` publish their result as ``results[host][<key>]``."""
+
+PLAYBOOKS_DIR = Path(__file__).resolve().parents[2] / "playbooks"
+"""The project's playbooks (``playbooks/`` next to the ``budcluster`` package)."""
+
+
+class AnsibleError(BudClusterError):
+    """Base class of this adapter's errors."""
+
+
+class AnsibleConfigError(AnsibleError, ConfigurationError):
+    """The playbook, the inventory or an argument is unusable."""
+
+
+@dataclass(frozen=True)
+class TaskFailure:
+    host: str
+    task: str
+    msg: str
+    unreachable: bool = False
+
+
+class PlaybookFailed(AnsibleError, PermanentError):
+    """A task failed on a host; rerunning the same playbook will fail the same way."""
+
+    def __init__(self, failure: TaskFailure, result: PlaybookResult) -> None:
+        super().__init__(f"task '{failure.task}' failed on {failure.host}: {failure.msg}")
+        self.failure = failure
+        self.result = result
+
+
+class HostUnreachable(AnsibleError, TemporaryError):
+    """A host could not be reached (ssh down, DNS, refused); it may come back."""
+
+    def __init__(self, failure: TaskFailure, result: PlaybookResult) -> None:
+        super().__init__(f"host {failure.host} is unreachable: {failure.msg}")
+        self.failure = failure
+        self.result = result
+
+
+class AnsibleTimeout(AnsibleError, TemporaryError):
+    """The whole playbook run exceeded its timeout and was stopped."""
+
+
+@dataclass
+class HostSummary:
+    ok: int = 0
+    changed: int = 0
+    failed: int = 0
+    skipped: int = 0
+    unreachable: bool = False
+
+
+@dataclass(frozen=True)
+class PlaybookResult:
+    playbook: str
+    status: str
+    """ansible-runner's status: successful, failed, timeout, canceled."""
+    rc: int
+    hosts: dict[str, HostSummary]
+    failures: list[TaskFailure]
+    results: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Per host, the result of each ``result: <key>`` task."""
+    changed_tasks: list[tuple[str, str]] = field(default_factory=list)
+    """(host, task name) of every task that reported a change."""
+
+    @property
+    def changed(self) -> int:
+        return sum(summary.changed for summary in self.hosts.values())
+
+    def result(self, host: str, key: str) -> Any:
+        """The published result ``key`` of ``host``; KeyError names what was published."""
+        try:
+            return self.results[host][key]
+        except KeyError:
+            published = {h: sorted(r) for h, r in self.results.items()}
+            raise KeyError(f"no result '{key}' for host {host}; published: {published}") from None
+
+
+def _failure_message(res: Mapping[str, Any]) -> str:
+    """The most useful words of a failed task result: msg, then the tail of stderr/stdout."""
+    parts: list[str] = []
+    msg = res.get("msg")
+    if msg:
+        parts.append(str(msg))
+    for stream in ("stderr", "stdout"):
+        text = res.get(stream)
+        if isinstance(text, str) and text.strip():
+            parts.append(f"{stream}: " + "\n".join(text.strip().splitlines()[-20:]))
+            break
+    if res.get("rc") not in (None, 0) and not parts:
+        parts.append(f"exit code {res.get('rc')}")
+    return "; ".join(parts) or "no message"
+
+
+def parse_events(
+    playbook: str, status: str, rc: int, events: list[dict[str, Any]]
+) -> PlaybookResult:
+    """Build a PlaybookResult from ansible-runner's event dicts."""
+    hosts: dict[str, HostSummary] = {}
+    failures: list[TaskFailure] = []
+    results: dict[str, dict[str, Any]] = {}
+    changed_tasks: list[tuple[str, str]] = []
+    for event in events:
+        kind = event.get("event", "")
+        data = event.get("event_data") or {}
+        host = data.get("host")
+        if not host or not kind.startswith("runner_on_"):
+            continue
+        summary = hosts.setdefault(host, HostSummary())
+        task = str(data.get("task") or "")
+        res: dict[str, Any] = data.get("res") or {}
+        if kind == "runner_on_ok":
+            summary.ok += 1
+            if res.get("changed"):
+                summary.changed += 1
+                changed_tasks.append((host, task))
+            if task.startswith(RESULT_PREFIX):
+                key = task[len(RESULT_PREFIX) :].strip()
+                value = res["msg"] if data.get("task_action", "").endswith("debug") else res
+                results.setdefault(host, {})[key] = value
+        elif kind == "runner_on_failed":
+            if data.get("ignore_errors"):
+                continue
+            summary.failed += 1
+            failures.append(TaskFailure(host, task, _failure_message(res)))
+        elif kind == "runner_on_unreachable":
+            summary.unreachable = True
+            failures.append(TaskFailure(host, task, _failure_message(res), unreachable=True))
+        elif kind == "runner_on_skipped":
+            summary.skipped += 1
+    return PlaybookResult(playbook, status, rc, hosts, failures, results, changed_tasks)
+
+
+def _playbook_path(playbook: str) -> Path:
+    path = Path(playbook)
+    if not path.is_absolute():
+        path = PLAYBOOKS_DIR / path
+    if not path.is_file():
+        raise AnsibleConfigError(
+            f"playbook {path} does not exist: pass a path or a name from {PLAYBOOKS_DIR}"
+        )
+    return path
+
+
+def _search_path() -> str:
+    """PATH with this interpreter's bin directory first, where ansible-playbook lives."""
+    # Tests and services often run .venv/bin/python without the venv on PATH.
+    bin_dir = Path(sys.executable).parent
+    path = os.pathsep.join([str(bin_dir), os.environ.get("PATH", "")])
+    if shutil.which("ansible-playbook", path=path) is None:
+        raise AnsibleConfigError(
+            "ansible-playbook was not found next to the Python interpreter nor on PATH: "
+            "install ansible-core in this environment"
+        )
+    return path
+
+
+def run_playbook(
+    playbook: str,
+    inventory: str | Path,
+    *,
+    extravars: Mapping[str, Any],
+    timeout_s: float,
+    secret_extravars: Mapping[str, Any] | None = None,
+    limit: str | None = None,
+    check: bool = False,
+    diff: bool = False,
+    private_data_dir: Path | None = None,
+    ssh_key_file: Path | None = None,
+    become_password: str | None = None,
+    forks: int = 10,
+) -> PlaybookResult:
+    """Run ``playbook`` (a name under ``playbooks/`` or a path) and return what it did.
+
+    ``inventory`` is inventory text (INI or YAML) or a path to an inventory file.
+    ``secret_extravars`` and ``become_password`` are handed to ansible-playbook through the
+    run's temporary private data directory only; playbooks must use them under ``no_log``.
+    Raises PlaybookFailed (a task failed), HostUnreachable, AnsibleTimeout or
+    AnsibleConfigError; returns the result when every host succeeded.
+    """
+    if timeout_s <= 0:
+        raise AnsibleConfigError(f"timeout_s must be positive, got {timeout_s}")
+    playbook_path = _playbook_path(playbook)
+    search_path = _search_path()
+    if ssh_key_file is not None and not Path(ssh_key_file).is_file():
+        raise AnsibleConfigError(f"ssh_key_file {ssh_key_file} does not exist")
+    owns_dir = private_data_dir is None
+    data_dir = (
+        Path(tempfile.mkdtemp(prefix="budcluster-ansible-")) if owns_dir else private_data_dir
+    )
+    assert data_dir is not None
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    all_vars: dict[str, Any] = {**extravars, **(secret_extravars or {})}
+    if become_password is not None:
+        all_vars["ansible_become_password"] = become_password
+    envvars = {
+        "PATH": search_path,
+        "ANSIBLE_RETRY_FILES_ENABLED": "false",
+        "ANSIBLE_NOCOLOR": "true",
+        "ANSIBLE_DEPRECATION_WARNINGS": "false",
+        "ANSIBLE_LOCALHOST_WARNING": "false",
+        "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
+        # Keep ansible's own local temp files inside the private directory we remove.
+        "ANSIBLE_LOCAL_TEMP": str(data_dir / "tmp"),
+    }
+    if ssh_key_file is not None:
+        envvars["ANSIBLE_PRIVATE_KEY_FILE"] = str(ssh_key_file)
+    cmdline = " ".join(flag for flag, on in (("--check", check), ("--diff", diff)) if on)
+    events: list[dict[str, Any]] = []
+
+    def keep_event(event: dict[str, Any]) -> bool:
+        events.append(event)
+        return False  # nothing needs the per-event files on disk
+
+    inventory_arg = str(inventory)
+    try:
+        try:
+            runner = ansible_runner.run(
+                private_data_dir=str(data_dir),
+                playbook=str(playbook_path),
+                inventory=inventory_arg,
+                extravars=all_vars or None,
+                envvars=envvars,
+                limit=limit,
+                cmdline=cmdline or None,
+                timeout=max(1, int(timeout_s + 0.999)),
+                quiet=True,
+                forks=forks,
+                event_handler=keep_event,
+                rotate_artifacts=1,
+            )
+        except (ValueError, OSError, AnsibleRunnerException) as exc:
+            raise AnsibleConfigError(f"ansible-runner could not start {playbook}: {exc}") from exc
+        status, rc = str(runner.status), int(runner.rc if runner.rc is not None else -1)
+        stdout_tail = _stdout_tail(runner)
+    finally:
+        if owns_dir:
+            shutil.rmtree(data_dir, ignore_errors=True)
+    result = parse_events(playbook, status, rc, events)
+    if status == "timeout":
+        raise AnsibleTimeout(f"playbook {playbook} did not finish within {timeout_s:.0f}s")
+    for failure in result.failures:
+        if failure.unreachable:
+            raise HostUnreachable(failure, result)
+    if result.failures:
+        raise PlaybookFailed(result.failures[0], result)
+    if status != "successful":
+        # No task failed, so ansible-playbook itself refused (syntax, inventory, vars).
+        raise AnsibleConfigError(f"playbook {playbook} ended {status} (rc {rc}): {stdout_tail}")
+    return result
+
+
+def _stdout_tail(runner: Any, lines: int = 15) -> str:
+    try:
+        text = runner.stdout.read()
+    except (OSError, AttributeError, ValueError):
+        return ""
+    return "\n".join(str(text).strip().splitlines()[-lines:])
