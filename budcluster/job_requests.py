@@ -170,6 +170,10 @@ class DeployModelRequest(_Form):
     benchmark: BenchmarkProfile | None = Field(
         None, description="Benchmark the endpoint once it is ready (leave empty to skip)."
     )
+    if_busy: Literal["wait", "fail"] = Field(
+        "wait",
+        description="When another run is rolling out this deployment: wait for it, or fail.",
+    )
 
     @field_validator("name")
     @classmethod
@@ -192,7 +196,9 @@ class DeployModelRequest(_Form):
         The benchmark and the wait timeout are left out: changing them changes nothing
         that runs.
         """
-        spec = self.model_dump(mode="json", exclude={"benchmark", "ready_timeout_s", "name"})
+        spec = self.model_dump(
+            mode="json", exclude={"benchmark", "ready_timeout_s", "name", "if_busy"}
+        )
         spec["model"].pop("registry_block", None)
         canonical = json.dumps(spec, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]

@@ -13,6 +13,7 @@ from budcluster.targets.base import RolloutSpec
 from tasks.benchmark import run_benchmark
 from tasks.clusters import detect_nodes, publish_inventory_table, verify_registered_cluster
 from tasks.credentials import model_source
+from tasks.exclusive import exclusive_rollout
 from tasks.models import locate_model_metadata, model_format
 from tasks.planning import plan_runtime, publish_plan_artifact, read_model_facts
 from tasks.records import (
@@ -44,7 +45,16 @@ def _remove_started_runtime(txn: Transaction) -> None:
 
 @flow(name="deploy-model", log_prints=True)
 def deploy_model(request: DeployModelRequest) -> dict[str, Any]:
-    """Verify, detect, plan, transfer, roll out, wait until healthy, benchmark, record."""
+    """Verify, detect, plan, transfer, roll out, wait until healthy, benchmark, record.
+
+    Two runs of the same deployment never overlap: the second waits for the first (or
+    fails at once with ``if_busy='fail'``).
+    """
+    with exclusive_rollout(request.cluster, request.name, wait=request.if_busy == "wait"):
+        return _deploy(request)
+
+
+def _deploy(request: DeployModelRequest) -> dict[str, Any]:
     spec_hash = request.spec_hash()
     endpoint = current_endpoint(request.cluster, request.name, spec_hash)
     if endpoint:

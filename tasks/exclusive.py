@@ -1,0 +1,57 @@
+"""One rollout per deployment at a time, across every worker: a global concurrency limit.
+
+The limit is named after the cluster and the deployment and holds one slot. It is
+created on first use (active), so nothing has to be set up by hand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+from prefect.concurrency.sync import concurrency
+from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+
+from budcluster.errors import TemporaryError
+from tasks._logging import task_logger
+
+
+class RolloutInProgress(TemporaryError):
+    """Another run holds this deployment's rollout slot."""
+
+
+def limit_name(cluster: str, deployment: str) -> str:
+    # Limit names may not contain / % & > <; cluster and deployment names are DNS labels.
+    return f"rollout-{cluster}-{deployment}"
+
+
+def ensure_limit(name: str) -> None:
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_global_concurrency_limit_by_name(name)
+            return
+        except ObjectNotFound:
+            pass
+        # Another run may create it first; one slot either way.
+        with suppress(ObjectAlreadyExists):
+            client.create_global_concurrency_limit(
+                GlobalConcurrencyLimitCreate(name=name, limit=1, active=True)
+            )
+
+
+@contextmanager
+def exclusive_rollout(cluster: str, deployment: str, *, wait: bool) -> Iterator[None]:
+    """Hold the deployment's slot; wait for it, or fail at once when ``wait`` is False."""
+    name = limit_name(cluster, deployment)
+    ensure_limit(name)
+    try:
+        with concurrency(name, occupy=1, timeout_seconds=None if wait else 2.0, strict=True):
+            task_logger(__name__).info("holding rollout slot %s", name)
+            yield
+    except TimeoutError as exc:
+        raise RolloutInProgress(
+            f"another run is rolling out {deployment!r} on {cluster!r} (limit {name}); "
+            "wait for it, or rerun with if_busy='wait'"
+        ) from exc
