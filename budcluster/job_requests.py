@@ -170,6 +170,10 @@ class DeployModelRequest(_Form):
     benchmark: BenchmarkProfile | None = Field(
         None, description="Benchmark the endpoint once it is ready (leave empty to skip)."
     )
+    engine_args: list[str] = Field(
+        default_factory=list,
+        description="Extra engine arguments, appended after the planned ones (e.g. --seed 1).",
+    )
     if_busy: Literal["wait", "fail"] = Field(
         "wait",
         description="When another run is rolling out this deployment: wait for it, or fail.",
@@ -188,6 +192,7 @@ class DeployModelRequest(_Form):
             concurrency=self.concurrency,
             port=self.port,
             served_model_name=self.name,
+            extra_args=self.engine_args,
         )
 
     def spec_hash(self) -> str:

@@ -33,6 +33,9 @@ class PlanRequest(BaseModel):
     model_mount: str = Field("/models", description="Where the model is mounted in the pod.")
     host: str = "0.0.0.0"
     port: int = Field(8000, gt=0, lt=65536)
+    extra_args: list[str] = Field(
+        default_factory=list, description="Engine arguments appended after the planned ones."
+    )
 
     @field_validator("replicas")
     @classmethod

@@ -516,6 +516,26 @@ def plan(
 ) -> RuntimePlan:
     """The plan for ``facts`` on the first device kind (in preference order) where it fits."""
     request = request or PlanRequest()
+    chosen = _best_plan(facts, inventories, request)
+    if not request.extra_args:
+        return chosen
+    # The user's own engine flags go last, so they override the planner's where the
+    # engine takes the last occurrence of a flag.
+    return chosen.model_copy(
+        update={
+            "args": [*chosen.args, *request.extra_args],
+            "host_command": [*chosen.host_command, *request.extra_args],
+            "decisions": [
+                *chosen.decisions,
+                f"extra engine arguments from the request: {' '.join(request.extra_args)}",
+            ],
+        }
+    )
+
+
+def _best_plan(
+    facts: ModelFacts, inventories: list[NodeInventory], request: PlanRequest
+) -> RuntimePlan:
     _check_facts(facts)
     if not inventories:
         raise ConfigurationError("no inventories given; pass at least one --inventory file")
