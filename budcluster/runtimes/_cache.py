@@ -80,7 +80,7 @@ def write_stamp(entry_dir: Path, data: Mapping[str, Any]) -> None:
     """Write the stamp atomically (temp file + rename), as the very last build step."""
     tmp = entry_dir / f".{STAMP_NAME}.tmp"
     tmp.write_text(json.dumps(dict(data), indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, entry_dir / STAMP_NAME)
+    tmp.replace(entry_dir / STAMP_NAME)
 
 
 def remove_stamp(entry_dir: Path) -> None:

@@ -107,7 +107,9 @@ def convert_hf_to_gguf_script(
     timeout_s: float = 600.0,
 ) -> Path:
     """Path of the sdist's ``convert_hf_to_gguf.py`` (its ``gguf-py`` sits beside it)."""
-    return ensure_llama_cpp_sources(version, cache_dir, timeout_s=timeout_s) / "convert_hf_to_gguf.py"
+    return (
+        ensure_llama_cpp_sources(version, cache_dir, timeout_s=timeout_s) / "convert_hf_to_gguf.py"
+    )
 
 
 def ensure_llama_server(
@@ -211,7 +213,7 @@ def _build_locked(entry: Path, src: Path, version: str, jobs: int, deadline: Dea
     binary = bin_dir / "llama-server"
     tmp = bin_dir / ".llama-server.tmp"
     shutil.copy2(built, tmp)
-    os.replace(tmp, binary)
+    tmp.replace(binary)
     version_line = _binary_version(binary)
     write_stamp(
         bin_dir,

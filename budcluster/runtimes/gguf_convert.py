@@ -1,0 +1,130 @@
+"""HF safetensors -> GGUF with llama.cpp's own ``convert_hf_to_gguf.py`` (same sdist).
+
+The script needs torch, transformers, sentencepiece and numpy; it runs in a small cached
+venv (``<cache>/gguf-convert/<llama-cpp-python version>/venv``, torch CPU from the local
+wheel), so the project venv stays free of torch. ``gguf`` comes from the sdist's own
+``gguf-py``, which the script puts on its path, so it always matches the converter.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from budcluster.runtimes._cache import (
+    Deadline,
+    build_lock,
+    read_stamp,
+    remove_stamp,
+    resolve_cache_dir,
+    run_step,
+    write_stamp,
+)
+from budcluster.runtimes.errors import RuntimeBuildError, RuntimeBuildTimeout
+from budcluster.runtimes.llama_server import ensure_llama_cpp_sources
+from budcluster.runtimes.versions import LLAMA_CPP_PYTHON_VERSION, TORCH_CPU_VERSION
+
+CONVERTER_PACKAGES = (
+    f"torch=={TORCH_CPU_VERSION}",
+    "numpy>=2.2,<3",
+    "sentencepiece>=0.1.98,<0.3",
+    "transformers>=4.57,<6",
+    "protobuf>=4.21",
+    "safetensors>=0.4,<1",
+    "tqdm>=4.27",
+    "pyyaml>=5.1",
+    "requests>=2.25",
+)
+_SHIM = Path(__file__).with_name("_convert_shim.py")
+
+
+def ensure_gguf_converter(
+    version: str = LLAMA_CPP_PYTHON_VERSION,
+    cache_dir: Path | None = None,
+    *,
+    timeout_s: float = 1200.0,
+    base_python: str = sys.executable,
+) -> Path:
+    """Return the python of the converter venv, creating it once per machine."""
+    entry = resolve_cache_dir(cache_dir) / "gguf-convert" / version
+    python = entry / "venv" / "bin" / "python"
+    if read_stamp(entry) is not None and python.exists():
+        return python
+    deadline = Deadline(timeout_s, "installing the GGUF converter venv")
+    with build_lock(entry / ".lock", deadline):
+        if read_stamp(entry) is not None and python.exists():
+            return python
+        remove_stamp(entry)
+        log = entry / "install.log"
+        started = time.monotonic()
+        if not python.exists():
+            shutil.rmtree(entry / "venv", ignore_errors=True)
+            run_step([base_python, "-m", "venv", entry / "venv"], log_path=log, deadline=deadline)
+        run_step(
+            [python, "-m", "pip", "--disable-pip-version-check", "--no-input", "install",
+             *CONVERTER_PACKAGES],
+            log_path=log,
+            deadline=deadline,
+            env={**os.environ, "PIP_DEFAULT_TIMEOUT": "180"},
+        )  # fmt: skip
+        run_step(
+            [python, "-c", "import torch, transformers, sentencepiece, numpy"],
+            log_path=log,
+            deadline=deadline,
+        )
+        write_stamp(
+            entry,
+            {
+                "packages": list(CONVERTER_PACKAGES),
+                "install_s": round(time.monotonic() - started, 1),
+            },
+        )
+    return python
+
+
+def convert_hf_to_gguf(
+    model_dir: Path,
+    outfile: Path,
+    *,
+    outtype: str = "f16",
+    declare_pre_tokenizer: str = "gpt-2",
+    version: str = LLAMA_CPP_PYTHON_VERSION,
+    cache_dir: Path | None = None,
+    timeout_s: float = 600.0,
+) -> Path:
+    """Convert an HF Llama directory to ``outfile`` and return it.
+
+    ``declare_pre_tokenizer`` is what the GGUF's ``tokenizer.ggml.pre`` says; the shim
+    checks that tokenizer.json really uses GPT-2's byte-level splitting before it does so.
+    """
+    src = ensure_llama_cpp_sources(version, cache_dir)
+    python = ensure_gguf_converter(version, cache_dir)
+    tmp = outfile.with_name(outfile.name + ".partial")
+    cmd = [
+        str(python), str(_SHIM),
+        "--llama-cpp-src", str(src),
+        "--declare-pre", declare_pre_tokenizer,
+        str(model_dir), "--",
+        "--outfile", str(tmp),
+        "--outtype", outtype,
+    ]  # fmt: skip
+    try:
+        result = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=timeout_s, check=False,
+            env={**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"},
+        )  # fmt: skip
+    except subprocess.TimeoutExpired as exc:
+        tmp.unlink(missing_ok=True)
+        raise RuntimeBuildTimeout(f"convert_hf_to_gguf.py ran over {timeout_s:g} s") from exc
+    if result.returncode != 0 or not tmp.exists():
+        tmp.unlink(missing_ok=True)
+        tail = "\n".join((result.stdout + result.stderr).splitlines()[-30:])
+        raise RuntimeBuildError(
+            f"convert_hf_to_gguf.py failed (exit {result.returncode}) for {model_dir}:\n{tail}"
+        )
+    tmp.replace(outfile)
+    return outfile
