@@ -15,6 +15,7 @@ _GROUPS: list[tuple[str, str]] = [
     ("blocks", "budcluster.cli.blocks_cmd"),
     ("db", "budcluster.cli.db"),
     ("bench", "budcluster.cli.bench"),
+    ("demo-model", "budcluster.cli.demo"),
     ("model", "budcluster.cli.transfer"),
 ]
 
