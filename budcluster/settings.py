@@ -66,6 +66,13 @@ class Settings(BaseSettings):
         default=Path("crypto-keys"),
         description="Directory holding the RSA private key and the symmetric key.",
     )
+    hosts_state_dir: str = Field(
+        default="~/.budcluster",
+        description=(
+            "Directory on each server of a hosts cluster for staged models, runtimes, "
+            "pidfiles and logs."
+        ),
+    )
     reports_dir: Path = Field(
         default=Path("benchmarks_reports"),
         description="Where benchmark report folders are written.",

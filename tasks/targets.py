@@ -12,6 +12,7 @@ from typing import cast
 
 from blocks.hosts import HostInventory
 from budcluster.errors import ConfigurationError
+from budcluster.settings import get_settings
 from budcluster.store.clusters import get_cluster
 from budcluster.targets.base import ClusterTarget
 from tasks._store import results_store
@@ -32,6 +33,7 @@ def target_for(
                 ssh_key_file=key_file,
                 become_password=hosts.get_become_password(),
                 executables=executables or {},
+                state_dir=get_settings().hosts_state_dir,
             )
         return
     raise ConfigurationError(
