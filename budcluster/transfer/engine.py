@@ -12,12 +12,13 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
+from collections.abc import Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from budcluster.targets.base import ProgressCallback
+from budcluster.targets.base import ProgressCallback, StagedModel
 from budcluster.transfer.errors import ManifestMismatch, SourceNotFound, TransferError
 from budcluster.transfer.journal import Journal, JournalKey
 from budcluster.transfer.manifest import (
@@ -59,6 +60,19 @@ class TransferResult:
     def throughput_bytes_per_s(self) -> float:
         """Bytes copied per second of wall time (verification included)."""
         return self.bytes_copied / self.seconds if self.seconds > 0 else 0.0
+
+    def to_staged_model(self, model_name: str, nodes: Sequence[str]) -> StagedModel:
+        """The ``StagedModel`` a target reports after this transfer ran on ``nodes``."""
+        return StagedModel(
+            model_name=model_name,
+            path=str(self.dest),
+            nodes=list(nodes),
+            files=self.files,
+            bytes=self.bytes_total,
+            bytes_copied=self.bytes_copied,
+            seconds=self.seconds,
+            manifest_sha256=self.manifest.sha256(),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
