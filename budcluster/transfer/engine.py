@@ -34,6 +34,7 @@ from budcluster.transfer.progress import ProgressMeter, Throttle
 from budcluster.transfer.source import ModelSource, SourceFile
 
 COPY_BUFFER_BYTES = 8 << 20
+THROTTLED_CHUNK_BYTES = 64 << 10
 
 
 class _Cancelled(Exception):
@@ -156,7 +157,9 @@ class _Run:
         else:
             part.unlink(missing_ok=True)
             self.journal.record_start(key)
-        buffer = memoryview(bytearray(COPY_BUFFER_BYTES))
+        # Throttled copies move in small steps so a file is seen growing (tests kill it midway).
+        chunk_bytes = COPY_BUFFER_BYTES if self.throttle is None else THROTTLED_CHUNK_BYTES
+        buffer = memoryview(bytearray(chunk_bytes))
         written = offset
         reader = self.source.open_range(file, offset)
         try:

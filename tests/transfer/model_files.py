@@ -44,3 +44,13 @@ SMALL_MODEL = {
     "model-00002-of-00002.safetensors": 400_000,
     "nested/extra/generation_config.json": 120,
 }
+
+
+RESUMABLE_MODEL = {
+    "config.json": 2_000,
+    "tokenizer.json": 200_000,
+    "model-00001-of-00004.safetensors": 3 << 20,
+    "model-00002-of-00004.safetensors": 3 << 20,
+    "model-00003-of-00004.safetensors": 3 << 20,
+    "model-00004-of-00004.safetensors": 3 << 20,
+}
