@@ -95,15 +95,17 @@ def hf_cache_source(repo_id: str, revision: str | None, cache_dir: Path) -> Loca
             f"hf://{repo_id}: the model id must be 'org/name' or 'name' with letters, digits, "
             "'.', '_' or '-'"
         )
+    wanted = revision or "main"
+    if not _HF_NAME_PART.match(wanted):
+        raise InvalidSourceUri(
+            f"hf://{repo_id}@{wanted}: invalid revision {wanted!r}; use a branch, tag or commit"
+        )
     repo_dir = cache_dir / ("models--" + "--".join(parts))
     if not repo_dir.is_dir():
         raise SourceNotFound(
             f"hf://{repo_id} is not in the Hugging Face cache at {cache_dir} (no {repo_dir.name}); "
             "download it there first or set HF_HUB_CACHE / HF_HOME to the cache that holds it"
         )
-    wanted = revision or "main"
-    if not _HF_NAME_PART.match(wanted):
-        raise InvalidSourceUri(f"hf://{repo_id}@{wanted}: invalid revision {wanted!r}")
     ref = repo_dir / "refs" / wanted
     commit = ref.read_text().strip() if ref.is_file() else wanted
     snapshot = repo_dir / "snapshots" / commit
