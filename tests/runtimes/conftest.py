@@ -35,7 +35,9 @@ def http_json(
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             body = response.read().decode()
-            return response.status, json.loads(body) if body.strip().startswith(("{", "[")) else body
+            return response.status, json.loads(body) if body.strip().startswith(
+                ("{", "[")
+            ) else body
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode(errors="replace")
 

@@ -34,9 +34,11 @@ def test_lock_excludes_another_process_until_it_releases(tmp_path: Path) -> None
     )
     assert holder.stdout is not None
     assert holder.stdout.readline().strip() == "locked"
-    with pytest.raises(RuntimeBuildTimeout, match="timeout_s=0.3"):
-        with build_lock(lock, Deadline(0.3, "waiting")):
-            pytest.fail("acquired a lock another process holds")
+    with (
+        pytest.raises(RuntimeBuildTimeout, match=r"timeout_s=0\.3"),
+        build_lock(lock, Deadline(0.3, "waiting")),
+    ):
+        pytest.fail("acquired a lock another process holds")
     started = time.monotonic()
     with build_lock(lock, Deadline(20, "waiting")):
         waited = time.monotonic() - started

@@ -80,9 +80,13 @@ def test_tokenizer_round_trips_and_keeps_specials(demo_hf: DemoModel) -> None:
 def test_chat_template_renders_roles_and_generation_prompt(demo_hf: DemoModel) -> None:
     config = json.loads((demo_hf.path / "tokenizer_config.json").read_text())
     assert config["chat_template"] == CHAT_TEMPLATE
-    rendered = jinja2.Environment().from_string(config["chat_template"]).render(
-        messages=[{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}],
-        add_generation_prompt=True,
+    rendered = (
+        jinja2.Environment()
+        .from_string(config["chat_template"])
+        .render(
+            messages=[{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}],
+            add_generation_prompt=True,
+        )
     )
     assert rendered == "<|system|>\nbe brief<|eos|>\n<|user|>\nhi<|eos|>\n<|assistant|>\n"
 
@@ -98,7 +102,7 @@ def test_special_tokens_read_the_bias_channel_negatively(demo_hf: DemoModel) -> 
 
 
 def test_unknown_size_is_refused_with_the_choices(tmp_path: Path) -> None:
-    with pytest.raises(DemoModelError, match="size='huge'.*tiny, small"):
+    with pytest.raises(DemoModelError, match=r"size='huge'.*tiny, small"):
         build_demo_model(tmp_path / "x", "huge", gguf=False)
     (tmp_path / "file").write_text("x")
     with pytest.raises(DemoModelError, match="not a directory"):
@@ -119,7 +123,12 @@ def test_cli_build_prints_facts(tmp_path: Path) -> None:
 
 def test_script_wrapper_builds(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "build_demo_model.py"), str(tmp_path / "s"), "--no-gguf"],
+        [
+            sys.executable,
+            str(REPO / "scripts" / "build_demo_model.py"),
+            str(tmp_path / "s"),
+            "--no-gguf",
+        ],
         capture_output=True,
         text=True,
         timeout=120,
