@@ -51,7 +51,8 @@ RUN_DIR_TOKEN = "@RUN_DIR@"
 """Stands for the host's absolute run directory in the unit text; the playbook substitutes it."""
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
-_MODEL_FLAGS = ("--model", "-m")
+_MODEL_FLAGS = {"llama.cpp": ("-m", "--model"), "vllm": ("--model",)}
+"""Where each engine takes its model; vLLM's host command also has python's own ``-m``."""
 
 
 class HostsTargetError(TargetError):
@@ -123,7 +124,7 @@ def host_argv(
     if not argv:
         raise HostsConfigError("the plan's host_command is empty: re-plan the deployment")
     argv[0] = executables.get(argv[0], argv[0])
-    model_at = _flag_value_index(argv, _MODEL_FLAGS)
+    model_at = _flag_value_index(argv, _MODEL_FLAGS[plan.engine])
     if model_at is not None:
         if plan.engine == "llama.cpp":
             argv[model_at] = f"{model_path.rstrip('/')}/{Path(argv[model_at]).name}"
@@ -146,7 +147,7 @@ def container_run_argv(
 ) -> list[str]:
     """The exact ``docker run`` / ``podman run`` command line for the plan's image and args."""
     args = list(plan.args)
-    model_at = _flag_value_index(args, _MODEL_FLAGS)
+    model_at = _flag_value_index(args, _MODEL_FLAGS[plan.engine])
     if model_at is None:
         raise HostsConfigError("the plan's container args name no model (--model/-m): re-plan")
     in_container = args[model_at]
@@ -304,6 +305,8 @@ class HostsTarget:
     restart: RestartPolicy = field(default_factory=RestartPolicy)
     runtime_mode: str = "auto"
     log_lines: int = 40
+    last_result: PlaybookResult | None = field(default=None, init=False, repr=False)
+    """The last playbook run's result (changed counts, per-host summaries), for callers and tests."""
 
     def __post_init__(self) -> None:
         if not self.inventory_text.strip():
@@ -332,7 +335,7 @@ class HostsTarget:
             "log_lines": self.log_lines,
         }
         try:
-            return run_playbook(
+            self.last_result = run_playbook(
                 playbook,
                 self.inventory_text,
                 extravars={**common, **extravars},
@@ -343,6 +346,7 @@ class HostsTarget:
                 ssh_key_file=self.ssh_key_file,
                 become_password=self.become_password,
             )
+            return self.last_result
         except PlaybookFailed as exc:
             raise HostsOperationFailed(f"{playbook}: {exc}") from exc
         except (HostUnreachable, AnsibleTimeout) as exc:
