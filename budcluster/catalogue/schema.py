@@ -1,0 +1,260 @@
+"""The declarative model catalogue (``deployments.yaml``): what should run where.
+
+Each entry names a deployment, its cluster and model, how to place and run it, how to
+benchmark it and what to compare each benchmark with. :func:`load_catalogue` reads and
+validates the file; its errors name the entry (by index and name) and the field.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, cast
+
+import yaml
+from cronsim import CronSim, CronSimError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+    model_validator,
+)
+
+from budcluster.bench.compare import parse_thresholds
+from budcluster.errors import ConfigurationError
+from budcluster.job_requests import (
+    BenchmarkProfile,
+    DeployModelRequest,
+    DeviceChoice,
+    EngineChoice,
+    ModelSourceRequest,
+    _check_name,
+)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class HardwarePreference(_Strict):
+    device: DeviceChoice = Field(
+        DeviceChoice.AUTO, description="auto prefers CUDA, then Gaudi, then AMX CPUs, then CPUs."
+    )
+
+
+class RuntimeOverrides(_Strict):
+    """What the planner would otherwise choose; the same fields as ``deploy-model``."""
+
+    engine: EngineChoice = EngineChoice.AUTO
+    max_model_len: int | None = Field(None, gt=0)
+    concurrency: int = Field(4, gt=0)
+    port: int = Field(8000, gt=1024, lt=65536)
+    ready_timeout_s: float = Field(600, gt=0)
+
+
+class BaselineKind(StrEnum):
+    PREVIOUS = "previous"
+    """The latest earlier stored run of this deployment with the same load profile."""
+    PINNED = "pinned"
+    """A fixed run: a stored run id, or a report folder (or its summary.json)."""
+    NONE = "none"
+    """Measure only; never compare."""
+
+
+class BaselinePolicy(_Strict):
+    kind: BaselineKind = BaselineKind.PREVIOUS
+    run_id: int | None = Field(None, ge=1, description="pinned: a run id in the results store.")
+    report: str | None = Field(None, description="pinned: a report folder or its summary.json.")
+    threshold_pct: float = Field(10.0, ge=0, description="Default allowed change, in percent.")
+    thresholds: str | None = Field(
+        None, description="Per-metric limits, e.g. 'ttft_ms.p99=20%,request_throughput=5%'."
+    )
+
+    @field_validator("thresholds")
+    @classmethod
+    def _thresholds(cls, value: str | None) -> str | None:
+        try:
+            parse_thresholds(value)
+        except ConfigurationError as exc:
+            raise ValueError(str(exc).removeprefix("--thresholds: ")) from exc
+        return value
+
+    @model_validator(mode="after")
+    def _pinned_target(self) -> BaselinePolicy:
+        pinned = [self.run_id is not None, self.report is not None]
+        if self.kind is BaselineKind.PINNED and sum(pinned) != 1:
+            raise ValueError("kind 'pinned' needs exactly one of run_id or report")
+        if self.kind is not BaselineKind.PINNED and any(pinned):
+            raise ValueError(f"run_id and report apply to kind 'pinned' only, not {self.kind!r}")
+        return self
+
+    def threshold_map(self) -> dict[str, float]:
+        return parse_thresholds(self.thresholds)
+
+
+class BenchmarkPlan(_Strict):
+    profile: BenchmarkProfile = Field(default_factory=BenchmarkProfile)
+    baseline: BaselinePolicy = Field(default_factory=BaselinePolicy)
+
+    @field_validator("profile", mode="wrap")
+    @classmethod
+    def _profile(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> BenchmarkProfile:
+        # The profile's string parsers raise ConfigurationError, which pydantic would let
+        # escape without a location; as a ValueError it is reported against this entry.
+        try:
+            return cast(BenchmarkProfile, handler(value))
+        except ConfigurationError as exc:
+            raise ValueError(str(exc)) from exc
+
+
+class CatalogueEntry(_Strict):
+    name: str = Field(description="Deployment name, unique per cluster.")
+    cluster: str = Field(description="Name of a registered cluster.")
+    model: ModelSourceRequest
+    hardware: HardwarePreference = Field(default_factory=HardwarePreference)
+    runtime: RuntimeOverrides = Field(default_factory=RuntimeOverrides)
+    benchmark: BenchmarkPlan | None = None
+    schedule: str | None = Field(
+        None,
+        description=(
+            "Cron (UTC) for scheduled benchmarks of this entry; empty: every "
+            "scheduled-benchmarks run measures it."
+        ),
+    )
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            CronSim(value, datetime.now(UTC))
+        except CronSimError as exc:
+            raise ValueError(
+                f"{value!r} is not a cron expression ({exc}); e.g. '0 */6 * * *'"
+            ) from exc
+        return value
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        # The deploy form's rule (DNS-1123), checked here so the error names this entry.
+        return _check_name(value, "deployment name")
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.cluster, self.name)
+
+    def deploy_request(self) -> DeployModelRequest:
+        """The ``deploy-model`` parameters this entry stands for."""
+        return DeployModelRequest(
+            name=self.name,
+            cluster=self.cluster,
+            model=self.model,
+            device=self.hardware.device,
+            engine=self.runtime.engine,
+            max_model_len=self.runtime.max_model_len,
+            concurrency=self.runtime.concurrency,
+            port=self.runtime.port,
+            ready_timeout_s=self.runtime.ready_timeout_s,
+            benchmark=self.benchmark.profile if self.benchmark else None,
+        )
+
+    def spec_hash(self) -> str:
+        """The same hash ``deploy-model`` stores, so the two always agree."""
+        return self.deploy_request().spec_hash()
+
+    def is_due(self, now: datetime, window_s: float) -> bool:
+        """Whether the schedule fired in ``(now - window_s, now]``; no schedule: always."""
+        if self.schedule is None:
+            return True
+        start = now.astimezone(UTC).timestamp() - window_s
+        fire = next(iter(CronSim(self.schedule, datetime.fromtimestamp(start, UTC))))
+        return fire <= now
+
+
+class Catalogue(_Strict):
+    prune: bool = Field(
+        False, description="Remove deployments of managed clusters that no entry names."
+    )
+    clusters: list[str] = Field(
+        default_factory=list,
+        description="Clusters this catalogue manages besides those its entries name.",
+    )
+    deployments: list[CatalogueEntry] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique(self) -> Catalogue:
+        seen: dict[tuple[str, str], int] = {}
+        for index, entry in enumerate(self.deployments):
+            if entry.key in seen:
+                raise ValueError(
+                    f"deployments[{index}] ({entry.name!r}) repeats deployments[{seen[entry.key]}]"
+                    f": names must be unique per cluster ({entry.cluster!r}); rename one"
+                )
+            seen[entry.key] = index
+        return self
+
+    def managed_clusters(self) -> set[str]:
+        return set(self.clusters) | {entry.cluster for entry in self.deployments}
+
+    def entry(self, name: str, cluster: str | None = None) -> CatalogueEntry:
+        matches = [e for e in self.deployments if e.name == name and cluster in (None, e.cluster)]
+        if len(matches) != 1:
+            known = ", ".join(f"{e.cluster}/{e.name}" for e in self.deployments) or "none"
+            what = "no entry" if not matches else "several entries (give the cluster)"
+            raise ConfigurationError(f"catalogue has {what} named {name!r}; entries: {known}")
+        return matches[0]
+
+
+def _location(raw: Any, loc: tuple[int | str, ...]) -> tuple[str, str]:
+    """("deployments[1] ('qwen')", "runtime.port") for a pydantic error location."""
+    if len(loc) >= 2 and loc[0] == "deployments" and isinstance(loc[1], int):
+        index = loc[1]
+        name = None
+        items = raw.get("deployments") if isinstance(raw, dict) else None
+        if isinstance(items, list) and index < len(items) and isinstance(items[index], dict):
+            name = items[index].get("name")
+        where = f"deployments[{index}]" + (f" ({name!r})" if name else "")
+        return where, ".".join(str(part) for part in loc[2:]) or "(the entry)"
+    return "catalogue", ".".join(str(part) for part in loc) or "(top level)"
+
+
+def parse_catalogue(raw: Any, source: str = "deployments.yaml") -> Catalogue:
+    """Validate already-parsed YAML; the error lists every problem, entry and field first."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigurationError(
+            f"{source}: the top level must be a mapping with a 'deployments' list"
+        )
+    try:
+        return Catalogue.model_validate(raw)
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            where, field = _location(raw, tuple(error["loc"]))
+            message = str(error["msg"]).removeprefix("Value error, ")
+            lines.append(f"  {where}: field {field}: {message}")
+        raise ConfigurationError(
+            f"{source}: {len(lines)} problem(s):\n" + "\n".join(lines)
+        ) from exc
+
+
+def load_catalogue(path: Path) -> Catalogue:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigurationError(
+            f"{path}: no catalogue file; write one (see deployments.yaml in the project) "
+            "or pass catalogue_path"
+        ) from exc
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigurationError(f"{path}: not valid YAML: {exc}") from exc
+    return parse_catalogue(raw, str(path))

@@ -1,0 +1,160 @@
+"""deployments.yaml: validation that names the entry and the field, spec hashes, schedules."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from budcluster.catalogue import BaselineKind, load_catalogue, parse_catalogue
+from budcluster.errors import ConfigurationError
+from budcluster.job_requests import DeployModelRequest, ModelSourceRequest
+
+PROJECT = Path(__file__).resolve().parents[2]
+
+
+def _entry(**changes: Any) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "name": "qwen-cpu",
+        "cluster": "lab",
+        "model": {"uri": "/models/qwen"},
+        "runtime": {"max_model_len": 2048},
+    }
+    entry.update(changes)
+    return entry
+
+
+def _error(raw: Any) -> str:
+    with pytest.raises(ConfigurationError) as caught:
+        parse_catalogue(raw, "deployments.yaml")
+    return str(caught.value)
+
+
+def test_the_project_catalogue_is_valid_and_matches_the_demo_deploy() -> None:
+    catalogue = load_catalogue(PROJECT / "deployments.yaml")
+    demo = catalogue.entry("demo")
+    assert demo.cluster == "this-machine"
+    # The same request flows/demo.py sends: reconciling after the demo changes nothing.
+    assert (
+        demo.spec_hash()
+        == DeployModelRequest(
+            name="demo",
+            cluster="this-machine",
+            model=ModelSourceRequest(uri="data/models/demo-tiny"),
+            device="cpu",
+            engine="auto",
+            max_model_len=512,
+            concurrency=4,
+        ).spec_hash()
+    )
+    assert demo.benchmark is not None
+    assert demo.benchmark.baseline.kind is BaselineKind.PREVIOUS
+
+
+def test_an_error_names_the_entry_by_index_and_name_and_the_field() -> None:
+    message = _error({"deployments": [_entry(), _entry(name="llama", runtime={"port": 80})]})
+    assert "deployments[1] ('llama')" in message
+    assert "field runtime.port" in message
+    assert "greater than 1024" in message
+    assert "deployments[0]" not in message
+
+
+def test_every_problem_is_listed_not_only_the_first() -> None:
+    message = _error(
+        {
+            "deployments": [
+                _entry(hardware={"device": "tpu"}),
+                _entry(name="b", model={"uri": "  "}),
+            ]
+        }
+    )
+    assert "2 problem(s)" in message
+    assert "deployments[0] ('qwen-cpu'): field hardware.device" in message
+    assert "deployments[1] ('b'): field model.uri" in message
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "words"),
+    [
+        ({"name": "Qwen_CPU"}, "field name", "lowercase"),
+        ({"schedule": "every hour"}, "field schedule", "not a cron expression"),
+        ({"surprise": 1}, "field surprise", "Extra inputs"),
+        (
+            {"benchmark": {"baseline": {"kind": "pinned"}}},
+            "field benchmark.baseline",
+            "exactly one of run_id or report",
+        ),
+        (
+            {"benchmark": {"baseline": {"kind": "previous", "run_id": 3}}},
+            "field benchmark.baseline",
+            "apply to kind 'pinned' only",
+        ),
+        (
+            {"benchmark": {"baseline": {"thresholds": "ttft=5%"}}},
+            "field benchmark.baseline.thresholds",
+            "METRIC=PERCENT",
+        ),
+        (
+            {"benchmark": {"profile": {"profile": "warp:9"}}},
+            "field benchmark.profile",
+            "unknown profile 'warp'",
+        ),
+    ],
+)
+def test_bad_fields_are_reported_with_their_path(
+    changes: dict[str, Any], field: str, words: str
+) -> None:
+    message = _error({"deployments": [_entry(**changes)]})
+    assert f"deployments[0] ('{changes.get('name', 'qwen-cpu')}'): {field}" in message
+    assert words in message
+
+
+def test_names_are_unique_per_cluster_only() -> None:
+    parse_catalogue({"deployments": [_entry(), _entry(cluster="other")]})
+    message = _error({"deployments": [_entry(), _entry()]})
+    assert "deployments[1] ('qwen-cpu') repeats deployments[0]" in message
+
+
+def test_top_level_shape_and_file_errors(tmp_path: Path) -> None:
+    assert "top level must be a mapping" in _error(["a"])
+    assert "field prune" in _error({"prune": "maybe"})
+    with pytest.raises(ConfigurationError, match="no catalogue file"):
+        load_catalogue(tmp_path / "missing.yaml")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("deployments: [\n")
+    with pytest.raises(ConfigurationError, match="not valid YAML"):
+        load_catalogue(broken)
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    assert load_catalogue(empty).deployments == []
+
+
+def test_spec_hash_follows_what_runs_and_ignores_the_benchmark() -> None:
+    base = parse_catalogue({"deployments": [_entry()]}).deployments[0]
+    request = base.deploy_request()
+    assert base.spec_hash() == request.spec_hash()
+    assert request.max_model_len == 2048
+    benchmarked = parse_catalogue(
+        {"deployments": [_entry(benchmark={"profile": {"requests": 8}}, schedule="0 * * * *")]}
+    ).deployments[0]
+    assert benchmarked.spec_hash() == base.spec_hash()
+    for change in (
+        {"runtime": {"max_model_len": 4096}},
+        {"hardware": {"device": "cuda"}},
+        {"model": {"uri": "/models/qwen-v2"}},
+    ):
+        changed = parse_catalogue({"deployments": [_entry(**change)]}).deployments[0]
+        assert changed.spec_hash() != base.spec_hash(), change
+
+
+def test_schedules_are_due_when_the_cron_fired_within_the_window() -> None:
+    entry = parse_catalogue({"deployments": [_entry(schedule="0 2 * * *")]}).deployments[0]
+    hour = 3600.0
+    assert entry.is_due(datetime(2026, 3, 1, 2, 30, tzinfo=UTC), hour)
+    assert entry.is_due(datetime(2026, 3, 1, 2, 0, tzinfo=UTC), hour)
+    assert not entry.is_due(datetime(2026, 3, 1, 3, 1, tzinfo=UTC), hour)
+    assert not entry.is_due(datetime(2026, 3, 1, 1, 59, tzinfo=UTC), hour)
+    unscheduled = parse_catalogue({"deployments": [_entry()]}).deployments[0]
+    assert unscheduled.is_due(datetime(2026, 3, 1, 13, 7, tzinfo=UTC), hour)
