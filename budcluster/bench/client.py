@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -117,6 +118,8 @@ class ClientConfig:
     connect_timeout_s: float = 10.0
     max_retries: int = 2
     api_key: str | None = None
+    sse_verify_every: int = 16
+    """Fully parse every N-th socket read to check the fast path (1: parse every read)."""
 
     @property
     def endpoint(self) -> str:
@@ -155,6 +158,11 @@ class StreamingClient:
         self.dropped_fields: list[str] = []
         self._url = config.endpoint
         self._chat = config.api == "chat"
+        # Text-carrying events are counted with a key pattern on the fast path (see
+        # _scan_parts); every sse_verify_every-th read is also fully parsed to check it.
+        self._text_key = _CHAT_TEXT_KEY if self._chat else _COMPLETION_TEXT_KEY
+        self._reads = 0
+        self.fast_path_disabled: str | None = None
         self._headers = {"Content-Type": "application/json"}
         if config.api_key:
             self._headers["Authorization"] = f"Bearer {config.api_key}"
@@ -270,9 +278,9 @@ class StreamingClient:
             if pending:
                 data = pending + data
                 pending = b""
-            payload = _data_only_events(data) if not state.done else None
-            if payload is not None:
-                texts = self._handle_payloads(data, payload, state)
+            parts = _data_only_events(data) if not state.done else None
+            if parts is not None:
+                texts = self._scan_parts(data, parts, state)
             else:
                 lines = data.split(b"\n")
                 pending = lines.pop()
@@ -288,19 +296,54 @@ class StreamingClient:
             record.end_s = now  # no [DONE]: the end of the body ends the stream
         self._finish(record, state, prompt)
 
-    def _handle_payloads(self, data: bytes, payload: bytes, state: _StreamState) -> int:
-        """Fast path: ``payload`` is the comma-joined JSON of the whole events in ``data``
-        (see :func:`_data_only_events`); a trailing ``[DONE]`` ends the stream."""
-        head, _, last = payload.rpartition(b",")
-        done = last.strip() == b"[DONE]"
+    def _scan_parts(self, data: bytes, parts: list[bytes], state: _StreamState) -> int:
+        """Fast path over whole ``data:`` events (see :func:`_data_only_events`).
+
+        Inside JSON every quote in a string is escaped, so ``"text":"<char>`` can only be
+        a ``text`` key with a non-empty string value: counting that pattern counts the
+        text-carrying events exactly, without building every event's objects (which costs
+        more than the rest of the client). Only events that mention usage or an error
+        are parsed. Every ``sse_verify_every``-th read is parsed in full as well; on any
+        disagreement or bad JSON the client switches to full parsing for good and the run
+        records why.
+        """
+        done = parts[-1].strip() == b"[DONE]"
         if done:
-            payload = head
-        try:
-            events = _loads(b"[" + payload + b"]") if payload else []
-        except ValueError:
-            return self._handle_lines(data.split(b"\n"), state)  # names the bad event
+            parts = parts[:-1]
+        if data.count(b"[DONE]") > done:  # a [DONE] before the end: let the slow path cut
+            return self._handle_lines(data.split(b"\n"), state)
+        self._reads += 1
+        full = (
+            self.fast_path_disabled is not None
+            or self.tokenizer is not None  # the text itself is needed to count tokens
+            or b'"logprobs"' in data  # nested objects could hold a "content" key
+            or self._reads % self.config.sse_verify_every == 0
+        )
+        if full:
+            try:
+                events = _loads(b"[" + b",".join(parts) + b"]") if parts else []
+            except ValueError:
+                self._disable_fast_path("an event was not valid JSON")
+                return self._handle_lines(data.split(b"\n"), state)  # names the bad event
+            texts = self._scan_events(events, data, state)
+            if self.fast_path_disabled is None and texts != len(self._text_key.findall(data)):
+                self._disable_fast_path("the text-key count disagreed with full parsing")
+            state.done = done
+            return texts
+        texts = len(self._text_key.findall(data))
+        if b'"usage"' in data or b'"error"' in data:
+            try:
+                events = [_loads(p) for p in parts if b'"usage"' in p or b'"error"' in p]
+            except ValueError:
+                self._disable_fast_path("an event was not valid JSON")
+                return self._handle_lines(data.split(b"\n"), state)
+            self._scan_events(events, data, state)
         state.done = done
-        return self._scan_events(events, payload, state)
+        return texts
+
+    def _disable_fast_path(self, why: str) -> None:
+        if self.fast_path_disabled is None:
+            self.fast_path_disabled = why
 
     def _handle_lines(self, lines: list[bytes], state: _StreamState) -> int:
         """Process the SSE lines of one read; returns how many events carried text.
@@ -394,18 +437,21 @@ class StreamingClient:
             record.output_tokens_source = "chunks"
 
 
-def _data_only_events(data: bytes) -> bytes | None:
-    """The events of ``data`` joined by commas, when it is nothing but whole
-    ``data: ...`` lines each followed by a blank line (what vLLM, TGI and SGLang send);
-    None for anything else (partial events, comments, ``event:`` fields, CRLF), which
-    the line-by-line path handles. JSON has no raw newlines, so ``\n\ndata:`` can only
-    be an event boundary."""
+def _data_only_events(data: bytes) -> list[bytes] | None:
+    """The payloads of ``data`` when it is nothing but whole ``data: ...`` lines, each
+    followed by a blank line (what vLLM, TGI and SGLang send); None for anything else
+    (partial events, comments, ``event:`` fields, CRLF), which the line-by-line path
+    handles. JSON has no raw newlines, so ``\n\ndata:`` can only be an event boundary."""
     if not data.startswith(b"data:") or not data.endswith(b"\n\n") or b"\r" in data:
         return None
-    events = data.count(b"\n\n")
-    if data.count(b"\n") != 2 * events or data.count(b"\n\ndata:") != events - 1:
+    parts = data[5:-2].split(b"\n\ndata:")
+    if data.count(b"\n") != 2 * len(parts):
         return None
-    return data[5:-2].replace(b"\n\ndata:", b",")
+    return parts
+
+
+_COMPLETION_TEXT_KEY = re.compile(rb'"text"\s*:\s*"(?!")')
+_CHAT_TEXT_KEY = re.compile(rb'"content"\s*:\s*"(?!")')
 
 
 def _int_or(value: object, default: int) -> int:

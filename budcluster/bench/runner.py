@@ -332,6 +332,7 @@ async def run_benchmark_async(
     with _quiet_gc():
         await _run_levels(config, client, prompts, origin, records, levels, ids, on_record)
     run.settings["dropped_fields"] = list(client.dropped_fields)
+    run.settings["sse_fast_path_disabled"] = client.fast_path_disabled
     run.settings["event_loop"] = type(asyncio.get_running_loop()).__module__.split(".")[0]
     return _finish(run, levels, records, config)
 
@@ -465,7 +466,7 @@ def _worker_plan(plan: LevelPlan, index: int, parts: int) -> LevelPlan:
 
 def _worker_main(job: _WorkerJob, ready: Any, go: Any, start_at: Any, results: Any) -> None:
 
-    async def work() -> tuple[list[RequestRecord], list[str]]:
+    async def work() -> tuple[list[RequestRecord], list[str], str | None]:
         tokenizer, real, _ = _resolve_tokenizer(job.config)
         config = job.config
         prompts = build_prompts(config, tokenizer)
@@ -493,7 +494,10 @@ def _worker_main(job: _WorkerJob, ready: Any, go: Any, start_at: Any, results: A
                 )
         finally:
             await client.close()
-        return records, client.dropped_fields
+        return records, [
+            *client.dropped_fields,
+            *(["sse:" + client.fast_path_disabled] if client.fast_path_disabled else []),
+        ]
 
     results.put((job.index, *run_on_fast_loop(work())))
 
@@ -528,12 +532,14 @@ def _run_multiprocess(config: BenchmarkConfig) -> BenchmarkResult:
         go.set()
         records: list[RequestRecord] = []
         dropped: set[str] = set()
+        fast_path_disabled: str | None = None
         for _ in range(parts):
-            _, worker_records, worker_dropped = results.get(
+            _, worker_records, worker_dropped, worker_fast_path = results.get(
                 timeout=(config.duration_s or 3600) + config.request_timeout_s + 60
             )
             records += worker_records
             dropped.update(worker_dropped)
+            fast_path_disabled = fast_path_disabled or worker_fast_path
     finally:
         for process in workers:
             process.join(timeout=10)
@@ -541,6 +547,7 @@ def _run_multiprocess(config: BenchmarkConfig) -> BenchmarkResult:
                 process.terminate()
     records.sort(key=lambda r: r.scheduled_s)
     run.settings["dropped_fields"] = sorted(dropped)
+    run.settings["sse_fast_path_disabled"] = fast_path_disabled
     run.settings["event_loop"] = fast_loop_factory()[1]
     levels = [_summary(plan, records, config.slos_ms)]
     return _finish(run, levels, records, config)

@@ -37,8 +37,9 @@ class FakeResponse:
         self.content = FakeContent(reads)
 
 
-async def parse(reads: list[bytes]) -> RequestRecord:
-    client = StreamingClient(ClientConfig("http://x", "m"), time.perf_counter())
+async def parse(reads: list[bytes], verify_every: int = 16) -> RequestRecord:
+    config = ClientConfig("http://x", "m", sse_verify_every=verify_every)
+    client = StreamingClient(config, time.perf_counter())
     record = RequestRecord(0, 0, 0.0, sent_s=0.0)
     try:
         await client._read_stream(FakeResponse(reads), record, Prompt("p", 1, 4))  # type: ignore[arg-type]
@@ -87,10 +88,37 @@ async def test_events_after_done_are_ignored() -> None:
     assert len(record.chunk_times_s) == 1
 
 
-async def test_bad_json_is_a_protocol_error() -> None:
-    record = await parse([event("a") + b"data: {not json\n\n"])
+@pytest.mark.parametrize("verify_every", [1, 2, 16])
+async def test_every_shape_matches_full_parsing(verify_every: int) -> None:
+    # The same streams through the fast path with and without full verification.
+    for reads in ([STREAM], [event("x") * 5 + b"data: [DONE]\n\n"], [event(" ") + event("")]):
+        record = await parse(reads, verify_every)
+        assert len(record.chunk_times_s) == sum(
+            r.count(b'"text": "') - r.count(b'"text": ""') for r in reads
+        )
+
+
+async def test_bad_json_is_a_protocol_error_when_verified() -> None:
+    record = await parse([event("a") + b"data: {not json\n\n"], verify_every=1)
     assert record.error_kind == "protocol"
     assert "not json" in (record.error or "")
+
+
+async def test_bad_json_turns_the_fast_path_off_for_the_run() -> None:
+    config = ClientConfig("http://x", "m", sse_verify_every=2)
+    client = StreamingClient(config, time.perf_counter())
+    bad = event("a") + b'data: {"choices":[{"text":"b"}]\n\n'  # missing brace
+    try:
+        for i in range(2):
+            record = RequestRecord(i, 0, 0.0, sent_s=0.0)
+            await client._read_stream(FakeResponse([bad]), record, Prompt("p", 1, 4))  # type: ignore[arg-type]
+        assert record.error_kind == "protocol"  # the second read is verified and caught
+        assert client.fast_path_disabled == "an event was not valid JSON"
+        record = RequestRecord(2, 0, 0.0, sent_s=0.0)
+        await client._read_stream(FakeResponse([bad]), record, Prompt("p", 1, 4))  # type: ignore[arg-type]
+        assert record.error_kind == "protocol"  # every later read is parsed in full
+    finally:
+        await client.close()
 
 
 async def test_error_event_is_a_stream_error() -> None:
