@@ -494,10 +494,7 @@ def _worker_main(job: _WorkerJob, ready: Any, go: Any, start_at: Any, results: A
                 )
         finally:
             await client.close()
-        return records, [
-            *client.dropped_fields,
-            *(["sse:" + client.fast_path_disabled] if client.fast_path_disabled else []),
-        ]
+        return records, client.dropped_fields, client.fast_path_disabled
 
     results.put((job.index, *run_on_fast_loop(work())))
 
