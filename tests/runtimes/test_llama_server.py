@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from budcluster.demo_model import SERVED_NAME, SIZES, DemoModel
+from budcluster.demo_model import CHAT_TEMPLATE, SERVED_NAME, SIZES, SPECIAL_TOKENS, DemoModel
 from budcluster.modelfacts import load_model_facts
+from budcluster.modelfacts.gguf import read_gguf_header
 from budcluster.planning.commands import llama_cpp_args
 from budcluster.runtimes import _convert_shim
 from budcluster.runtimes._cache import read_stamp
@@ -49,6 +50,11 @@ def test_gguf_facts_match_the_hf_model(demo_with_gguf: DemoModel) -> None:
     assert facts.num_attention_heads == SIZES["tiny"].num_heads
     assert facts.parameter_count == demo_with_gguf.parameter_count
     assert load_model_facts(demo_with_gguf.path).gguf_file == str(demo_with_gguf.gguf_file)
+    meta = read_gguf_header(demo_with_gguf.gguf_file).metadata
+    assert meta["tokenizer.ggml.model"] == "gpt2"
+    assert meta["tokenizer.ggml.pre"] == "gpt-2"  # declared by the shim, after its check
+    assert meta["tokenizer.ggml.eos_token_id"] == SPECIAL_TOKENS.index("<|eos|>")
+    assert meta["tokenizer.chat_template"] == CHAT_TEMPLATE
 
 
 def test_llama_server_serves_real_completions(
