@@ -1,5 +1,6 @@
 """Copy a multi-GB model directory with ``cp -r`` and with ``transfer_model``, same disk,
-same run, alternating order, and print both throughputs and their ratio.
+same run, alternating order, and print both throughputs, their ratio and the CPU
+seconds each spends per GB (the figure that does not depend on what else the machine runs).
 
 The transfer is measured WITH verification: the source carries a manifest made by
 ``build_manifest`` beforehand (not timed), and every copied byte is hashed and checked
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import resource
 import shutil
 import statistics
 import subprocess
@@ -58,21 +60,31 @@ def drop_caches() -> bool:
     return True
 
 
-def time_cp(source: Path, dest: Path) -> tuple[float, float]:
+def _cpu_seconds(who: int) -> float:
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+
+def time_cp(source: Path, dest: Path) -> tuple[float, float, float]:
+    """(seconds to copy, seconds to copy and sync, CPU seconds of cp)."""
+    cpu = _cpu_seconds(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     subprocess.run(["cp", "-r", str(source), str(dest)], check=True, timeout=3600)
     copied = time.perf_counter()
+    cpu = _cpu_seconds(resource.RUSAGE_CHILDREN) - cpu
     os.sync()
-    return copied - started, time.perf_counter() - started
+    return copied - started, time.perf_counter() - started, cpu
 
 
-def time_transfer(source: Path, dest: Path, workers: int) -> tuple[float, float]:
+def time_transfer(source: Path, dest: Path, workers: int) -> tuple[float, float, float]:
+    cpu = _cpu_seconds(resource.RUSAGE_SELF)
     started = time.perf_counter()
     result = transfer_model(LocalDirSource(source), dest, workers=workers)
     copied = time.perf_counter()
+    cpu = _cpu_seconds(resource.RUSAGE_SELF) - cpu
     os.sync()
     assert result.files_copied == result.files and result.bytes_copied == result.bytes_total
-    return copied - started, time.perf_counter() - started
+    return copied - started, time.perf_counter() - started, cpu
 
 
 def main() -> None:
@@ -103,7 +115,7 @@ def main() -> None:
         )
         print(f"cpus: {os.cpu_count()}, transfer workers: {args.workers}")
 
-        times: dict[str, list[tuple[float, float]]] = {"cp -r": [], "transfer": []}
+        times: dict[str, list[tuple[float, float, float]]] = {"cp -r": [], "transfer": []}
         for repeat in range(args.repeats):
             order = ["cp -r", "transfer"] if repeat % 2 == 0 else ["transfer", "cp -r"]
             for name in order:
@@ -121,15 +133,16 @@ def main() -> None:
                 print(
                     f"  run {repeat + 1} {name:9s} copy {seconds[0]:6.2f} s "
                     f"({total / seconds[0] / 1e6:7.1f} MB/s)  +sync {seconds[1]:6.2f} s "
-                    f"({total / seconds[1] / 1e6:7.1f} MB/s)"
+                    f"({total / seconds[1] / 1e6:7.1f} MB/s)  cpu {seconds[2]:5.2f} s"
                 )
         print("median throughput (MB/s):")
         medians = {}
         for name, runs in times.items():
             copy = statistics.median(total / r[0] / 1e6 for r in runs)
             synced = statistics.median(total / r[1] / 1e6 for r in runs)
+            cpu = statistics.median(r[2] / (total / 1e9) for r in runs)
             medians[name] = (copy, synced)
-            print(f"  {name:9s} copy {copy:7.1f}   copy+sync {synced:7.1f}")
+            print(f"  {name:9s} copy {copy:7.1f}   copy+sync {synced:7.1f}   cpu {cpu:.2f} s/GB")
         ratio_copy = medians["transfer"][0] / medians["cp -r"][0]
         ratio_sync = medians["transfer"][1] / medians["cp -r"][1]
         print(

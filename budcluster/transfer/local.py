@@ -12,6 +12,8 @@ from budcluster.transfer.manifest import MANIFEST_NAME, Manifest
 from budcluster.transfer.source import RangeReader, SourceFile
 from budcluster.transfer.walk import walk_files
 
+PREFETCH_BYTES = 64 << 20
+PREFETCH_LOW_WATER_BYTES = 32 << 20
 _SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 _HF_NAME_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -64,12 +66,36 @@ class LocalDirSource:
 
     def open_range(self, file: SourceFile, offset: int) -> RangeReader:
         path = self._paths.get(file.path) or self.root / file.path
-        handle = path.open("rb", buffering=0)
+        return PrefetchingReader(path, offset)
+
+
+class PrefetchingReader:
+    """Reads a file sequentially while asking the kernel to fetch the next MiBs ahead.
+
+    Small reads keep the data in the CPU cache for hashing, but on a cold page cache each
+    one would wait for the disk; WILLNEED hints start the disk reads early (``cp`` gets
+    the same effect from the kernel's large in-kernel copies).
+    """
+
+    def __init__(self, path: Path, offset: int) -> None:
+        self._handle = path.open("rb", buffering=0)
+        self._fd = self._handle.fileno()
         if offset:
-            handle.seek(offset)
-        # Tell the kernel to read ahead aggressively: these are long sequential reads.
-        os.posix_fadvise(handle.fileno(), offset, 0, os.POSIX_FADV_SEQUENTIAL)
-        return handle
+            self._handle.seek(offset)
+        self._position = offset
+        self._prefetched = offset
+        os.posix_fadvise(self._fd, offset, 0, os.POSIX_FADV_SEQUENTIAL)
+
+    def readinto(self, buffer: memoryview, /) -> int:
+        if self._prefetched - self._position < PREFETCH_LOW_WATER_BYTES:
+            os.posix_fadvise(self._fd, self._prefetched, PREFETCH_BYTES, os.POSIX_FADV_WILLNEED)
+            self._prefetched += PREFETCH_BYTES
+        count = self._handle.readinto(buffer) or 0
+        self._position += count
+        return count
+
+    def close(self) -> None:
+        self._handle.close()
 
 
 def hf_cache_dir(env: Mapping[str, str]) -> Path:
