@@ -64,6 +64,11 @@ class TransferResult:
         """Bytes copied per second of wall time (verification included)."""
         return self.bytes_copied / self.seconds if self.seconds > 0 else 0.0
 
+    @property
+    def throughput(self) -> float:
+        """Alias of ``throughput_bytes_per_s``."""
+        return self.throughput_bytes_per_s
+
     def to_staged_model(self, model_name: str, nodes: Sequence[str]) -> StagedModel:
         """The ``StagedModel`` a target reports after this transfer ran on ``nodes``."""
         return StagedModel(
@@ -148,11 +153,14 @@ class _Run:
         self.meter.file_done()
         return _FileOutcome(ManifestEntry(file.path, file.size, digest), key, copied, True)
 
-    def _copy(self, file: SourceFile, target: Path, key: JournalKey) -> tuple[str, int]:
+    def _copy(
+        self, file: SourceFile, target: Path, key: JournalKey, *, may_resume: bool = True
+    ) -> tuple[str, int]:
         part = target.with_name(target.name + PART_SUFFIX)
         hasher = hashlib.sha256()
         offset = 0
-        if key in self.journal.started and part.is_file() and part.stat().st_size <= file.size:
+        resumable = key in self.journal.started and part.is_file()
+        if may_resume and resumable and part.stat().st_size <= file.size:
             # Resume: hash what is already there (a read, not a copy), then append.
             offset = _hash_prefix(part, hasher)
             self.meter.add_bytes(offset)
@@ -191,6 +199,11 @@ class _Run:
         wanted = self.expected.get(file.path) or file.sha256
         if wanted is not None and digest != wanted:
             part.unlink(missing_ok=True)
+            if offset:
+                # The kept prefix may be what was wrong (a torn write): one clean retry.
+                self.meter.add_bytes(-written)
+                digest, copied = self._copy(file, target, key, may_resume=False)
+                return digest, copied + written - offset
             raise ManifestMismatch(
                 f"{self.source.uri}: {file.path} has sha256 {digest}, the source's manifest "
                 f"says {wanted}; the copy was discarded. Check the source file or its manifest"

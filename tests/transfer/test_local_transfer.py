@@ -42,7 +42,7 @@ def test_transfer_copies_every_file_and_writes_a_matching_manifest(
     assert result.files == len(contents) == result.files_copied
     assert result.bytes_total == result.bytes_copied == sum(map(len, contents.values()))
     assert result.files_skipped == 0 and result.changed
-    assert result.throughput_bytes_per_s > 0
+    assert result.throughput == result.bytes_copied / result.seconds > 0
     assert verify_destination(dest) == result.manifest
     assert not list(dest.rglob("*.part"))
 
@@ -198,3 +198,50 @@ def test_staged_model_carries_the_result(
         result.bytes_total,
         ["localhost"],
     )
+
+
+def _plant_part(root: Path, dest: Path, rel: str, prefix: bytes, *, journaled: bool) -> None:
+    from budcluster.transfer.journal import Journal, JournalKey
+
+    (listed,) = [f for f in LocalDirSource(root).list_files() if f.path == rel]
+    dest.mkdir(parents=True, exist_ok=True)
+    (dest / f"{rel}.part").write_bytes(prefix)
+    if journaled:
+        journal = Journal(dest)
+        journal.record_start(JournalKey(listed.path, listed.size, listed.version))
+        journal.close()
+
+
+def test_a_part_with_a_bad_prefix_is_caught_by_the_manifest_and_copied_again(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "model"
+    contents = write_model(root, {"weights.bin": 100_000})
+    (root / MANIFEST_NAME).write_text(build_manifest(root).to_json())
+    dest = tmp_path / "dest"
+    _plant_part(root, dest, "weights.bin", b"\0" * 1000, journaled=True)
+
+    result = transfer_model(LocalDirSource(root), dest)
+    assert (dest / "weights.bin").read_bytes() == contents["weights.bin"]
+    # The resumed attempt moved 99,000 bytes, failed its check, and the clean copy 100,000.
+    assert result.bytes_copied == 2 * 100_000 - 1000
+
+
+def test_a_part_that_the_journal_does_not_know_restarts_from_zero(tmp_path: Path) -> None:
+    root = tmp_path / "model"
+    contents = write_model(root, {"weights.bin": 100_000})
+    dest = tmp_path / "dest"
+    _plant_part(root, dest, "weights.bin", contents["weights.bin"][:5000], journaled=False)
+    result = transfer_model(LocalDirSource(root), dest)
+    assert result.bytes_copied == 100_000
+    assert (dest / "weights.bin").read_bytes() == contents["weights.bin"]
+
+
+def test_a_journaled_part_resumes_from_its_length(tmp_path: Path) -> None:
+    root = tmp_path / "model"
+    contents = write_model(root, {"weights.bin": 100_000})
+    dest = tmp_path / "dest"
+    _plant_part(root, dest, "weights.bin", contents["weights.bin"][:30_000], journaled=True)
+    result = transfer_model(LocalDirSource(root), dest)
+    assert result.bytes_copied == 70_000
+    assert (dest / "weights.bin").read_bytes() == contents["weights.bin"]
