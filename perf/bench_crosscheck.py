@@ -28,10 +28,10 @@ from budcluster.bench.specs import ProfileSpec, TokenLengthSpec
 from budcluster.bench.testing_server import server_process
 
 
-def find_tools() -> dict[str, str | None]:
+def find_tools(vllm_command: str | None = None) -> dict[str, str | None]:
     """Each tool's command, or None with the reason printed by the caller."""
     return {
-        "vllm bench serve": shutil.which("vllm"),
+        "vllm bench serve": vllm_command or shutil.which("vllm"),
         "inference-perf": shutil.which("inference-perf")
         or ("python -m inference_perf" if importlib.util.find_spec("inference_perf") else None),
     }
@@ -86,8 +86,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--tokenizer", help="Local tokenizer directory for vllm bench serve.")
     parser.add_argument("--requests", type=int, default=640)
+    parser.add_argument("--vllm", help="Path of a vllm executable not on PATH.")
     args = parser.parse_args()
-    tools = find_tools()
+    tools = find_tools(args.vllm)
     for name, command in tools.items():
         print(f"{name}: {'found: ' + command if command else 'SKIPPED: not installed'}")
     if tools["inference-perf"]:

@@ -319,7 +319,6 @@ class StreamingClient:
         full = (
             self.fast_path_disabled is not None
             or self.tokenizer is not None  # the text itself is needed to count tokens
-            or b'"logprobs"' in data  # nested objects could hold a "content" key
             or self._reads % self.config.sse_verify_every == 0
         )
         if full:
@@ -334,13 +333,19 @@ class StreamingClient:
             state.done = done
             return texts
         texts = self._count_text_keys(data)
-        if b'"usage"' in data or b'"error"' in data:
-            try:
-                events = [_loads(p) for p in parts if b'"usage"' in p or b'"error"' in p]
-            except ValueError:
-                self._disable_fast_path("an event was not valid JSON")
-                return self._handle_lines(data.split(b"\n"), state)
-            self._scan_events(events, data, state)
+        try:
+            if b'"usage"' in data:
+                # Servers put the usage block in the last event; search from the end.
+                for part in reversed(parts):
+                    if b'"usage"' in part and (usage := _loads(part).get("usage")):
+                        state.usage = usage
+                        break
+            if b'"error"' in data:
+                errors = [_loads(p) for p in parts if b'"error"' in p]
+                self._scan_events(errors, data, state)
+        except (ValueError, AttributeError):
+            self._disable_fast_path("an event was not valid JSON")
+            return self._handle_lines(data.split(b"\n"), state)
         state.done = done
         return texts
 
@@ -453,9 +458,10 @@ class StreamingClient:
 def _data_only_events(data: bytes) -> list[bytes] | None:
     """The payloads of ``data`` when it is nothing but whole ``data: ...`` lines, each
     followed by a blank line (what vLLM, TGI and SGLang send); None for anything else
-    (partial events, comments, ``event:`` fields, CRLF), which the line-by-line path
+    (partial events, comments, ``event:`` fields, CRLF pairs), which the line-by-line path
     handles. JSON has no raw newlines, so ``\n\ndata:`` can only be an event boundary."""
-    if not data.startswith(b"data:") or not data.endswith(b"\n\n") or b"\r" in data:
+    # A CR before the blank line ("\r\n\n") is harmless: JSON and [DONE] are stripped.
+    if not data.startswith(b"data:") or not data.endswith(b"\n\n"):
         return None
     parts = data[5:-2].split(b"\n\ndata:")
     if data.count(b"\n") != 2 * len(parts):
