@@ -49,7 +49,10 @@ def scheduled_benchmarks(
         label = parse_profile(profile.profile).label()
         baseline, source = find_baseline(entry.name, policy, state.id, label)
         summary = benchmark_endpoint(
-            BenchmarkEndpointRequest(cluster=entry.cluster, deployment=entry.name, profile=profile)
+            # deploy-model serves the model under the deployment's name.
+            BenchmarkEndpointRequest(
+                cluster=entry.cluster, deployment=entry.name, model=entry.name, profile=profile
+            )
         )
         outcome: dict[str, Any] = {"status": "measured", "report_dir": summary["report_dir"]}
         if baseline is None:

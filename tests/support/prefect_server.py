@@ -30,6 +30,10 @@ class PrefectServer:
     database_path: Path | None
     log_path: Path
 
+    @property
+    def ui_url(self) -> str:
+        return self.api_url.removesuffix("/api")
+
     def env(self, **extra: str) -> dict[str, str]:
         """Environment for a client process that talks to this server."""
         env = dict(os.environ)
@@ -45,8 +49,14 @@ class PrefectServer:
 
 @contextmanager
 def running_prefect_server(
-    workdir: Path, database_url: str | None = None, timeout_s: float = 90.0
+    workdir: Path,
+    database_url: str | None = None,
+    timeout_s: float = 90.0,
+    *,
+    ui: bool = False,
+    extra_env: dict[str, str] | None = None,
 ) -> Iterator[PrefectServer]:
+    """``ui=True`` serves the Prefect UI on the same port (at ``ui_url``)."""
     home = workdir / "prefect-home"
     home.mkdir(parents=True, exist_ok=True)
     db_path = None
@@ -60,9 +70,10 @@ def running_prefect_server(
         PREFECT_HOME=str(home),
         PREFECT_SERVER_DATABASE_CONNECTION_URL=database_url,
         PREFECT_SERVER_ANALYTICS_ENABLED="false",
-        PREFECT_SERVER_UI_ENABLED="false",
+        PREFECT_SERVER_UI_ENABLED="true" if ui else "false",
         PREFECT_LOGGING_SERVER_LEVEL="DEBUG",
     )
+    env.update(extra_env or {})
     env.pop("PREFECT_API_URL", None)
     with log_path.open("wb") as log:
         process = subprocess.Popen(
