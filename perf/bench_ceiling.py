@@ -5,7 +5,13 @@ clients run on the same event loop kind, at the same concurrency, for the same t
 alternating so that drift on the machine hits both. The bare loop does only the
 streaming: post, read the body to EOF, nothing parsed or recorded.
 
+A second figure does not depend on how busy the machine is: with --callgrind N, each
+client sends N requests (and 0, to subtract start-up) under valgrind's callgrind, and the
+script prints instructions per request. When the client is what limits the rate, the
+rate is inversely proportional to that cost.
+
 Usage: .venv/bin/python perf/bench_ceiling.py [--concurrency 64] [--seconds 5] [--rounds 2]
+       [--nice] [--callgrind 2000]
 Target: ratio >= 0.8.
 """
 
@@ -14,7 +20,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
 import time
+from typing import Any
 
 import aiohttp
 
@@ -74,6 +86,72 @@ async def our_client(url: str, concurrency: int, seconds: float) -> tuple[float,
     return (len(records) - failed) / elapsed, failed, cpu
 
 
+class _BareClient:
+    """The bare loop's streaming, behind the runner's client interface (for callgrind)."""
+
+    def __init__(self, url: str) -> None:
+        self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+        self.url = url + "/v1/completions"
+
+    async def send(self, prompt: object, record: object) -> object:
+        headers = {"Content-Type": "application/json"}
+        async with self.session.post(self.url, data=BODY, headers=headers) as response:
+            async for _ in response.content.iter_any():
+                pass
+        return record
+
+    async def close(self) -> None:
+        await self.session.close()
+
+
+async def cost_worker(which: str, url: str, requests: int, concurrency: int) -> None:
+    """Send ``requests`` through the runner with the bare or the budcluster client."""
+    prompts = synthetic_prompts(
+        1000, TokenLengthSpec("fixed", 2), TokenLengthSpec("fixed", 16), WordTokenizer()
+    )
+    origin = time.perf_counter()
+    client: Any = (
+        _BareClient(url) if which == "bare" else StreamingClient(ClientConfig(url, "m"), origin)
+    )
+    plan = initial_levels(ProfileSpec("concurrency", concurrency))[0]
+    if requests:
+        await run_level(client, plan, prompts, origin, duration_s=None, max_requests=requests)
+    await client.close()
+
+
+def callgrind_instructions(which: str, url: str, requests: int, concurrency: int) -> int:
+    with tempfile.TemporaryDirectory() as out:
+        result = subprocess.run(
+            [
+                "valgrind", "--tool=callgrind", f"--callgrind-out-file={out}/cg.out",
+                sys.executable, __file__, "--cost-worker", which, url, str(requests),
+                "--concurrency", str(concurrency),
+            ],
+            capture_output=True, text=True, timeout=1800, check=True,
+        )  # fmt: skip
+    match = re.search(r"Collected : (\d+)", result.stderr)
+    if match is None:
+        raise RuntimeError(f"no instruction count in callgrind output: {result.stderr[-500:]}")
+    return int(match.group(1))
+
+
+def instruction_ratio(url: str, requests: int, concurrency: int) -> None:
+    if shutil.which("valgrind") is None:
+        print("callgrind: SKIPPED: valgrind is not installed")
+        return
+    per_request = {}
+    for which in ("bare", "ours"):
+        startup = callgrind_instructions(which, url, 0, concurrency)
+        total = callgrind_instructions(which, url, requests, concurrency)
+        per_request[which] = (total - startup) / requests
+        print(f"callgrind {which}: {per_request[which] / 1000:.1f}k instructions per request")
+    ratio = per_request["bare"] / per_request["ours"]
+    print(
+        f"instruction ratio (bare per request over ours): {ratio:.2f} "
+        f"-> {'PASS' if ratio >= 0.8 else 'FAIL'}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--concurrency", type=int, default=64)
@@ -82,7 +160,13 @@ def main() -> None:
     parser.add_argument(
         "--nice", action="store_true", help="Raise the priority of this script and its server."
     )
+    parser.add_argument("--callgrind", type=int, default=0, metavar="N")
+    parser.add_argument("--cost-worker", nargs=3, metavar=("CLIENT", "URL", "N"))
     args = parser.parse_args()
+    if args.cost_worker:
+        which, url, requests = args.cost_worker
+        run_on_fast_loop(cost_worker(which, url, int(requests), args.concurrency))
+        return
     if args.nice:
         try:
             os.nice(-10)
@@ -93,6 +177,8 @@ def main() -> None:
     loop_kind = fast_loop_factory()[1]
 
     with server_process("--chunks", "16") as url:
+        if args.callgrind:
+            instruction_ratio(url, args.callgrind, args.concurrency)
         run_on_fast_loop(bare_loop(url, args.concurrency, 1.0))  # warm the server and the caches
         bare, ours, bare_cpu, ours_cpu = [], [], [], []
         for round_index in range(args.rounds):
