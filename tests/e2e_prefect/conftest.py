@@ -51,6 +51,7 @@ class Platform:
             BUDCLUSTER_DATABASE_URL=self.store_url,
             BUDCLUSTER_REPORTS_DIR=str(self.reports_dir),
             BUDCLUSTER_DATA_DIR=str(self.workdir / "data"),
+            BUDCLUSTER_KEYS_DIR=str(self.workdir / "crypto-keys"),
             PREFECT_LOGGING_LEVEL="INFO",
         )
 
