@@ -139,6 +139,12 @@ class ModelSourceRequest(_Form):
         None, description="Bud S3 Registry block holding the keys for an s3:// URI."
     )
 
+    @property
+    def model_name(self) -> str:
+        """The model's name: the last part of the URI, without an @revision."""
+        tail = self.uri.rstrip("/").rsplit("/", 1)[-1]
+        return tail.split("@", 1)[0] or "model"
+
     @field_validator("uri")
     @classmethod
     def _uri(cls, value: str) -> str:

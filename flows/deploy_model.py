@@ -77,7 +77,9 @@ def _deploy(request: DeployModelRequest) -> dict[str, Any]:
     plan = plan_runtime(facts, inventories, request.plan_request())
     publish_plan_artifact(plan)
     fmt = model_format(facts)
-    model_id = record_model(facts.name, request.model.uri, fmt, [], facts.model_dump(mode="json"))
+    model_id = record_model(
+        request.model.model_name, request.model.uri, fmt, [], facts.model_dump(mode="json")
+    )
     deployment_id, redeploy = open_deployment(
         request.cluster, request.name, model_id, spec_hash, f"{plan.engine} on {plan.device_kind}"
     )
@@ -87,9 +89,13 @@ def _deploy(request: DeployModelRequest) -> dict[str, Any]:
         nodes = sorted({placement.node_name for placement in plan.placements})
         if not redeploy:
             move_deployment(deployment_id, "transferring", f"staging on {', '.join(nodes)}")
-        staged = stage_model(request.cluster, source, facts.name, nodes)
+        staged = stage_model(request.cluster, source, request.model.model_name, nodes)
         record_model(
-            facts.name, request.model.uri, fmt, staged.manifest, facts.model_dump(mode="json")
+            request.model.model_name,
+            request.model.uri,
+            fmt,
+            staged.manifest,
+            facts.model_dump(mode="json"),
         )
         record_transfer(model_id, request.cluster, deployment_id, staged, True)
 

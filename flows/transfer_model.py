@@ -21,11 +21,15 @@ def transfer_model(request: TransferModelRequest) -> StagedModel:
     source = model_source(request.model)
     facts = read_model_facts(locate_model_metadata(source))
     nodes = request.nodes or access.nodes
-    staged = stage_model(request.cluster, source, facts.name, nodes)
+    staged = stage_model(request.cluster, source, request.model.model_name, nodes)
     facts_json = facts.model_dump(mode="json")
     model_id = record_model(
-        facts.name, request.model.uri, model_format(facts), staged.manifest, facts_json
+        request.model.model_name,
+        request.model.uri,
+        model_format(facts),
+        staged.manifest,
+        facts_json,
     )
     record_transfer(model_id, request.cluster, None, staged, True)
-    print(f"{facts.name}: {staged.files} files verified on {', '.join(staged.nodes)}")
+    print(f"{request.model.model_name}: {staged.files} files verified on {', '.join(staged.nodes)}")
     return staged
