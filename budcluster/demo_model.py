@@ -300,6 +300,8 @@ def build_demo_model(
         str(out_dir / "model.safetensors"),
         metadata={"format": "pt"},
     )
+    # save_file creates 0600; a runtime in a container runs as another user and must read it.
+    (out_dir / "model.safetensors").chmod(0o644)
     for stale in out_dir.glob("*.gguf"):
         stale.unlink()
     gguf_file = None
