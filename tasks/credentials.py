@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import cast
 
 from blocks.s3 import S3Registry
@@ -12,6 +13,10 @@ from budcluster.targets.base import ModelSourceSpec
 
 def model_source(request: ModelSourceRequest) -> ModelSourceSpec:
     """The source with the in-memory variables it needs (S3 keys from the registry block)."""
+    if "://" not in request.uri:
+        # Hosts run the copy from their own working directory: a relative path means the
+        # controller's, so it travels absolute.
+        return ModelSourceSpec(str(Path(request.uri).expanduser().resolve()))
     if not request.uri.startswith("s3://"):
         return ModelSourceSpec(request.uri)
     if not request.registry_block:
