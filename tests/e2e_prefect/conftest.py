@@ -52,6 +52,7 @@ class Platform:
             BUDCLUSTER_REPORTS_DIR=str(self.reports_dir),
             BUDCLUSTER_DATA_DIR=str(self.workdir / "data"),
             BUDCLUSTER_KEYS_DIR=str(self.workdir / "crypto-keys"),
+            BUDCLUSTER_HOSTS_STATE_DIR=str(self.workdir / "host-state"),
             PREFECT_LOGGING_LEVEL="INFO",
         )
 
@@ -111,7 +112,7 @@ def _admin():  # type: ignore[no-untyped-def]
     )
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def databases() -> Iterator[dict[str, str]]:
     """Two empty databases: ``prefect`` (asyncpg URL) and ``store`` (psycopg2 URL)."""
     from sqlalchemy.engine import make_url
@@ -139,7 +140,7 @@ def databases() -> Iterator[dict[str, str]]:
         admin.dispose()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def platform(
     databases: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Platform]:

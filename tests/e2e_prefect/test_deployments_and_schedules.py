@@ -64,6 +64,7 @@ def test_schedules_exist_and_produce_scheduled_runs(platform: Platform) -> None:
 
 
 def test_kubernetes_variant_takes_credentials_from_secrets(platform: Platform) -> None:
+    from prefect.settings import PREFECT_API_URL, temporary_settings
     from prefect_kubernetes.worker import KubernetesWorkerJobConfiguration
 
     deployment = platform.deployment("deploy-model", "deploy-model-kubernetes")
@@ -82,9 +83,13 @@ def test_kubernetes_variant_takes_credentials_from_secrets(platform: Platform) -
     properties = pool["base_job_template"]["variables"]["properties"]
     values = {n: s["default"] for n, s in properties.items() if s.get("default") is not None}
     values.update(variables)
-    job = asyncio.run(
-        KubernetesWorkerJobConfiguration.from_template_and_values(pool["base_job_template"], values)
-    )
+    # Rendering resolves block and variable references through the API: this server's.
+    with temporary_settings({PREFECT_API_URL: platform.server.api_url}):
+        job = asyncio.run(
+            KubernetesWorkerJobConfiguration.from_template_and_values(
+                pool["base_job_template"], values
+            )
+        )
     container = job.job_manifest["spec"]["template"]["spec"]
     assert container["serviceAccountName"] == "budcluster-runner"
     env = {item["name"]: item for item in container["containers"][0]["env"]}
