@@ -73,6 +73,9 @@ def running_prefect_server(
         PREFECT_SERVER_UI_ENABLED="true" if ui else "false",
         PREFECT_LOGGING_SERVER_LEVEL="DEBUG",
     )
+    if ui:
+        # The UI's JavaScript calls the API at this URL; say it plainly.
+        env["PREFECT_UI_API_URL"] = f"http://127.0.0.1:{port}/api"
     env.update(extra_env or {})
     env.pop("PREFECT_API_URL", None)
     with log_path.open("wb") as log:
