@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from enum import StrEnum
 from typing import Literal
 
@@ -16,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from budcluster.bench.runner import BenchmarkConfig
 from budcluster.bench.specs import parse_profile, parse_slos, parse_token_spec
+from budcluster.errors import ConfigurationError
 from budcluster.planning.models import PlanRequest
 
 # Deployment and cluster names become host directory names, unit names, Kubernetes
@@ -48,6 +50,14 @@ class EngineChoice(StrEnum):
     AUTO = "auto"
     VLLM = "vllm"
     LLAMA_CPP = "llama.cpp"
+
+
+def _parsed(value: str, parser: Callable[[str], object]) -> str:
+    try:
+        parser(value)
+    except ConfigurationError as exc:
+        raise ValueError(str(exc)) from exc
+    return value
 
 
 class _Form(BaseModel):
@@ -90,23 +100,22 @@ class BenchmarkProfile(_Form):
     slo: str | None = Field(None, description="Goodput SLOs, e.g. 'ttft=200ms,tpot=50ms'.")
     ignore_eos: bool = Field(False, description="Ask the server to ignore EOS (if it accepts it).")
 
+    # The parsers raise ConfigurationError; pydantic reports field locations only for
+    # ValueError, so each is re-raised as one.
     @field_validator("profile")
     @classmethod
     def _profile(cls, value: str) -> str:
-        parse_profile(value)
-        return value
+        return _parsed(value, parse_profile)
 
     @field_validator("input_tokens", "output_tokens")
     @classmethod
     def _tokens(cls, value: str) -> str:
-        parse_token_spec(value)
-        return value
+        return _parsed(value, parse_token_spec)
 
     @field_validator("slo")
     @classmethod
     def _slo(cls, value: str | None) -> str | None:
-        parse_slos(value)
-        return value
+        return value if value is None else _parsed(value, parse_slos)
 
     def to_config(
         self, *, url: str, model: str, name: str, deployment: str | None
