@@ -12,15 +12,18 @@ Tolerance of real servers: a missing ``[DONE]`` (EOF ends the stream), a missing
 block (output tokens then come from the tokenizer, else the chunk count), 400/422 on an
 optional field (it is dropped for the rest of the run and the request resent), multi-token
 chunks (TPOT uses the token count, ITL the chunk gaps), and keep-alive connections the
-server closed while idle (resent only when no response byte had arrived; counted).
+server has closed (see :meth:`_ArrivalStampingHandler.is_connected` and
+:func:`_resendable`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import json
 import re
+import select
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -48,7 +51,66 @@ except ImportError:  # pragma: no cover - orjson comes with prefect
 
 
 OPTIONAL_FIELDS = ("ignore_eos", "stream_options")
-_RETRYABLE = (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)
+_RETRYABLE = (
+    aiohttp.ServerDisconnectedError,
+    aiohttp.ClientOSError,
+    aiohttp.ClientConnectionResetError,
+)
+
+
+@dataclass(slots=True)
+class _Attempt:
+    """What one try of a request got as far as, for deciding whether to resend it."""
+
+    protocol: _ArrivalStampingHandler | None = None
+    reused: bool = False
+    """The try went out on a pooled keep-alive connection, not a fresh one."""
+    written: bool = False
+    """Every byte of the request (head and body) was handed to the socket."""
+
+    def got_response_bytes(self) -> bool:
+        protocol = self.protocol
+        return protocol is not None and protocol.first_unread_s is not None
+
+
+# The try in progress in this task. aiohttp writes the request from a task of its own
+# (Python < 3.12), which starts with a copy of this context and so sees the same object.
+_ATTEMPT: contextvars.ContextVar[_Attempt | None] = contextvars.ContextVar(
+    "budcluster_bench_attempt", default=None
+)
+
+
+def _resendable(attempt: _Attempt) -> bool:
+    """Whether a try that failed on the connection can be sent again without risk.
+
+    Never once a response byte came back. Otherwise yes when the request never fully
+    left (the server cannot act on a request whose body it has not got: what happens
+    when the client writes into a connection the server has just shut), or when a pooled
+    keep-alive connection was closed by the server with no answer: the stale-connection
+    race every HTTP/1.1 client has, and a completion has no side effect to repeat. A
+    fresh connection that took the whole request and closed without a byte is a server
+    failure, not a stale connection: that is reported, not resent.
+    """
+    if attempt.got_response_bytes():
+        return False
+    return not attempt.written or attempt.reused
+
+
+def _peer_has_spoken(transport: asyncio.BaseTransport | None) -> bool:
+    """True if the socket is readable (EOF, an error or stray bytes) without reading it.
+
+    An idle keep-alive connection has nothing to read unless the server closed it. The
+    event loop reads that EOF only on its next poll, often after the pool has handed the
+    connection out again; a zero-timeout poll on the descriptor sees it now.
+    """
+    if transport is None:
+        return True
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return False
+    poller = select.poll()  # not select.select: descriptors above 1023 are common here
+    poller.register(sock.fileno(), select.POLLIN)
+    return bool(poller.poll(0))
 
 
 class _ArrivalStampingHandler(ResponseHandler):
@@ -63,6 +125,15 @@ class _ArrivalStampingHandler(ResponseHandler):
     first_unread_s: float | None = None
     request_sent_s: float | None = None
     """When the current request's bytes were handed to the socket (see _StampingRequest)."""
+    requests_started: int = 0
+
+    def is_connected(self) -> bool:
+        # aiohttp asks this before handing a pooled connection out again (and when it
+        # sweeps the pool), never while a response is being read. llama-server
+        # (cpp-httplib) closes the connection right after every streamed response while
+        # its headers promise keep-alive, and without this check nearly every reuse
+        # would write into a closed socket and need a resend.
+        return super().is_connected() and not _peer_has_spoken(self.transport)
 
     def data_received(
         self,
@@ -87,9 +158,18 @@ class _StampingRequest(aiohttp.ClientRequest):
 
     async def write_bytes(self, writer: Any, conn: Any, *args: Any, **kwargs: Any) -> None:
         protocol = conn.protocol
+        attempt = _ATTEMPT.get()
         if isinstance(protocol, _ArrivalStampingHandler):
             protocol.request_sent_s = time.perf_counter()
+            protocol.first_unread_s = None  # only bytes from here on answer this request
+            protocol.requests_started += 1
+            if attempt is not None:
+                attempt.protocol = protocol
+                attempt.reused = protocol.requests_started > 1
         await super().write_bytes(writer, conn, *args, **kwargs)
+        # aiohttp reports a failed write on the protocol instead of raising it here.
+        if attempt is not None and protocol is not None and protocol.exception() is None:
+            attempt.written = True
 
 
 class _ArrivalStampingConnector(aiohttp.TCPConnector):
@@ -172,16 +252,31 @@ class StreamingClient:
         timeout = aiohttp.ClientTimeout(
             total=config.request_timeout_s, sock_connect=config.connect_timeout_s
         )
-        connector = _ArrivalStampingConnector(limit=connections, ttl_dns_cache=300)
-        self.session = aiohttp.ClientSession(
+        self._timeout = timeout
+        self.session = self._new_session(limit=connections, force_close=False)
+        self._fresh_session: aiohttp.ClientSession | None = None
+        """For resends: a new connection each time, never one from the pool."""
+
+    def _new_session(self, limit: int, force_close: bool) -> aiohttp.ClientSession:
+        connector = _ArrivalStampingConnector(
+            limit=limit, ttl_dns_cache=300, force_close=force_close
+        )
+        return aiohttp.ClientSession(
             connector=connector,
-            timeout=timeout,
+            timeout=self._timeout,
             auto_decompress=False,
             request_class=_StampingRequest,
         )
 
     async def close(self) -> None:
         await self.session.close()
+        if self._fresh_session is not None:
+            await self._fresh_session.close()
+
+    def _fresh(self) -> aiohttp.ClientSession:
+        if self._fresh_session is None:
+            self._fresh_session = self._new_session(limit=0, force_close=True)
+        return self._fresh_session
 
     def body(self, prompt: Prompt) -> bytes:
         payload: dict[str, object] = {
@@ -231,12 +326,15 @@ class StreamingClient:
     async def _send(self, prompt: Prompt, record: RequestRecord) -> None:
         origin = self.origin_s
         clock = time.perf_counter
+        session = self.session
         while True:
             body = self.body(prompt)
             record.sent_s = clock() - origin
             received_any = False
+            attempt = _Attempt()
+            _ATTEMPT.set(attempt)
             try:
-                async with self.session.post(self._url, data=body, headers=self._headers) as resp:
+                async with session.post(self._url, data=body, headers=self._headers) as resp:
                     received_any = True
                     connection = resp.connection
                     protocol = connection.protocol if connection is not None else None
@@ -254,11 +352,16 @@ class StreamingClient:
                     await self._read_stream(resp, record, prompt)
                     return
             except _RETRYABLE:
-                # Only a request that got no response byte is safe to resend: the server
-                # closed an idle keep-alive connection and never processed it.
-                if received_any or record.retries >= self.config.max_retries:
+                if (
+                    received_any
+                    or record.retries >= self.config.max_retries
+                    or not _resendable(attempt)
+                ):
                     raise
                 record.retries += 1
+                # Other pooled connections may have been shut by the same server at the
+                # same moment; a new one cannot be stale.
+                session = self._fresh()
 
     async def _read_stream(
         self, resp: aiohttp.ClientResponse, record: RequestRecord, prompt: Prompt

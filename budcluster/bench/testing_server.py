@@ -42,11 +42,22 @@ class ServerBehaviour:
     reject_fields: tuple[str, ...] = ()
     """Answer 422 naming the field when the body contains any of these keys."""
     close_after_requests: int = 0
-    """Close the connection after this many responses on it (0 = keep alive forever)."""
+    """Close the connection after this many responses on it (0 = keep alive forever).
+
+    No ``Connection: close`` is sent: llama-server (cpp-httplib) closes after every
+    streamed response while its headers still promise ``Keep-Alive: timeout=5, max=100``."""
+    close_delay_s: float = 0.0
+    """With ``close_after_requests``: shut the write side (FIN) this long after the last
+    response byte instead of at once, discard whatever arrives meanwhile and for
+    ``drain_s`` after, then close. This is cpp-httplib's ``drain_and_close_socket``: the
+    HTTP thread returns from the handler, shuts down writing, drains for up to 100 ms.
+    A client that reuses the connection in that window loses its request."""
+    drain_s: float = 0.1
     status: int = 200
     """Answer every completion request with this status (non-200 sends an error body)."""
     close_before_response: int = 0
-    """Close the first N connections' first request without answering (stale keep-alive)."""
+    """Close the connection on the first N completion requests after reading them, without
+    answering: a server that fails mid-request (not a stale keep-alive connection)."""
 
 
 @dataclass(slots=True)
@@ -58,6 +69,8 @@ class ServerStats:
     itl_count: int = 0
     rejected: int = 0
     dropped: int = 0
+    discarded_bytes: int = 0
+    """Bytes that arrived on a connection the server had already decided to close."""
     bodies: list[dict[str, object]] = field(default_factory=list)
     keep_bodies: bool = False
 
@@ -68,6 +81,7 @@ class ServerStats:
             "itl_mean_ms": 1000 * self.itl_sum_s / self.itl_count if self.itl_count else None,
             "rejected": self.rejected,
             "dropped": self.dropped,
+            "discarded_bytes": self.discarded_bytes,
         }
 
 
@@ -202,6 +216,7 @@ class _Protocol(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.served = 0
         self.busy = False
+        self.closing = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement the interface without subclassing asyncio.Transport.
@@ -213,11 +228,14 @@ class _Protocol(asyncio.Protocol):
             self.server.connections.discard(self.transport)
 
     def data_received(self, data: bytes) -> None:
+        if self.closing:  # cpp-httplib reads and drops it: the request is never handled
+            self.server.stats.discarded_bytes += len(data)
+            return
         self.buffer += data
         self._parse()
 
     def _parse(self) -> None:
-        while not self.busy:
+        while not self.busy and not self.closing:
             head_end = self.buffer.find(b"\r\n\r\n")
             if head_end < 0:
                 return
@@ -284,9 +302,26 @@ class _Protocol(asyncio.Protocol):
 
     def _finished(self) -> None:
         self.served += 1
-        limit = self.server.behaviour.close_after_requests
-        if limit and self.served >= limit and self.transport is not None:
+        behaviour = self.server.behaviour
+        limit = behaviour.close_after_requests
+        if not limit or self.served < limit or self.transport is None:
+            return
+        if behaviour.close_delay_s <= 0:
             self.transport.close()
+            return
+        self.closing = True
+        if self.buffer:  # pipelined bytes the server will never answer
+            self.server.stats.discarded_bytes += len(self.buffer)
+            self.buffer = b""
+        loop = asyncio.get_running_loop()
+        loop.call_later(behaviour.close_delay_s, self._shut_down_writing)
+
+    def _shut_down_writing(self) -> None:
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        transport.write_eof()  # shutdown(SHUT_WR): the client sees EOF, may still send
+        asyncio.get_running_loop().call_later(self.server.behaviour.drain_s, transport.close)
 
     def _respond_json(self, status: int, payload: dict[str, object]) -> None:
         assert self.transport is not None
@@ -386,6 +421,18 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--ttft-ms", type=float, default=0.0)
     parser.add_argument("--itl-ms", type=float, default=0.0)
     parser.add_argument("--uvloop", action="store_true", help="Serve on uvloop if installed.")
+    parser.add_argument(
+        "--close-after-requests",
+        type=int,
+        default=0,
+        help="Close each connection after this many responses (llama-server: 1).",
+    )
+    parser.add_argument(
+        "--close-delay-ms",
+        type=float,
+        default=0.0,
+        help="Shut the connection this long after the last response byte (cpp-httplib).",
+    )
     return parser.parse_args(argv)
 
 
@@ -396,6 +443,8 @@ def main(argv: list[str] | None = None) -> None:
         tokens_per_chunk=args.tokens_per_chunk,
         ttft_s=args.ttft_ms / 1000,
         itl_s=args.itl_ms / 1000,
+        close_after_requests=args.close_after_requests,
+        close_delay_s=args.close_delay_ms / 1000,
     )
 
     async def serve() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
@@ -88,28 +89,107 @@ async def test_unknown_field_422_drops_it_for_the_run_and_counts_the_retry() -> 
     assert ["ignore_eos" in b for b in bodies] == [True, False, False, False]
 
 
-async def test_idle_connection_dropped_before_answer_is_resent_and_counted() -> None:
+async def send_concurrently(
+    url: str, n: int, concurrency: int, **kw: object
+) -> list[RequestRecord]:
+    """A closed loop of ``concurrency`` workers on one client, as the runner drives it."""
+    client = StreamingClient(
+        ClientConfig(url, "m", **kw),  # type: ignore[arg-type]
+        time.perf_counter(),
+        connections=concurrency,
+    )
+    ids = iter(range(n))
+    records: list[RequestRecord] = []
+
+    async def worker() -> None:
+        for i in ids:
+            record = RequestRecord(i, 0, scheduled_s=0.0)
+            records.append(await client.send(PROMPT, record))
+
+    try:
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    finally:
+        await client.close()
+    return records
+
+
+async def test_connection_the_server_closed_after_its_response_is_not_reused() -> None:
+    # llama-server closes after every streamed response without "Connection: close".
+    # The FIN is in the socket before the client reuses the connection, so a client that
+    # looks at the socket never writes into it: no resend, no request lost on the way.
+    behaviour = ServerBehaviour(chunks=2, close_after_requests=1)
+    async with StreamingServer(behaviour) as server:
+        records, _ = await send_many(server.url, n=5)
+        assert server.stats.requests == 5
+    assert [r.error_kind for r in records] == [None] * 5
+    assert [r.retries for r in records] == [0] * 5
+
+
+async def test_closed_connections_are_not_reused_under_concurrency() -> None:
+    # Four streams finishing together leave up to four closed connections in the pool;
+    # with no resends allowed, any reuse of one would be a failed request.
+    behaviour = ServerBehaviour(chunks=4, close_after_requests=1)
+    async with StreamingServer(behaviour) as server:
+        records = await send_concurrently(server.url, 64, 4, max_retries=0)
+        assert server.stats.discarded_bytes == 0
+    assert [r.error for r in records if r.error] == []
+
+
+async def test_keepalive_closed_after_reuse_is_resent_on_a_fresh_connection() -> None:
+    # cpp-httplib shuts the socket a moment after the response and drops what arrived
+    # meanwhile. The client has already reused the connection: its request is lost with
+    # no byte of answer, and must be resent once, on a new connection, and counted.
+    behaviour = ServerBehaviour(chunks=2, close_after_requests=1, close_delay_s=0.05)
+    async with StreamingServer(behaviour) as server:
+        records, _ = await send_many(server.url, n=4)
+        assert server.stats.discarded_bytes > 0
+        assert server.stats.requests == 4
+    assert [r.error_kind for r in records] == [None] * 4
+    # The resend's connection closes after it, so the next request opens a new one.
+    assert [r.retries for r in records] == [0, 1, 0, 1]
+
+
+async def test_resends_never_land_on_another_stale_connection() -> None:
+    # Every pooled connection goes stale at once under concurrency; one resend is
+    # enough only if it goes out on a new connection rather than the next pooled one.
+    behaviour = ServerBehaviour(chunks=4, close_after_requests=1, close_delay_s=0.02)
+    async with StreamingServer(behaviour) as server:
+        records = await send_concurrently(server.url, 40, 4, max_retries=1)
+    assert [r.error for r in records if r.error] == []
+    assert sum(r.retries for r in records) > 0  # the race really happened
+
+
+async def test_fresh_connection_closed_without_answer_is_reported_not_resent() -> None:
+    # A new connection that took the whole request and closed is a server failure:
+    # the request may have been processed, so resending it would be a guess.
     behaviour = ServerBehaviour(chunks=2, close_before_response=1)
     async with StreamingServer(behaviour) as server:
         (record,), _ = await send_many(server.url)
         assert server.stats.dropped == 1
-    assert record.error_kind is None
-    assert record.retries == 1
+    assert record.error_kind == "disconnected"
+    assert record.retries == 0
+    assert record.end_s is not None
 
 
-async def test_server_closing_keepalive_after_each_response() -> None:
-    # The server closes every connection after one answer; reusing it must not fail.
-    behaviour = ServerBehaviour(chunks=2, close_after_requests=1)
-    async with StreamingServer(behaviour) as server:
-        records, _ = await send_many(server.url, n=5)
-    assert [r.error_kind for r in records] == [None] * 5
+def test_resend_rule() -> None:
+    from budcluster.bench.client import _ArrivalStampingHandler, _Attempt, _resendable
+
+    answered = _ArrivalStampingHandler.__new__(_ArrivalStampingHandler)
+    answered.first_unread_s = 1.0
+    silent = _ArrivalStampingHandler.__new__(_ArrivalStampingHandler)
+    silent.first_unread_s = None
+    assert _resendable(_Attempt())  # never connected: nothing left the client
+    assert _resendable(_Attempt(silent, reused=False, written=False))  # body never left
+    assert _resendable(_Attempt(silent, reused=True, written=True))  # stale keep-alive
+    assert not _resendable(_Attempt(silent, reused=False, written=True))  # server failed
+    assert not _resendable(_Attempt(answered, reused=True, written=False))
+    assert not _resendable(_Attempt(answered, reused=True, written=True))
 
 
 async def test_retries_are_bounded() -> None:
-    behaviour = ServerBehaviour(chunks=2, close_before_response=10)
-    async with StreamingServer(behaviour) as server:
-        (record,), _ = await send_many(server.url)
-    assert record.error_kind == "disconnected"
+    # Nothing is ever sent to a closed port, so each try may be repeated: up to the cap.
+    (record,), _ = await send_many(f"http://127.0.0.1:{free_port()}")
+    assert record.error_kind == "connection"
     assert record.retries == 2
     assert record.end_s is not None
 
