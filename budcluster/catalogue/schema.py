@@ -54,6 +54,9 @@ class RuntimeOverrides(_Strict):
     concurrency: int = Field(4, gt=0)
     port: int = Field(8000, gt=1024, lt=65536)
     ready_timeout_s: float = Field(600, gt=0)
+    engine_args: list[str] = Field(
+        default_factory=list, description="Extra engine arguments, after the planned ones."
+    )
 
 
 class BaselineKind(StrEnum):
@@ -161,6 +164,7 @@ class CatalogueEntry(_Strict):
             concurrency=self.runtime.concurrency,
             port=self.runtime.port,
             ready_timeout_s=self.runtime.ready_timeout_s,
+            engine_args=self.runtime.engine_args,
             benchmark=self.benchmark.profile if self.benchmark else None,
         )
 
