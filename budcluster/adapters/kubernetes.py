@@ -182,10 +182,9 @@ def _collection_path(kind: str, namespace: str | None) -> str:
     base = (
         f"/api/{info.api_version}" if "/" not in info.api_version else f"/apis/{info.api_version}"
     )
-    if info.namespaced:
-        if not namespace:
-            raise KubernetesApiError(f"{kind} is namespaced: metadata.namespace is required")
+    if info.namespaced and namespace:
         return f"{base}/namespaces/{namespace}/{info.plural}"
+    # A namespaced kind without a namespace is the all-namespaces collection (list only).
     return f"{base}/{info.plural}"
 
 
@@ -266,6 +265,8 @@ def apply_objects(
     for obj in ordered:
         body = with_release_label(obj, release)
         ref = ObjectRef.of(body)
+        if kind_info(ref.kind).namespaced and not ref.namespace:
+            raise KubernetesApiError(f"{ref.kind}/{ref.name}: metadata.namespace is required")
         collection = _collection_path(ref.kind, ref.namespace)
         what = f"apply {ref.kind}/{ref.name}"
         try:

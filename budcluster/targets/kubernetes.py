@@ -1,0 +1,794 @@
+"""The ``kubernetes`` cluster target: Kubernetes and OpenShift through Helm charts.
+
+Charts are rendered offline by the Helm adapter and applied by the Kubernetes adapter under
+a release label (``budcluster.io/release``), so listing, deleting and rolling back are exact.
+
+Namespaces: a pod can only mount a PersistentVolumeClaim of its own namespace, so each model
+gets one namespace (``<prefix>-<model>-<hash>``, at most 63 characters) that holds its PVC
+and every runtime serving it; each deployment is one release in that namespace.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from kubernetes import client as k8s_client
+
+from budcluster.adapters import helm
+from budcluster.adapters import kubernetes as kube
+from budcluster.errors import BudClusterError, TemporaryError
+from budcluster.hardware.inventory import NodeInventory
+from budcluster.hardware.merge import merge_fragments
+from budcluster.hardware.node_labels import parse_node_labels
+from budcluster.targets.base import (
+    AccessReport,
+    ModelSourceSpec,
+    ProgressCallback,
+    RolloutSpec,
+    RuntimeState,
+    RuntimeStatus,
+    StagedModel,
+    TargetError,
+    TransferProgress,
+)
+
+CHARTS_DIR = Path(__file__).resolve().parents[2] / "charts"
+COLLECTOR_RELEASE = "node-info-collector"
+NODE_INFO_PREFIX = "node-info-"
+PVC_SCHEME = "pvc://"
+MAX_NAMESPACE = 63
+MAX_RELEASE = 53  # Helm's limit: release names become label values and object-name prefixes
+GPU_RESOURCE = "nvidia.com/gpu"
+GAUDI_RESOURCE = "habana.ai/gaudi"
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_IMAGE_PULL = {"ImagePullBackOff", "ErrImagePull", "InvalidImageName", "ErrImageNeverPull"}
+_CRASHING = {"CrashLoopBackOff", "CreateContainerConfigError", "CreateContainerError"}
+
+
+class KubernetesTargetError(TargetError):
+    """A Kubernetes target operation failed; the cause holds the adapter's error."""
+
+
+class KubernetesTargetTemporary(KubernetesTargetError, TemporaryError):
+    """The operation may succeed when retried (API server busy, wait ran out)."""
+
+
+# --- names -----------------------------------------------------------------------------------
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"-+", "-", re.sub(r"[^a-z0-9-]", "-", text.lower())).strip("-") or "x"
+
+
+def dns_name(prefix: str, name: str, limit: int) -> str:
+    """``<prefix>-<slug of name>-<8 hex of name>``: a DNS-1123 label of at most ``limit``.
+
+    The hash is of the full original name, so two names that slug or truncate alike stay
+    different.
+    """
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    room = limit - len(prefix) - len(digest) - 2
+    if room < 1:
+        raise ValueError(f"prefix '{prefix}' leaves no room for a name within {limit} characters")
+    body = _slug(name)[:room].strip("-") or "x"
+    result = f"{prefix}-{body}-{digest}"
+    if not _DNS_LABEL.match(result):
+        raise ValueError(
+            f"'{result}' is not a DNS-1123 label; the prefix must be lowercase letters, digits, '-'"
+        )
+    return result
+
+
+def namespace_for(prefix: str, model_name: str) -> str:
+    return dns_name(prefix, model_name, MAX_NAMESPACE)
+
+
+def release_for(deployment_name: str) -> str:
+    return dns_name("rt", deployment_name, MAX_RELEASE)
+
+
+def model_release_for(model_name: str) -> str:
+    return dns_name("model", model_name, MAX_RELEASE)
+
+
+def pvc_path(namespace: str, pvc: str, subdir: str = "") -> str:
+    return f"{PVC_SCHEME}{namespace}/{pvc}" + (f"/{subdir}" if subdir else "")
+
+
+def parse_pvc_path(path: str) -> tuple[str, str, str]:
+    """``pvc://<namespace>/<claim>[/<dir>]`` -> (namespace, claim, dir or "")."""
+    parts = path[len(PVC_SCHEME) :].split("/") if path.startswith(PVC_SCHEME) else []
+    if len(parts) not in (2, 3) or not all(parts):
+        raise KubernetesTargetError(
+            f"model_path '{path}' is not a staged Kubernetes model; expected "
+            "pvc://<namespace>/<claim>[/<dir>] as stage_model returns it"
+        )
+    return parts[0], parts[1], parts[2] if len(parts) == 3 else ""
+
+
+_MODEL_FLAGS = {"vllm": ("--model",), "llama.cpp": ("-m", "--model")}
+
+
+def _flag_value(args: Sequence[str], flags: Sequence[str]) -> str | None:
+    for index, arg in enumerate(args[:-1]):
+        if arg in flags:
+            return args[index + 1]
+    return None
+
+
+# --- chart values ------------------------------------------------------------------------------
+
+
+def runtime_values(
+    spec: RolloutSpec,
+    *,
+    pvc_name: str,
+    subdir: str,
+    openshift: bool,
+    tolerations: Sequence[Mapping[str, Any]] = (),
+    gpu_product: str | None = None,
+) -> dict[str, Any]:
+    """bud_runtime_container values for a RuntimePlan.
+
+    Placement pins the pods to the plan's node by hostname; with ``gpu_product`` it selects
+    any node with that GPU Feature Discovery product instead. The model directory of the
+    PVC (``subdir``) is mounted where the plan's args expect it: the ``--model`` directory
+    for vLLM, the GGUF file's directory for llama.cpp (as the hosts target does).
+    """
+    plan = spec.plan
+    nodes = sorted({p.node_name for p in plan.placements})
+    placement = {"hostname": "", "gpuProduct": ""}
+    if gpu_product:
+        placement["gpuProduct"] = gpu_product
+    elif len(nodes) == 1:
+        placement["hostname"] = nodes[0]
+    in_container = _flag_value(plan.args, _MODEL_FLAGS[plan.engine])
+    if in_container is None or not in_container.startswith("/"):
+        raise KubernetesTargetError(
+            "the plan's container args name no absolute model path (--model/-m): re-plan"
+        )
+    mount = str(Path(in_container).parent) if plan.engine == "llama.cpp" else in_container
+    port = _flag_value(plan.args, ("--port",))
+    return {
+        "image": plan.image,
+        "args": list(plan.args),
+        "env": dict(plan.env),
+        "resources": {k: dict(v) for k, v in plan.resources.items()},
+        "replicas": plan.replicas,
+        "port": int(port) if port and port.isdigit() else spec.port,
+        "servedModelName": plan.served_model_name,
+        "model": {"pvcName": pvc_name, "mountPath": mount, "subPath": subdir},
+        "placement": placement,
+        "tolerations": [dict(t) for t in tolerations],
+        # TP workers talk through /dev/shm; single-device engines need little.
+        "shmSizeMiB": 8192 if plan.tensor_parallel_size > 1 else 1024,
+        "service": {"type": "ClusterIP", "port": spec.port},
+        "openshift": openshift,
+        "route": {"enabled": openshift, "host": ""},
+    }
+
+
+def transfer_values(
+    *,
+    image: str,
+    model_name: str,
+    source_uri: str,
+    model_bytes: int,
+    s3_secret: str,
+    node_name: str | None,
+    pvc_name: str,
+) -> dict[str, Any]:
+    return {
+        "image": image,
+        "modelName": _slug(model_name),
+        "source": {"uri": source_uri, "s3Secret": {"name": s3_secret}},
+        "modelBytes": model_bytes,
+        "pvc": {"name": pvc_name},
+        "nodeName": node_name or "",
+    }
+
+
+# --- node facts --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NodeState:
+    """What the scheduler sees of a node; ``cluster-health`` records these."""
+
+    name: str
+    ready: bool
+    schedulable: bool
+    taints: list[str]
+    pressure: list[str]
+    """Conditions other than Ready that are True (MemoryPressure, DiskPressure, ...)."""
+    allocatable: dict[str, str] = field(default_factory=dict)
+
+    def notes(self) -> list[str]:
+        lines = [
+            f"kubernetes: ready={str(self.ready).lower()} "
+            f"schedulable={str(self.schedulable).lower()}"
+        ]
+        if self.taints:
+            lines.append("kubernetes: taints " + ", ".join(self.taints))
+        if self.pressure:
+            lines.append("kubernetes: conditions " + ", ".join(self.pressure))
+        accel = {k: v for k, v in self.allocatable.items() if k in (GPU_RESOURCE, GAUDI_RESOURCE)}
+        if accel:
+            lines.append(
+                "kubernetes: allocatable " + ", ".join(f"{k}={v}" for k, v in sorted(accel.items()))
+            )
+        return lines
+
+
+def node_state(node: Mapping[str, Any]) -> NodeState:
+    spec = node.get("spec") or {}
+    status = node.get("status") or {}
+    conditions = {c.get("type"): c.get("status") for c in status.get("conditions") or []}
+    taints = [
+        f"{t.get('key')}{'=' + str(t['value']) if t.get('value') else ''}:{t.get('effect')}"
+        for t in spec.get("taints") or []
+    ]
+    return NodeState(
+        name=str(node["metadata"]["name"]),
+        ready=conditions.get("Ready") == "True",
+        schedulable=not spec.get("unschedulable", False),
+        taints=taints,
+        pressure=sorted(t for t, s in conditions.items() if t != "Ready" and s == "True"),
+        allocatable={str(k): str(v) for k, v in (status.get("allocatable") or {}).items()},
+    )
+
+
+def reconcile_node(
+    collector_json: str | None, node: Mapping[str, Any], state: NodeState
+) -> NodeInventory:
+    """The collector's report, gaps filled from NFD/GFD labels, checked against allocatable."""
+    labels = {str(k): str(v) for k, v in (node["metadata"].get("labels") or {}).items()}
+    fragments: list[dict[str, Any]] = []
+    notes = state.notes()
+    if collector_json:
+        try:
+            fragments.append(json.loads(collector_json))
+        except ValueError:
+            notes.append("kubernetes: the collector's ConfigMap is not JSON; labels only")
+    else:
+        notes.append("kubernetes: no collector report for this node; labels only")
+    fragments.append(parse_node_labels(labels, origin=f"node {state.name} labels"))
+    merged = merge_fragments(*fragments)
+    merged["node_name"] = state.name
+    inventory = NodeInventory.from_fragment(merged)
+    gpus = len(inventory.nvidia.gpus) if inventory.nvidia else 0
+    migs = sum(len(g.mig_devices) for g in inventory.nvidia.gpus) if inventory.nvidia else 0
+    allocatable_gpus = _count(state.allocatable.get(GPU_RESOURCE))
+    if allocatable_gpus is not None and allocatable_gpus not in (gpus, migs):
+        notes.append(
+            f"kubernetes: allocatable {GPU_RESOURCE}={allocatable_gpus} but the node reports "
+            f"{gpus} GPUs ({migs} MIG devices); the device plugin decides what pods can get"
+        )
+    cards = len(inventory.gaudi.devices) if inventory.gaudi else 0
+    allocatable_cards = _count(state.allocatable.get(GAUDI_RESOURCE))
+    if allocatable_cards is not None and allocatable_cards != cards:
+        notes.append(
+            f"kubernetes: allocatable {GAUDI_RESOURCE}={allocatable_cards} but the node "
+            f"reports {cards} Gaudi cards"
+        )
+    return inventory.model_copy(update={"notes": [*inventory.notes, *notes]})
+
+
+def _count(value: str | None) -> int | None:
+    return int(value) if value is not None and value.isdigit() else None
+
+
+# --- runtime status ----------------------------------------------------------------------------
+
+
+def runtime_state(
+    deployment: Mapping[str, Any] | None,
+    pods: Sequence[Mapping[str, Any]],
+    events: Sequence[Mapping[str, Any]],
+) -> tuple[RuntimeState, str | None]:
+    """State and reason from a Deployment, its pods and their events."""
+    if deployment is None:
+        return RuntimeState.ABSENT, None
+    wanted = int((deployment.get("spec") or {}).get("replicas", 1) or 0)
+    ready = int((deployment.get("status") or {}).get("readyReplicas", 0) or 0)
+    for pod in pods:
+        for container in (pod.get("status") or {}).get("containerStatuses") or []:
+            waiting = (container.get("state") or {}).get("waiting") or {}
+            last = (container.get("lastState") or {}).get("terminated") or {}
+            terminated = (container.get("state") or {}).get("terminated") or {}
+            name = pod["metadata"]["name"]
+            if "OOMKilled" in (last.get("reason"), terminated.get("reason")):
+                return RuntimeState.FAILED, f"OOMKilled: pod {name} ran out of memory"
+            reason = waiting.get("reason")
+            if reason in _IMAGE_PULL:
+                return RuntimeState.FAILED, f"{reason}: pod {name}: {waiting.get('message', '')}"
+            if reason in _CRASHING:
+                return RuntimeState.FAILED, f"{reason}: pod {name}: {waiting.get('message', '')}"
+    if wanted and ready >= wanted:
+        return RuntimeState.RUNNING, None
+    unscheduled = [
+        e for e in events if e.get("reason") == "FailedScheduling" and e.get("type") == "Warning"
+    ]
+    pending = [p for p in pods if (p.get("status") or {}).get("phase") == "Pending"]
+    if unscheduled and pending and not any(_scheduled(p) for p in pending):
+        return RuntimeState.FAILED, f"FailedScheduling: {unscheduled[-1].get('message', '')}"
+    return RuntimeState.STARTING, f"{ready}/{wanted} replicas ready"
+
+
+def _scheduled(pod: Mapping[str, Any]) -> bool:
+    conditions = (pod.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "PodScheduled" and c.get("status") == "True" for c in conditions)
+
+
+# --- the target --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KubernetesTimeouts:
+    api_s: float = 30.0
+    detect_s: float = 300.0
+    transfer_s: float = 6 * 3600.0
+    ready_s: float = 1800.0
+    render_s: float = 60.0
+
+
+class KubernetesTarget:
+    """``ClusterTarget`` over one API server (Kubernetes or OpenShift)."""
+
+    def __init__(
+        self,
+        api_client: k8s_client.ApiClient,
+        *,
+        namespace_prefix: str = "bud",
+        image: str = "ghcr.io/budecosystem/bud-serve-cluster:0.1.0",
+        timeouts: KubernetesTimeouts | None = None,
+        charts_dir: Path = CHARTS_DIR,
+        tolerations: Sequence[Mapping[str, Any]] = (),
+    ) -> None:
+        self._api = api_client
+        self._prefix = namespace_prefix
+        self._image = image
+        self._timeouts = timeouts or KubernetesTimeouts()
+        self._charts = charts_dir
+        self._tolerations = list(tolerations)
+        self._kind: str | None = None
+        self.node_states: dict[str, NodeState] = {}
+        """What the last ``detect_nodes``/``node_health`` saw, for the flow to record."""
+        self.last_manifests: list[dict[str, Any]] = []
+        """The objects the last ``roll_out`` applied: store them as the revision."""
+
+    # -- helpers
+
+    @property
+    def system_namespace(self) -> str:
+        return f"{self._prefix}-system"
+
+    def _render(
+        self, chart: str, values: Mapping[str, Any], release: str, namespace: str
+    ) -> list[dict[str, Any]]:
+        try:
+            return helm.render_chart(
+                self._charts / chart, values, release, namespace, timeout_s=self._timeouts.render_s
+            )
+        except helm.HelmError as exc:
+            raise KubernetesTargetError(f"chart {chart}: {exc}") from exc
+
+    def _ensure_namespace(self, namespace: str) -> None:
+        kube.apply_objects(
+            self._api,
+            [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}],
+            release=namespace,
+            timeout_s=self._timeouts.api_s,
+        )
+
+    def _is_openshift(self) -> bool:
+        if self._kind is None:
+            self._kind = kube.platform_kind(
+                kube.served_api_groups(self._api, timeout_s=self._timeouts.api_s)
+            )
+        return self._kind == "openshift"
+
+    # -- ClusterTarget
+
+    def verify_access(self) -> AccessReport:
+        try:
+            version = kube.server_version(self._api, timeout_s=self._timeouts.api_s)
+            self._kind = kube.platform_kind(
+                kube.served_api_groups(self._api, timeout_s=self._timeouts.api_s)
+            )
+            nodes, _ = kube.list_objects(self._api, "Node", None, timeout_s=self._timeouts.api_s)
+        except kube.KubernetesError as exc:
+            raise _wrap(exc, "verify access") from exc
+        return AccessReport(
+            kind=self._kind,
+            nodes=sorted(n["metadata"]["name"] for n in nodes),
+            server_version=version,
+            server_url=str(self._api.configuration.host),
+            detail=f"{self._kind} {version}, {len(nodes)} nodes",
+        )
+
+    def node_health(self) -> dict[str, NodeState]:
+        """Readiness, schedulability, taints and pressure of every node (cluster-health)."""
+        try:
+            nodes, _ = kube.list_objects(self._api, "Node", None, timeout_s=self._timeouts.api_s)
+        except kube.KubernetesError as exc:
+            raise _wrap(exc, "list nodes") from exc
+        self.node_states = {n["metadata"]["name"]: node_state(n) for n in nodes}
+        return self.node_states
+
+    def detect_nodes(self) -> list[NodeInventory]:
+        namespace = self.system_namespace
+        try:
+            nodes, _ = kube.list_objects(self._api, "Node", None, timeout_s=self._timeouts.api_s)
+            states = {n["metadata"]["name"]: node_state(n) for n in nodes}
+            self.node_states = states
+            self._ensure_namespace(namespace)
+            objects = self._render(
+                "node_info_collector", {"image": self._image}, COLLECTOR_RELEASE, namespace
+            )
+            kube.apply_objects(
+                self._api, objects, COLLECTOR_RELEASE, timeout_s=self._timeouts.api_s
+            )
+            wanted = {f"{NODE_INFO_PREFIX}{name}" for name, s in states.items() if s.ready}
+
+            def all_reported(maps: list[dict[str, Any]]) -> dict[str, str] | None:
+                found = {
+                    m["metadata"]["name"]: (m.get("data") or {}).get("inventory.json", "")
+                    for m in maps
+                }
+                return found if wanted <= {k for k, v in found.items() if v} else None
+
+            reports = kube.wait_for(
+                self._api,
+                "ConfigMap",
+                namespace,
+                all_reported,
+                timeout_s=self._timeouts.detect_s,
+                what=f"node-info ConfigMaps of {len(wanted)} ready nodes",
+            )
+        except kube.KubernetesError as exc:
+            raise _wrap(exc, "detect nodes") from exc
+        return [
+            reconcile_node(
+                reports.get(f"{NODE_INFO_PREFIX}{n['metadata']['name']}"),
+                n,
+                states[n["metadata"]["name"]],
+            )
+            for n in sorted(nodes, key=lambda n: str(n["metadata"]["name"]))
+        ]
+
+    def stage_model(
+        self,
+        source: ModelSourceSpec,
+        model_name: str,
+        nodes: Sequence[str],
+        progress: ProgressCallback | None = None,
+    ) -> StagedModel:
+        namespace = namespace_for(self._prefix, model_name)
+        release = model_release_for(model_name)
+        pvc = f"{release}-model"
+        job = f"{release}-transfer"
+        started = time.monotonic()
+        try:
+            self._ensure_namespace(namespace)
+            secret = self._source_secret(source, namespace, release)
+            extra = [secret] if secret else []
+            values = transfer_values(
+                image=self._image,
+                model_name=model_name,
+                source_uri=source.uri,
+                model_bytes=_source_bytes(source),
+                s3_secret=secret["metadata"]["name"] if secret else "",
+                node_name=nodes[0] if len(nodes) == 1 else None,
+                pvc_name=pvc,
+            )
+            objects = self._render("model_transfer", values, release, namespace)
+            # A Job's pod template is immutable: a rerun replaces the Job, and the new pod
+            # resumes from the files the PVC already holds.
+            self._remove_job(namespace, job)
+            kube.apply_objects(
+                self._api, [*extra, *objects], release, timeout_s=self._timeouts.api_s
+            )
+            result = self._follow_transfer(namespace, job, progress)
+        except kube.KubernetesError as exc:
+            raise _wrap(exc, f"stage model {model_name}") from exc
+        summary = result.get("result") or {}
+        return StagedModel(
+            model_name=model_name,
+            path=pvc_path(namespace, pvc, values["modelName"]),
+            nodes=list(nodes),
+            files=int(summary.get("files", result.get("files_total", 0))),
+            bytes=int(summary.get("bytes_total", result.get("bytes_total", 0))),
+            bytes_copied=int(summary.get("bytes_copied", result.get("bytes_done", 0))),
+            seconds=float(summary.get("seconds", time.monotonic() - started)),
+            manifest_sha256=str(summary.get("manifest_sha256", "")),
+        )
+
+    def _source_secret(
+        self, source: ModelSourceSpec, namespace: str, release: str
+    ) -> dict[str, Any] | None:
+        if not source.credentials_env:
+            return None
+        return {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": f"{release}-source", "namespace": namespace},
+            "type": "Opaque",
+            "stringData": dict(source.credentials_env),
+        }
+
+    def _remove_job(self, namespace: str, job: str) -> None:
+        ref = kube.ObjectRef("Job", job, namespace)
+        if kube.get_object(self._api, ref, timeout_s=self._timeouts.api_s) is None:
+            return
+        kube.delete_objects(self._api, [ref], timeout_s=self._timeouts.api_s)
+        kube.wait_for(
+            self._api,
+            "Job",
+            namespace,
+            lambda jobs: True if not jobs else None,
+            field_selector=f"metadata.name={job}",
+            timeout_s=self._timeouts.api_s * 4,
+            what=f"old Job {job} gone",
+        )
+
+    def _follow_transfer(
+        self, namespace: str, job: str, progress: ProgressCallback | None
+    ) -> dict[str, Any]:
+        progress_map = f"{job}-progress"
+        started = time.monotonic()
+
+        def report(maps: list[dict[str, Any]]) -> None:
+            payload = _progress_payload(maps)
+            if progress is not None and payload:
+                progress(
+                    TransferProgress(
+                        files_total=int(payload.get("files_total", 0) or 0),
+                        files_done=int(payload.get("files_done", 0) or 0),
+                        bytes_total=int(payload.get("bytes_total", 0) or 0),
+                        bytes_done=int(payload.get("bytes_done", 0) or 0),
+                        elapsed_s=time.monotonic() - started,
+                    )
+                )
+
+        def finished(maps: list[dict[str, Any]]) -> dict[str, Any] | None:
+            payload = _progress_payload(maps)
+            if payload.get("state") == "done":
+                return payload
+            if payload.get("state") == "failed":
+                raise KubernetesTargetError(
+                    f"model transfer Job {job} failed: {payload.get('message', payload)}"
+                )
+            status = self._job_status(namespace, job)
+            if status == "Failed":
+                raise KubernetesTargetError(
+                    f"model transfer Job {job} failed; see `kubectl -n {namespace} logs job/{job}`"
+                )
+            if status == "Complete" and payload:
+                return payload
+            return None
+
+        return kube.wait_for(
+            self._api,
+            "ConfigMap",
+            namespace,
+            finished,
+            field_selector=f"metadata.name={progress_map}",
+            on_change=report,
+            timeout_s=self._timeouts.transfer_s,
+            what=f"model transfer Job {job}",
+        )
+
+    def _job_status(self, namespace: str, job: str) -> str | None:
+        found = kube.get_object(
+            self._api, kube.ObjectRef("Job", job, namespace), timeout_s=self._timeouts.api_s
+        )
+        for condition in ((found or {}).get("status") or {}).get("conditions") or []:
+            if condition.get("status") == "True" and condition.get("type") in (
+                "Complete",
+                "Failed",
+            ):
+                return str(condition["type"])
+        return None
+
+    def roll_out(self, spec: RolloutSpec) -> RuntimeStatus:
+        namespace, claim, subdir = parse_pvc_path(spec.model_path)
+        release = release_for(spec.deployment_name)
+        try:
+            values = runtime_values(
+                spec,
+                pvc_name=claim,
+                subdir=subdir,
+                openshift=self._is_openshift(),
+                tolerations=self._tolerations,
+            )
+            objects = self._render("bud_runtime_container", values, release, namespace)
+            self._ensure_namespace(namespace)
+            kube.apply_objects(self._api, objects, release, timeout_s=self._timeouts.api_s)
+        except kube.KubernetesError as exc:
+            raise _wrap(exc, f"roll out {spec.deployment_name}") from exc
+        self.last_manifests = [kube.with_release_label(o, release) for o in objects]
+        return RuntimeStatus(
+            state=RuntimeState.STARTING,
+            endpoint_url=f"http://{release}.{namespace}.svc:{spec.port}",
+            detail={
+                "namespace": namespace,
+                "release": release,
+                "manifests": yaml.safe_dump_all(self.last_manifests, sort_keys=True),
+            },
+        )
+
+    def _find(self, deployment_name: str) -> tuple[str, dict[str, Any]] | None:
+        release = release_for(deployment_name)
+        items, _ = kube.list_objects(
+            self._api,
+            "Deployment",
+            None,
+            label_selector=f"{kube.RELEASE_LABEL}={release}",
+            timeout_s=self._timeouts.api_s,
+        )
+        if not items:
+            return None
+        return str(items[0]["metadata"]["namespace"]), items[0]
+
+    def status(self, deployment_name: str) -> RuntimeStatus:
+        release = release_for(deployment_name)
+        try:
+            found = self._find(deployment_name)
+            if found is None:
+                return RuntimeStatus(state=RuntimeState.ABSENT)
+            namespace, deployment = found
+            return self._status_in(namespace, release, deployment)
+        except kube.KubernetesError as exc:
+            raise _wrap(exc, f"status of {deployment_name}") from exc
+
+    def _status_in(
+        self, namespace: str, release: str, deployment: Mapping[str, Any]
+    ) -> RuntimeStatus:
+        pods, _ = kube.list_objects(
+            self._api,
+            "Pod",
+            namespace,
+            label_selector=f"app.kubernetes.io/instance={release}",
+            timeout_s=self._timeouts.api_s,
+        )
+        events: list[dict[str, Any]] = []
+        for pod in pods:
+            events.extend(
+                kube.events_for(
+                    self._api,
+                    namespace,
+                    kind="Pod",
+                    name=pod["metadata"]["name"],
+                    timeout_s=self._timeouts.api_s,
+                )
+            )
+        state, reason = runtime_state(deployment, pods, events)
+        log_tail: list[str] = []
+        if pods and state is not RuntimeState.RUNNING:
+            log_tail = kube.pod_log_tail(
+                self._api, namespace, pods[0]["metadata"]["name"], timeout_s=self._timeouts.api_s
+            )
+        port = ((deployment.get("spec") or {}).get("template") or {}).get("spec", {})
+        container_ports = [
+            p.get("containerPort") for c in port.get("containers", []) for p in c.get("ports", [])
+        ]
+        url_port = container_ports[0] if container_ports else 8000
+        return RuntimeStatus(
+            state=state,
+            endpoint_url=f"http://{release}.{namespace}.svc:{url_port}",
+            reason=reason,
+            log_tail=log_tail,
+            detail={"namespace": namespace, "release": release, "pods": str(len(pods))},
+        )
+
+    def wait_until_settled(
+        self, deployment_name: str, timeout_s: float | None = None
+    ) -> RuntimeStatus:
+        """Watch the release's pods until it runs or fails (a reason is known) or time runs out."""
+        release = release_for(deployment_name)
+        try:
+            found = self._find(deployment_name)
+            if found is None:
+                return RuntimeStatus(state=RuntimeState.ABSENT)
+            namespace, _ = found
+
+            def settled(_pods: list[dict[str, Any]]) -> RuntimeStatus | None:
+                current = self._find(deployment_name)
+                if current is None:
+                    return RuntimeStatus(state=RuntimeState.ABSENT)
+                status = self._status_in(namespace, release, current[1])
+                return status if status.state is not RuntimeState.STARTING else None
+
+            return kube.wait_for(
+                self._api,
+                "Pod",
+                namespace,
+                settled,
+                label_selector=f"app.kubernetes.io/instance={release}",
+                timeout_s=timeout_s or self._timeouts.ready_s,
+                what=f"deployment {deployment_name} ready",
+            )
+        except kube.KubernetesError as exc:
+            raise _wrap(exc, f"wait for {deployment_name}") from exc
+
+    def delete(self, deployment_name: str) -> None:
+        release = release_for(deployment_name)
+        try:
+            found = self._find(deployment_name)
+            namespaces = {found[0]} if found else set()
+            if self.last_manifests:
+                namespaces.update(
+                    str(o["metadata"].get("namespace"))
+                    for o in self.last_manifests
+                    if o["metadata"].get("labels", {}).get(kube.RELEASE_LABEL) == release
+                )
+            for namespace in sorted(namespaces):
+                refs = kube.list_release(
+                    self._api, release, namespace, timeout_s=self._timeouts.api_s
+                )
+                kube.delete_objects(self._api, refs, timeout_s=self._timeouts.api_s)
+        except kube.KubernetesError as exc:
+            raise _wrap(exc, f"delete {deployment_name}") from exc
+
+    def rollback(
+        self, deployment_name: str, manifests: Sequence[Mapping[str, Any]]
+    ) -> RuntimeStatus:
+        """Re-apply a stored revision's objects and delete the release's objects it lacks."""
+        release = release_for(deployment_name)
+        try:
+            wanted = {kube.ObjectRef.of(o) for o in manifests}
+            namespaces = {r.namespace for r in wanted if r.namespace}
+            for namespace in sorted(namespaces):
+                current = kube.list_release(
+                    self._api, release, namespace, timeout_s=self._timeouts.api_s
+                )
+                kube.delete_objects(
+                    self._api,
+                    [r for r in current if r not in wanted],
+                    timeout_s=self._timeouts.api_s,
+                )
+            kube.apply_objects(self._api, list(manifests), release, timeout_s=self._timeouts.api_s)
+        except kube.KubernetesError as exc:
+            raise _wrap(exc, f"roll back {deployment_name}") from exc
+        self.last_manifests = [kube.with_release_label(o, release) for o in manifests]
+        return self.status(deployment_name)
+
+
+def _progress_payload(maps: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    for config_map in maps:
+        data = config_map.get("data") or {}
+        for value in data.values():
+            try:
+                payload = json.loads(value)
+            except (TypeError, ValueError):
+                continue
+            if isinstance(payload, dict):
+                return payload
+    return {}
+
+
+def _source_bytes(source: ModelSourceSpec) -> int:
+    """The source's total size when the controller can list it (S3 can); else 0 (floor size)."""
+    if not source.uri.startswith("s3://"):
+        return 0
+    try:
+        from budcluster.transfer.uri import parse_source
+
+        return sum(f.size for f in parse_source(source.uri, source.credentials_env).list_files())
+    except (BudClusterError, OSError):
+        return 0
+
+
+def _wrap(exc: BudClusterError, what: str) -> KubernetesTargetError:
+    if isinstance(exc, TemporaryError):
+        return KubernetesTargetTemporary(f"{what}: {exc}")
+    return KubernetesTargetError(f"{what}: {exc}")
