@@ -96,21 +96,20 @@ def _resendable(attempt: _Attempt) -> bool:
     return not attempt.written or attempt.reused
 
 
-def _peer_has_spoken(transport: asyncio.BaseTransport | None) -> bool:
-    """True if the socket is readable (EOF, an error or stray bytes) without reading it.
+def _idle_socket_poller(transport: asyncio.BaseTransport) -> select.poll | None:
+    """A poller for the transport's socket, to ask whether it has become readable.
 
-    An idle keep-alive connection has nothing to read unless the server closed it. The
-    event loop reads that EOF only on its next poll, often after the pool has handed the
-    connection out again; a zero-timeout poll on the descriptor sees it now.
+    An idle keep-alive connection has nothing to read unless the server closed it (or
+    broke the protocol). The event loop reads that EOF only on its next poll, often after
+    the pool has handed the connection out again; a zero-timeout poll sees it at once.
+    ``poll``, not ``select``: descriptors above 1023 are common at high concurrency.
     """
-    if transport is None:
-        return True
     sock = transport.get_extra_info("socket")
     if sock is None:
-        return False
-    poller = select.poll()  # not select.select: descriptors above 1023 are common here
+        return None
+    poller = select.poll()
     poller.register(sock.fileno(), select.POLLIN)
-    return bool(poller.poll(0))
+    return poller
 
 
 class _ArrivalStampingHandler(ResponseHandler):
@@ -126,14 +125,25 @@ class _ArrivalStampingHandler(ResponseHandler):
     request_sent_s: float | None = None
     """When the current request's bytes were handed to the socket (see _StampingRequest)."""
     requests_started: int = 0
+    _poller: select.poll | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        # Built once: looking the socket up costs microseconds per call on uvloop.
+        self._poller = _idle_socket_poller(transport)
 
     def is_connected(self) -> bool:
         # aiohttp asks this before handing a pooled connection out again (and when it
         # sweeps the pool), never while a response is being read. llama-server
         # (cpp-httplib) closes the connection right after every streamed response while
-        # its headers promise keep-alive, and without this check nearly every reuse
-        # would write into a closed socket and need a resend.
-        return super().is_connected() and not _peer_has_spoken(self.transport)
+        # its headers promise keep-alive; without this check nearly every reuse wrote
+        # into a closed socket and needed a resend. The descriptor is still this
+        # connection's: the transport is open, so it has not been closed and reused.
+        transport = self.transport  # ResponseHandler.is_connected, without the super() call
+        if transport is None or transport.is_closing():
+            return False
+        poller = self._poller
+        return poller is None or not poller.poll(0)
 
     def data_received(
         self,

@@ -149,9 +149,9 @@ async def test_keepalive_closed_after_reuse_is_resent_on_a_fresh_connection() ->
     assert [r.retries for r in records] == [0, 1, 0, 1]
 
 
-async def test_resends_never_land_on_another_stale_connection() -> None:
-    # Every pooled connection goes stale at once under concurrency; one resend is
-    # enough only if it goes out on a new connection rather than the next pooled one.
+async def test_stale_connections_under_concurrency_cost_at_most_one_resend() -> None:
+    # Four streams at a time, every connection shut by the server shortly after its
+    # response: each lost request needs one resend, never a second.
     behaviour = ServerBehaviour(chunks=4, close_after_requests=1, close_delay_s=0.02)
     async with StreamingServer(behaviour) as server:
         records = await send_concurrently(server.url, 40, 4, max_retries=1)
