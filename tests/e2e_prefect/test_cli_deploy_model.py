@@ -75,7 +75,22 @@ def test_deploy_model_from_the_cli_serves_the_demo_model(platform: Platform) -> 
                       "output_tokens": "16"},
     }  # fmt: skip
     try:
-        _run(platform, "deploy-model/deploy-model", request, 480)
+        deploy_run = _run(platform, "deploy-model/deploy-model", request, 480)
+
+        # What a user sees on the run page: the plan, the node table, the transfer
+        # progress and the benchmark summary with its table and report link.
+        artifacts = platform.api(
+            "POST",
+            "/artifacts/filter",
+            {"artifacts": {"flow_run_id": {"any_": [deploy_run["id"]]}}},
+        )
+        kinds = {a["key"]: a["type"] for a in artifacts if a.get("key")}
+        assert kinds.get("runtime-plan-e2e-demo") == "markdown", kinds
+        assert kinds.get("node-inventory-e2e-this-machine") == "table", kinds
+        assert kinds.get("transfer-demo-tiny") == "progress", kinds
+        assert kinds.get("bench-e2e-demo") == "markdown", kinds
+        assert kinds.get("bench-e2e-demo-levels") == "table", kinds
+        assert kinds.get("bench-e2e-demo-report") == "link", kinds
 
         from budcluster.job_requests import DeployModelRequest
         from budcluster.store import Store, benchmarks, deployments
