@@ -1,0 +1,133 @@
+"""One emulated cluster: the store, the fake nodes, the controllers and kubelet, the faults."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from tests.k8s_emulator.controllers import (
+    reconcile_daemonsets,
+    reconcile_deployments,
+    reconcile_jobs,
+    reconcile_namespaces,
+    reconcile_pvcs,
+    reconcile_replicasets,
+    schedule_pods,
+)
+from tests.k8s_emulator.faults import FaultBook
+from tests.k8s_emulator.kubelet import Kubelet
+from tests.k8s_emulator.nodes import NodeSpec, default_nodes
+from tests.k8s_emulator.resources import ResourceRegistry
+from tests.k8s_emulator.store import DEFAULT_HISTORY_SIZE, Store, now_iso
+
+OPENSHIFT_VERSION = "4.16.21"
+SEED_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+OPENSHIFT_NAMESPACES = ("openshift", "openshift-config", "openshift-ingress")
+
+
+@dataclass
+class Timings:
+    """Simulated delays in seconds; small so the tests stay fast, all configurable."""
+
+    tick_s: float = 0.05
+    pod_start_s: float = 0.15
+    ready_s: float = 0.25
+    job_run_s: float = 0.4
+    crash_interval_s: float = 0.5
+    job_backoff_s: float = 0.1
+
+
+@dataclass
+class Cluster:
+    flavour: str = "kubernetes"
+    nodes: list[NodeSpec] = field(default_factory=default_nodes)
+    timings: Timings = field(default_factory=Timings)
+    history_size: int = DEFAULT_HISTORY_SIZE
+
+    def __post_init__(self) -> None:
+        self.registry = ResourceRegistry.for_flavour(self.flavour)
+        self.store = Store(self.registry, self.history_size)
+        self.faults = FaultBook()
+        self.kubelet = Kubelet(self)
+        self.node_specs = {n.name: n for n in self.nodes}
+        self.rollout_started: dict[str, tuple[str, float]] = {}
+        self.job_started: dict[str, float] = {}
+        self.job_last_failure: dict[str, float] = {}
+        self.pod_ip_counter = 0
+        self._seed()
+
+    def _seed(self) -> None:
+        ns_rt = self.registry.get("namespaces")
+        names = SEED_NAMESPACES + (OPENSHIFT_NAMESPACES if self.flavour == "openshift" else ())
+        for name in names:
+            self.store.create(ns_rt, None, {"metadata": {"name": name}})
+        created = now_iso()
+        for spec in self.nodes:
+            self.store.create(self.registry.get("nodes"), None, spec.node_object(created))
+        self.store.create(
+            self.registry.get("storageclasses", "storage.k8s.io"),
+            None,
+            {
+                "metadata": {
+                    "name": "standard",
+                    "annotations": {"storageclass.kubernetes.io/is-default-class": "true"},
+                },
+                "provisioner": "emulator.local/hostpath",
+                "reclaimPolicy": "Delete",
+                "volumeBindingMode": "Immediate",
+            },
+        )
+        for runtime_class, handler in (("nvidia", "nvidia"), ("habana", "habana")):
+            self.store.create(
+                self.registry.get("runtimeclasses", "node.k8s.io"),
+                None,
+                {"metadata": {"name": runtime_class}, "handler": handler},
+            )
+        if self.flavour == "openshift":
+            self.store.create(
+                self.registry.get("clusterversions", "config.openshift.io"),
+                None,
+                {
+                    "metadata": {"name": "version"},
+                    "spec": {"channel": "stable-4.16", "clusterID": "00000000-emulated-openshift"},
+                    "status": {
+                        "desired": {
+                            "version": OPENSHIFT_VERSION,
+                            "image": "quay.io/openshift-release-dev/ocp-release",
+                        },
+                        "history": [
+                            {
+                                "state": "Completed",
+                                "version": OPENSHIFT_VERSION,
+                                "startedTime": created,
+                                "completionTime": created,
+                            }
+                        ],
+                        "conditions": [
+                            {"type": "Available", "status": "True", "lastTransitionTime": created}
+                        ],
+                        "observedGeneration": 1,
+                    },
+                },
+            )
+            for scc in ("restricted-v2", "anyuid", "privileged"):
+                self.store.create(
+                    self.registry.get("securitycontextconstraints", "security.openshift.io"),
+                    None,
+                    {
+                        "metadata": {"name": scc},
+                        "allowPrivilegedContainer": scc == "privileged",
+                        "runAsUser": {
+                            "type": "MustRunAsRange" if scc == "restricted-v2" else "RunAsAny"
+                        },
+                    },
+                )
+
+    def tick(self) -> None:
+        reconcile_namespaces(self)
+        reconcile_deployments(self)
+        reconcile_replicasets(self)
+        reconcile_daemonsets(self)
+        reconcile_jobs(self)
+        reconcile_pvcs(self)
+        schedule_pods(self)
+        self.kubelet.tick()

@@ -1,0 +1,74 @@
+"""Core v1 Events as the scheduler, kubelet and controllers record them (deduplicated by
+object, reason and message, with a growing ``count``, like the real event recorder)."""
+
+from __future__ import annotations
+
+import secrets
+from typing import TYPE_CHECKING, Any
+
+from tests.k8s_emulator.errors import ApiError
+
+if TYPE_CHECKING:
+    from tests.k8s_emulator.store import Store
+
+Obj = dict[str, Any]
+
+
+def record_event(
+    store: Store,
+    involved: Obj,
+    reason: str,
+    message: str,
+    type_: str = "Normal",
+    component: str = "default-scheduler",
+    host: str | None = None,
+    field_path: str | None = None,
+) -> None:
+    from tests.k8s_emulator.store import now_iso
+
+    rt = store.registry.get("events")
+    meta = involved["metadata"]
+    namespace = meta.get("namespace") or "default"
+    now = now_iso()
+    for event in store.list(rt, namespace):
+        ref = event.get("involvedObject") or {}
+        if (
+            ref.get("uid") == meta.get("uid")
+            and event.get("reason") == reason
+            and event.get("message") == message
+        ):
+            updated = {**event, "count": int(event.get("count", 1)) + 1, "lastTimestamp": now}
+            store.write(rt, updated)
+            return
+    involved_ref: Obj = {
+        "kind": involved.get("kind"),
+        "namespace": meta.get("namespace"),
+        "name": meta["name"],
+        "uid": meta.get("uid"),
+        "apiVersion": involved.get("apiVersion"),
+        "resourceVersion": meta.get("resourceVersion"),
+    }
+    if field_path:
+        involved_ref["fieldPath"] = field_path
+    source: Obj = {"component": component}
+    if host:
+        source["host"] = host
+    body: Obj = {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"name": f"{meta['name']}.{secrets.token_hex(8)}", "namespace": namespace},
+        "involvedObject": {k: v for k, v in involved_ref.items() if v is not None},
+        "reason": reason,
+        "message": message,
+        "type": type_,
+        "source": source,
+        "firstTimestamp": now,
+        "lastTimestamp": now,
+        "count": 1,
+        "reportingComponent": component,
+        "reportingInstance": host or "",
+    }
+    try:
+        store.create(rt, namespace, body)
+    except ApiError:
+        pass  # the namespace is going away; the real recorder drops such events too

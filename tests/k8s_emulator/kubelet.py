@@ -1,0 +1,597 @@
+"""A simulated kubelet per node: pulls (or fails to pull), starts, readies, crashes, OOM-kills
+and completes pods; runs the node-info collector on the node's fixture hardware and the
+model-transfer Job's progress reporting, writing the ConfigMaps the real pods would."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import json
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from budcluster.hardware.cpuinfo import parse_cpuinfo
+from budcluster.hardware.hlsmi import parse_hl_smi
+from budcluster.hardware.lscpu import parse_lscpu
+from budcluster.hardware.merge import merge_fragments
+from budcluster.hardware.node_labels import parse_node_labels
+from budcluster.hardware.nvidia_text import parse_nvidia_smi_capture
+from tests.k8s_emulator.errors import ApiError
+from tests.k8s_emulator.events import record_event
+from tests.k8s_emulator.faults import Fault
+from tests.k8s_emulator.nodes import NodeSpec, hardware_fixtures_dir
+from tests.k8s_emulator.quantity import parse_quantity
+from tests.k8s_emulator.scheduler import TERMINAL
+from tests.k8s_emulator.store import now_iso
+
+if TYPE_CHECKING:
+    from tests.k8s_emulator.cluster import Cluster
+
+Obj = dict[str, Any]
+COLLECTOR_LABEL = ("app.kubernetes.io/name", "node-info-collector")
+TRANSFER_LABEL = ("app.kubernetes.io/name", "model-transfer")
+INVENTORY_KEY = "inventory.json"
+
+
+def collector_configmap_name(node: str) -> str:
+    return f"node-info-{node}"
+
+
+def transfer_configmap_name(job: str) -> str:
+    return f"{job}-progress"
+
+
+@dataclass
+class PodRuntime:
+    """What the kubelet remembers about one pod (the API object holds the rest)."""
+
+    bound_at: float
+    started_at: float | None = None
+    ready_at: float | None = None
+    finished: bool = False
+    next_crash_at: float = 0.0
+    restarts: int = 0
+    last_collect: float = 0.0
+    transfer_step: int = -1
+    logs: dict[str, list[str]] = field(default_factory=dict)
+    previous_logs: dict[str, list[str]] = field(default_factory=dict)
+    waiting: dict[str, str] = field(default_factory=dict)  # container -> reason
+
+
+def _has_label(pod: Obj, label: tuple[str, str]) -> bool:
+    return bool((pod["metadata"].get("labels") or {}).get(label[0]) == label[1])
+
+
+def _container_id() -> str:
+    return f"containerd://{secrets.token_hex(32)}"
+
+
+def collect_inventory(spec: NodeSpec, node: Obj) -> Obj:
+    """What the collector pod would report on this node: the real parsers over the node's
+    fixture hardware files, plus its labels and memory, merged richest first."""
+    hw = hardware_fixtures_dir()
+    fragments: list[Obj] = []
+    files = spec.hardware
+    if "nvidia_capture" in files:
+        fragments.append(
+            parse_nvidia_smi_capture((hw / files["nvidia_capture"]).read_text(), "nvidia-smi")
+        )
+    if "hl_smi" in files:
+        gaudi = parse_hl_smi((hw / files["hl_smi"]).read_text(), "hl-smi")
+        gaudi["tools"] = [{"name": "hl-smi", "present": True}]
+        fragments.append(gaudi)
+    if "lscpu" in files:
+        fragments.append(parse_lscpu((hw / files["lscpu"]).read_text(), "lscpu"))
+    if "cpuinfo" in files:
+        fragments.append(parse_cpuinfo((hw / files["cpuinfo"]).read_text(), "/proc/cpuinfo"))
+    memory_kib = parse_quantity(spec.capacity.get("memory", "0")) / 1024
+    fragments.append(
+        {
+            "memory": {"total_mib": int(memory_kib // 1024), "source": "/proc/meminfo"},
+            "sources": [{"kind": "meminfo", "origin": "/proc/meminfo"}],
+        }
+    )
+    fragments.append(parse_node_labels(node["metadata"].get("labels") or {}, f"node/{spec.name}"))
+    for absent in ("nvidia-smi", "hl-smi"):
+        key = "nvidia_capture" if absent == "nvidia-smi" else "hl_smi"
+        if key not in files:
+            fragments.append(
+                {
+                    "tools": [
+                        {"name": absent, "present": False, "reason": f"{absent} not found on PATH"}
+                    ]
+                }
+            )
+    inventory = merge_fragments(*fragments)
+    inventory["node_name"] = spec.name
+    inventory["collected_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    return inventory
+
+
+class Kubelet:
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
+        self.pods: dict[str, PodRuntime] = {}
+
+    # --- helpers --------------------------------------------------------------------
+
+    def _event(
+        self,
+        pod: Obj,
+        reason: str,
+        message: str,
+        type_: str = "Normal",
+        container: str | None = None,
+    ) -> None:
+        record_event(
+            self.cluster.store,
+            pod,
+            reason,
+            message,
+            type_=type_,
+            component="kubelet",
+            host=pod["spec"].get("nodeName"),
+            field_path=f"spec.containers{{{container}}}" if container else None,
+        )
+
+    def _write(self, pod: Obj) -> Obj:
+        return self.cluster.store.write(self.cluster.registry.get("pods"), pod)
+
+    def _node(self, name: str) -> tuple[NodeSpec | None, Obj | None]:
+        node = self.cluster.store.find(self.cluster.registry.get("nodes"), None, name)
+        return self.cluster.node_specs.get(name), node
+
+    def logs(self, pod: Obj, container: str, previous: bool = False) -> list[str]:
+        runtime = self.pods.get(pod["metadata"]["uid"])
+        if runtime is None:
+            return []
+        source = runtime.previous_logs if previous else runtime.logs
+        return list(source.get(container, []))
+
+    # --- the loop -------------------------------------------------------------------
+
+    def tick(self) -> None:
+        store = self.cluster.store
+        pod_rt = self.cluster.registry.get("pods")
+        seen: set[str] = set()
+        for pod in store.list(pod_rt):
+            node_name = pod["spec"].get("nodeName")
+            if not node_name:
+                continue
+            uid = pod["metadata"]["uid"]
+            seen.add(uid)
+            runtime = self.pods.setdefault(uid, PodRuntime(bound_at=time.monotonic()))
+            if runtime.finished:
+                continue
+            try:
+                self._step(copy.deepcopy(pod), runtime)
+            except ApiError:
+                continue  # the pod or its namespace went away mid-step
+        for uid in set(self.pods) - seen:
+            del self.pods[uid]
+
+    def _step(self, pod: Obj, runtime: PodRuntime) -> None:
+        timings = self.cluster.timings
+        now = time.monotonic()
+        fault = self.cluster.faults.for_pod(pod)
+        if runtime.started_at is None:
+            if now - runtime.bound_at < timings.pod_start_s:
+                return
+            if fault is not None and fault.kind == "ImagePullBackOff":
+                self._image_pull_backoff(pod, runtime)
+                return
+            self._start(pod, runtime, fault)
+            return
+        is_job = any(r.get("kind") == "Job" for r in pod["metadata"].get("ownerReferences") or [])
+        if is_job:
+            self._run_job_pod(pod, runtime, fault)
+            return
+        if fault is not None and fault.kind in ("CrashLoopBackOff", "OOMKilled"):
+            if now >= runtime.next_crash_at:
+                self._crash(pod, runtime, fault)
+            return
+        if runtime.ready_at is None and now - runtime.started_at >= timings.ready_s:
+            runtime.ready_at = now
+            self._set_ready(pod, True)
+        if runtime.ready_at is not None and _has_label(pod, COLLECTOR_LABEL):
+            self._collect(pod, runtime)
+
+    def _image(self, pod: Obj, container: Obj) -> str:
+        return str(container.get("image", ""))
+
+    def _image_pull_backoff(self, pod: Obj, runtime: PodRuntime) -> None:
+        statuses = []
+        first = not runtime.waiting
+        for container in pod["spec"].get("containers") or []:
+            name, image = container["name"], self._image(pod, container)
+            reason = "ErrImagePull" if first else "ImagePullBackOff"
+            message = (
+                f'failed to pull and unpack image "{image}": failed to resolve reference "{image}": '
+                f"{image}: not found"
+                if first
+                else f'Back-off pulling image "{image}": ErrImagePull: failed to pull and unpack image "{image}"'
+            )
+            statuses.append(
+                {
+                    "name": name,
+                    "image": image,
+                    "imageID": "",
+                    "ready": False,
+                    "started": False,
+                    "restartCount": 0,
+                    "state": {"waiting": {"reason": reason, "message": message}},
+                    "lastState": {},
+                }
+            )
+            if first:
+                self._event(pod, "Pulling", f'Pulling image "{image}"', container=name)
+                self._event(
+                    pod,
+                    "Failed",
+                    f'Failed to pull image "{image}": rpc error: code = NotFound desc = {message}',
+                    "Warning",
+                    name,
+                )
+                self._event(pod, "Failed", "Error: ErrImagePull", "Warning", name)
+            else:
+                self._event(pod, "BackOff", f'Back-off pulling image "{image}"', container=name)
+                self._event(pod, "Failed", "Error: ImagePullBackOff", "Warning", name)
+            runtime.waiting[name] = reason
+        if (
+            not first
+            and all(s["state"]["waiting"]["reason"] == "ImagePullBackOff" for s in statuses)
+            and (pod["status"].get("containerStatuses") == statuses)
+        ):
+            return
+        self._set_status(pod, "Pending", statuses, ready=False)
+
+    def _base_status(self, pod: Obj) -> None:
+        status = pod["status"]
+        _spec, node = self._node(pod["spec"]["nodeName"])
+        host_ip = "10.0.0.1"
+        for address in ((node or {}).get("status") or {}).get("addresses") or []:
+            if address.get("type") == "InternalIP":
+                host_ip = address["address"]
+        status.setdefault("hostIP", host_ip)
+        status.setdefault("hostIPs", [{"ip": host_ip}])
+        if "podIP" not in status:
+            self.cluster.pod_ip_counter += 1
+            n = self.cluster.pod_ip_counter
+            ip = f"10.244.{host_ip.rsplit('.', 1)[-1]}.{n % 250 + 2}"
+            status["podIP"], status["podIPs"] = ip, [{"ip": ip}]
+        status.setdefault("startTime", now_iso())
+
+    def _set_status(
+        self, pod: Obj, phase: str, statuses: list[Obj], ready: bool, reason: str | None = None
+    ) -> None:
+        self._base_status(pod)
+        status = pod["status"]
+        status["phase"] = phase
+        status["containerStatuses"] = statuses
+        now = now_iso()
+        unready = [s["name"] for s in statuses if not s["ready"]]
+        conditions = {c["type"]: c for c in status.get("conditions") or []}
+
+        def cond(type_: str, ok: bool, why: str | None = None, message: str | None = None) -> None:
+            old = conditions.get(type_)
+            value = "True" if ok else "False"
+            new: Obj = {
+                "type": type_,
+                "status": value,
+                "lastProbeTime": None,
+                "lastTransitionTime": now,
+            }
+            if old is not None and old.get("status") == value:
+                new["lastTransitionTime"] = old.get("lastTransitionTime", now)
+            if why:
+                new["reason"] = why
+            if message:
+                new["message"] = message
+            conditions[type_] = new
+
+        cond("PodReadyToStartContainers", True)
+        cond("Initialized", True)
+        if reason == "PodCompleted":
+            cond("Ready", False, "PodCompleted")
+            cond("ContainersReady", False, "PodCompleted")
+        elif ready:
+            cond("Ready", True)
+            cond("ContainersReady", True)
+        else:
+            message = f"containers with unready status: [{' '.join(unready)}]"
+            cond("Ready", False, "ContainersNotReady", message)
+            cond("ContainersReady", False, "ContainersNotReady", message)
+        order = [
+            "PodReadyToStartContainers",
+            "Initialized",
+            "Ready",
+            "ContainersReady",
+            "PodScheduled",
+        ]
+        status["conditions"] = [conditions[t] for t in order if t in conditions]
+        self._write(pod)
+
+    def _running_statuses(self, pod: Obj, runtime: PodRuntime, ready: bool) -> list[Obj]:
+        started = now_iso()
+        statuses = []
+        old = {s["name"]: s for s in pod["status"].get("containerStatuses") or []}
+        for container in pod["spec"].get("containers") or []:
+            name, image = container["name"], self._image(pod, container)
+            previous = old.get(name) or {}
+            running = (previous.get("state") or {}).get("running") or {"startedAt": started}
+            statuses.append(
+                {
+                    "name": name,
+                    "image": image,
+                    "imageID": f"{image.split(':')[0]}@sha256:{secrets.token_hex(32)}"
+                    if not previous.get("imageID")
+                    else previous["imageID"],
+                    "containerID": previous.get("containerID") or _container_id(),
+                    "ready": ready,
+                    "started": True,
+                    "restartCount": runtime.restarts,
+                    "state": {"running": running},
+                    "lastState": previous.get("lastState") or {},
+                }
+            )
+        return statuses
+
+    def _start(self, pod: Obj, runtime: PodRuntime, fault: Fault | None) -> None:
+        runtime.started_at = time.monotonic()
+        runtime.waiting.clear()
+        for container in pod["spec"].get("containers") or []:
+            name, image = container["name"], self._image(pod, container)
+            if container.get("imagePullPolicy") == "Always":
+                self._event(pod, "Pulling", f'Pulling image "{image}"', container=name)
+                self._event(
+                    pod,
+                    "Pulled",
+                    f'Successfully pulled image "{image}" in 1.2s (1.2s including waiting). Image size: 123456789 bytes.',
+                    container=name,
+                )
+            else:
+                self._event(
+                    pod,
+                    "Pulled",
+                    f'Container image "{image}" already present on machine',
+                    container=name,
+                )
+            self._event(pod, "Created", f"Created container: {name}", container=name)
+            self._event(pod, "Started", f"Started container {name}", container=name)
+            runtime.logs[name] = self._startup_log(pod, container)
+        if fault is not None and fault.kind in ("CrashLoopBackOff", "OOMKilled"):
+            for name in runtime.logs:
+                runtime.logs[name] = runtime.logs[name] + fault.log.splitlines()
+        self._set_status(pod, "Running", self._running_statuses(pod, runtime, False), ready=False)
+
+    def _startup_log(self, pod: Obj, container: Obj) -> list[str]:
+        image = self._image(pod, container)
+        lines = [
+            f"emulator: container {container['name']} started from {image} on {pod['spec']['nodeName']}"
+        ]
+        if _has_label(pod, COLLECTOR_LABEL):
+            lines.append("node-info-collector: collecting inventory")
+        elif _has_label(pod, TRANSFER_LABEL):
+            lines.append("model-transfer: starting")
+        else:
+            lines += [
+                "INFO:     Started server process [1]",
+                "INFO:     Waiting for application startup.",
+                "INFO:     Application startup complete.",
+                "INFO:     Uvicorn running on http://0.0.0.0:8000 (Press CTRL+C to quit)",
+            ]
+        return lines
+
+    def _set_ready(self, pod: Obj, ready: bool) -> None:
+        runtime = self.pods[pod["metadata"]["uid"]]
+        self._set_status(pod, "Running", self._running_statuses(pod, runtime, ready), ready=ready)
+
+    def _crash(self, pod: Obj, runtime: PodRuntime, fault: Fault) -> None:
+        oom = fault.kind == "OOMKilled"
+        now = now_iso()
+        statuses = []
+        for container in pod["spec"].get("containers") or []:
+            name, image = container["name"], self._image(pod, container)
+            runtime.previous_logs[name] = list(runtime.logs.get(name, []))
+            if oom:
+                runtime.previous_logs[name].append("Killed")
+            runtime.logs[name] = self._startup_log(pod, container) + fault.log.splitlines()
+            backoff = min(300, 10 * 2**runtime.restarts)
+            statuses.append(
+                {
+                    "name": name,
+                    "image": image,
+                    "imageID": f"{image.split(':')[0]}@sha256:{'0' * 64}",
+                    "containerID": _container_id(),
+                    "ready": False,
+                    "started": False,
+                    "restartCount": runtime.restarts + 1,
+                    "state": {
+                        "waiting": {
+                            "reason": "CrashLoopBackOff",
+                            "message": f"back-off {backoff}s restarting failed container={name} "
+                            f"pod={pod['metadata']['name']}_{pod['metadata']['namespace']}({pod['metadata']['uid']})",
+                        }
+                    },
+                    "lastState": {
+                        "terminated": {
+                            "exitCode": 137 if oom else 1,
+                            "reason": "OOMKilled" if oom else "Error",
+                            "startedAt": now,
+                            "finishedAt": now,
+                            "containerID": _container_id(),
+                        }
+                    },
+                }
+            )
+            self._event(
+                pod,
+                "BackOff",
+                f"Back-off restarting failed container {name} in pod "
+                f"{pod['metadata']['name']}_{pod['metadata']['namespace']}({pod['metadata']['uid']})",
+                "Warning",
+                name,
+            )
+        runtime.restarts += 1
+        runtime.next_crash_at = time.monotonic() + self.cluster.timings.crash_interval_s
+        self._set_status(pod, "Running", statuses, ready=False)
+
+    # --- Job pods -------------------------------------------------------------------
+
+    def _run_job_pod(self, pod: Obj, runtime: PodRuntime, fault: Fault | None) -> None:
+        assert runtime.started_at is not None
+        elapsed = time.monotonic() - runtime.started_at
+        run_s = self.cluster.timings.job_run_s
+        transfer = _has_label(pod, TRANSFER_LABEL)
+        failing = fault is not None and fault.kind in ("JobFailed", "CrashLoopBackOff", "OOMKilled")
+        if transfer:
+            self._transfer_progress(
+                pod, runtime, min(1.0, elapsed / run_s), failing and elapsed >= run_s
+            )
+        if elapsed < run_s:
+            if runtime.ready_at is None:
+                runtime.ready_at = time.monotonic()
+                self._set_ready(pod, True)
+            return
+        runtime.finished = True
+        oom = fault is not None and fault.kind == "OOMKilled"
+        now = now_iso()
+        statuses = []
+        for container in pod["spec"].get("containers") or []:
+            name = container["name"]
+            if failing and fault is not None:
+                runtime.logs[name] = runtime.logs.get(name, []) + fault.log.splitlines()
+            statuses.append(
+                {
+                    "name": name,
+                    "image": self._image(pod, container),
+                    "imageID": "",
+                    "containerID": _container_id(),
+                    "ready": False,
+                    "started": False,
+                    "restartCount": 0,
+                    "state": {
+                        "terminated": {
+                            "exitCode": (137 if oom else 1) if failing else 0,
+                            "reason": ("OOMKilled" if oom else "Error") if failing else "Completed",
+                            "startedAt": now,
+                            "finishedAt": now,
+                        }
+                    },
+                    "lastState": {},
+                }
+            )
+        self._set_status(
+            pod, "Failed" if failing else "Succeeded", statuses, ready=False, reason="PodCompleted"
+        )
+        if failing:
+            self.cluster.job_last_failure[_job_uid(pod)] = time.monotonic()
+
+    def _transfer_progress(
+        self, pod: Obj, runtime: PodRuntime, fraction: float, failed: bool
+    ) -> None:
+        step = 2 if fraction >= 1.0 else (1 if fraction >= 0.5 else 0)
+        if failed:
+            step = 3
+        if step == runtime.transfer_step:
+            return
+        runtime.transfer_step = step
+        env = {
+            e.get("name"): e.get("value")
+            for c in pod["spec"].get("containers") or []
+            for e in c.get("env") or []
+        }
+        bytes_total = int(env.get("MODEL_BYTES") or 1_073_741_824)
+        files_total = int(env.get("MODEL_FILES") or 4)
+        done_fraction = {0: 0.0, 1: 0.5, 2: 1.0, 3: 0.5}[step]
+        run_s = self.cluster.timings.job_run_s
+        data = {
+            "phase": {0: "Running", 1: "Running", 2: "Succeeded", 3: "Failed"}[step],
+            "files_done": str(int(files_total * done_fraction)),
+            "files_total": str(files_total),
+            "bytes_done": str(int(bytes_total * done_fraction)),
+            "bytes_total": str(bytes_total),
+            "eta_seconds": f"{max(0.0, run_s * (1 - done_fraction)):.1f}" if step < 2 else "0",
+            "message": "emulated transfer failed: source unreachable" if failed else "",
+            "updated_at": now_iso(),
+        }
+        job = (pod["metadata"].get("labels") or {}).get("batch.kubernetes.io/job-name") or pod[
+            "metadata"
+        ]["name"]
+        labels = {"app.kubernetes.io/name": "model-transfer", "batch.kubernetes.io/job-name": job}
+        instance = (pod["metadata"].get("labels") or {}).get("app.kubernetes.io/instance")
+        if instance:
+            labels["app.kubernetes.io/instance"] = instance
+        self._upsert_configmap(
+            pod["metadata"]["namespace"], transfer_configmap_name(job), labels, data
+        )
+
+    # --- the node-info collector ------------------------------------------------------
+
+    def _collect(self, pod: Obj, runtime: PodRuntime) -> None:
+        env = {
+            e.get("name"): e.get("value")
+            for c in pod["spec"].get("containers") or []
+            for e in c.get("env") or []
+        }
+        interval = float(env.get("INTERVAL_SECONDS") or 0)
+        node_name = pod["spec"]["nodeName"]
+        namespace = pod["metadata"]["namespace"]
+        cm_rt = self.cluster.registry.get("configmaps")
+        exists = (
+            self.cluster.store.find(cm_rt, namespace, collector_configmap_name(node_name))
+            is not None
+        )
+        due = interval > 0 and time.monotonic() - runtime.last_collect >= max(interval, 0.5)
+        if exists and not due:
+            return
+        spec, node = self._node(node_name)
+        if spec is None or node is None:
+            return
+        runtime.last_collect = time.monotonic()
+        inventory = collect_inventory(spec, node)
+        labels = {
+            "app.kubernetes.io/name": "node-info-collector",
+            "budcluster.io/node-name": node_name,
+        }
+        instance = (pod["metadata"].get("labels") or {}).get("app.kubernetes.io/instance")
+        if instance:
+            labels["app.kubernetes.io/instance"] = instance
+        self._upsert_configmap(
+            namespace,
+            collector_configmap_name(node_name),
+            labels,
+            {INVENTORY_KEY: json.dumps(inventory, sort_keys=True)},
+        )
+        runtime.logs.setdefault(pod["spec"]["containers"][0]["name"], []).append(
+            f"node-info-collector: wrote ConfigMap {namespace}/{collector_configmap_name(node_name)}"
+        )
+
+    def _upsert_configmap(
+        self, namespace: str, name: str, labels: dict[str, str], data: dict[str, str]
+    ) -> None:
+        store = self.cluster.store
+        cm_rt = self.cluster.registry.get("configmaps")
+        live = store.find(cm_rt, namespace, name)
+        if live is None:
+            store.create(
+                cm_rt, namespace, {"metadata": {"name": name, "labels": labels}, "data": data}
+            )
+        else:
+            new = copy.deepcopy(live)
+            new["metadata"].setdefault("labels", {}).update(labels)
+            new["data"] = data
+            store.write(cm_rt, new)
+
+
+def _job_uid(pod: Obj) -> str:
+    for ref in pod["metadata"].get("ownerReferences") or []:
+        if ref.get("kind") == "Job":
+            return str(ref.get("uid"))
+    return ""
+
+
+def is_terminal(pod: Obj) -> bool:
+    return (pod.get("status") or {}).get("phase") in TERMINAL

@@ -1,0 +1,149 @@
+"""A scheduler that filters nodes like kube-scheduler's default plugins (unschedulable,
+taints, node selector and required node affinity, resource fit) and words its
+FailedScheduling message the same way."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from tests.k8s_emulator.quantity import parse_quantity
+from tests.k8s_emulator.selectors import node_selector_term_matches
+
+Obj = dict[str, Any]
+TERMINAL = ("Succeeded", "Failed")
+# Reasons the preemption pass cannot fix (UnschedulableAndUnresolvable in the real plugins).
+_UNRESOLVABLE_PREFIX = (
+    "node(s) didn't match",
+    "node(s) had untolerated",
+    "node(s) were unschedulable",
+)
+
+
+def pod_requests(pod: Obj) -> dict[str, float]:
+    """Effective requests: sum over containers, at least the largest init container."""
+    spec = pod.get("spec") or {}
+    total: dict[str, float] = {}
+    for container in spec.get("containers") or []:
+        for name, value in ((container.get("resources") or {}).get("requests") or {}).items():
+            total[name] = total.get(name, 0.0) + parse_quantity(value)
+    for container in spec.get("initContainers") or []:
+        for name, value in ((container.get("resources") or {}).get("requests") or {}).items():
+            total[name] = max(total.get(name, 0.0), parse_quantity(value))
+    return total
+
+
+def tolerates(tolerations: list[Obj], taint: Obj) -> bool:
+    for tol in tolerations:
+        if tol.get("effect") and tol["effect"] != taint.get("effect"):
+            continue
+        operator = tol.get("operator", "Equal")
+        if operator == "Exists" and (not tol.get("key") or tol["key"] == taint["key"]):
+            return True
+        if (
+            operator == "Equal"
+            and tol.get("key") == taint["key"]
+            and (tol.get("value", "") == taint.get("value", ""))
+        ):
+            return True
+    return False
+
+
+def untolerated_taint(pod: Obj, node: Obj) -> Obj | None:
+    tolerations = (pod.get("spec") or {}).get("tolerations") or []
+    for taint in (node.get("spec") or {}).get("taints") or []:
+        if taint.get("effect") in ("NoSchedule", "NoExecute") and not tolerates(tolerations, taint):
+            return dict(taint)
+    return None
+
+
+def matches_node_affinity(pod: Obj, node: Obj) -> bool:
+    spec = pod.get("spec") or {}
+    labels = node["metadata"].get("labels") or {}
+    for key, value in (spec.get("nodeSelector") or {}).items():
+        if labels.get(key) != value:
+            return False
+    required = ((spec.get("affinity") or {}).get("nodeAffinity") or {}).get(
+        "requiredDuringSchedulingIgnoredDuringExecution"
+    ) or {}
+    terms = required.get("nodeSelectorTerms")
+    if terms:
+        return any(node_selector_term_matches(term, node) for term in terms)
+    return True
+
+
+def filter_reasons(pod: Obj, node: Obj, pods_on_node: list[Obj]) -> list[str]:
+    """Why ``pod`` cannot go on ``node`` (empty when it fits), in the plugins' order."""
+    if (node.get("spec") or {}).get("unschedulable"):
+        unschedulable_taint = {"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}
+        if not tolerates((pod.get("spec") or {}).get("tolerations") or [], unschedulable_taint):
+            return ["node(s) were unschedulable"]
+    taint = untolerated_taint(pod, node)
+    if taint is not None:
+        return [f"node(s) had untolerated taint {{{taint['key']}: {taint.get('value', '')}}}"]
+    if not matches_node_affinity(pod, node):
+        return ["node(s) didn't match Pod's node affinity/selector"]
+    allocatable = {
+        k: parse_quantity(v) for k, v in (node.get("status") or {}).get("allocatable", {}).items()
+    }
+    used: dict[str, float] = {}
+    for other in pods_on_node:
+        for name, value in pod_requests(other).items():
+            used[name] = used.get(name, 0.0) + value
+    reasons: list[str] = []
+    if len(pods_on_node) + 1 > allocatable.get("pods", 110):
+        reasons.append("Too many pods")
+    for name, wanted in sorted(pod_requests(pod).items()):
+        if wanted <= 0:
+            continue
+        if wanted > allocatable.get(name, 0.0) - used.get(name, 0.0) + 1e-9:
+            reasons.append(f"Insufficient {name}")
+    return reasons
+
+
+def failed_scheduling_message(per_node: dict[str, list[str]]) -> str:
+    total = len(per_node)
+    reasons: Counter[str] = Counter()
+    preemption: Counter[str] = Counter()
+    for node_reasons in per_node.values():
+        reasons.update(node_reasons)
+        if any(r.startswith(_UNRESOLVABLE_PREFIX) for r in node_reasons):
+            preemption["Preemption is not helpful for scheduling"] += 1
+        else:
+            preemption["No preemption victims found for incoming pod"] += 1
+    if total == 0:
+        return "no nodes available to schedule pods"
+    text = (
+        f"0/{total} nodes are available: "
+        + ", ".join(sorted(f"{count} {reason}" for reason, count in reasons.items()))
+        + "."
+    )
+    text += (
+        f" preemption: 0/{total} nodes are available: "
+        + ", ".join(sorted(f"{count} {reason}" for reason, count in preemption.items()))
+        + "."
+    )
+    return text
+
+
+def choose_node(pod: Obj, nodes: list[Obj], pods: list[Obj]) -> tuple[str | None, str]:
+    """(node name, "") when the pod fits somewhere, else (None, FailedScheduling message).
+    Among fitting nodes the least requested one wins (spreads like NodeResourcesFit)."""
+    per_node: dict[str, list[str]] = {}
+    fitting: list[tuple[float, str]] = []
+    for node in nodes:
+        name = node["metadata"]["name"]
+        on_node = [
+            p
+            for p in pods
+            if (p.get("spec") or {}).get("nodeName") == name
+            and (p.get("status") or {}).get("phase") not in TERMINAL
+            and p["metadata"]["uid"] != pod["metadata"]["uid"]
+        ]
+        reasons = filter_reasons(pod, node, on_node)
+        per_node[name] = reasons
+        if not reasons:
+            fitting.append((len(on_node), name))
+    if fitting:
+        return sorted(fitting)[0][1], ""
+    return None, failed_scheduling_message(per_node)
