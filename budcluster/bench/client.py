@@ -58,30 +58,17 @@ _RETRYABLE = (
 )
 
 
-@dataclass(slots=True)
-class _Attempt:
-    """What one try of a request got as far as, for deciding whether to resend it."""
-
-    protocol: _ArrivalStampingHandler | None = None
-    reused: bool = False
-    """The try went out on a pooled keep-alive connection, not a fresh one."""
-    written: bool = False
-    """Every byte of the request (head and body) was handed to the socket."""
-
-    def got_response_bytes(self) -> bool:
-        protocol = self.protocol
-        return protocol is not None and protocol.first_unread_s is not None
-
-
-# The try in progress in this task. aiohttp writes the request from a task of its own
-# (Python < 3.12), which starts with a copy of this context and so sees the same object.
-_ATTEMPT: contextvars.ContextVar[_Attempt | None] = contextvars.ContextVar(
-    "budcluster_bench_attempt", default=None
+# The connection the current try went out on, in a one-slot list made per try; aiohttp
+# writes the request from a task of its own (Python < 3.12), which starts with a copy of
+# this context and so fills the same list.
+_TRY_CONNECTION: contextvars.ContextVar[list[_ArrivalStampingHandler | None] | None] = (
+    contextvars.ContextVar("budcluster_bench_try_connection", default=None)
 )
 
 
-def _resendable(attempt: _Attempt) -> bool:
-    """Whether a try that failed on the connection can be sent again without risk.
+def _resendable(protocol: _ArrivalStampingHandler | None) -> bool:
+    """Whether a try that failed on ``protocol`` (None: it never got one) can be sent
+    again without risk.
 
     Never once a response byte came back. Otherwise yes when the request never fully
     left (the server cannot act on a request whose body it has not got: what happens
@@ -91,9 +78,11 @@ def _resendable(attempt: _Attempt) -> bool:
     fresh connection that took the whole request and closed without a byte is a server
     failure, not a stale connection: that is reported, not resent.
     """
-    if attempt.got_response_bytes():
+    if protocol is None:
+        return True
+    if protocol.first_unread_s is not None:
         return False
-    return not attempt.written or attempt.reused
+    return not protocol.request_written or protocol.requests_started > 1
 
 
 def _idle_socket_poller(transport: asyncio.BaseTransport) -> select.poll | None:
@@ -125,6 +114,9 @@ class _ArrivalStampingHandler(ResponseHandler):
     request_sent_s: float | None = None
     """When the current request's bytes were handed to the socket (see _StampingRequest)."""
     requests_started: int = 0
+    """Requests written on this connection: more than one means a reused keep-alive."""
+    request_written: bool = False
+    """Every byte of the current request (head and body) was handed to the socket."""
     _poller: select.poll | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -168,18 +160,19 @@ class _StampingRequest(aiohttp.ClientRequest):
 
     async def write_bytes(self, writer: Any, conn: Any, *args: Any, **kwargs: Any) -> None:
         protocol = conn.protocol
-        attempt = _ATTEMPT.get()
-        if isinstance(protocol, _ArrivalStampingHandler):
-            protocol.request_sent_s = time.perf_counter()
-            protocol.first_unread_s = None  # only bytes from here on answer this request
-            protocol.requests_started += 1
-            if attempt is not None:
-                attempt.protocol = protocol
-                attempt.reused = protocol.requests_started > 1
+        if not isinstance(protocol, _ArrivalStampingHandler):
+            await super().write_bytes(writer, conn, *args, **kwargs)
+            return
+        protocol.request_sent_s = time.perf_counter()
+        protocol.first_unread_s = None  # only bytes from here on answer this request
+        protocol.requests_started += 1
+        protocol.request_written = False
+        slot = _TRY_CONNECTION.get()
+        if slot is not None:
+            slot[0] = protocol
         await super().write_bytes(writer, conn, *args, **kwargs)
         # aiohttp reports a failed write on the protocol instead of raising it here.
-        if attempt is not None and protocol is not None and protocol.exception() is None:
-            attempt.written = True
+        protocol.request_written = protocol.exception() is None
 
 
 class _ArrivalStampingConnector(aiohttp.TCPConnector):
@@ -341,8 +334,8 @@ class StreamingClient:
             body = self.body(prompt)
             record.sent_s = clock() - origin
             received_any = False
-            attempt = _Attempt()
-            _ATTEMPT.set(attempt)
+            slot: list[_ArrivalStampingHandler | None] = [None]
+            _TRY_CONNECTION.set(slot)
             try:
                 async with session.post(self._url, data=body, headers=self._headers) as resp:
                     received_any = True
@@ -365,7 +358,7 @@ class StreamingClient:
                 if (
                     received_any
                     or record.retries >= self.config.max_retries
-                    or not _resendable(attempt)
+                    or not _resendable(slot[0])
                 ):
                     raise
                 record.retries += 1

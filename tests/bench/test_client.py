@@ -172,18 +172,20 @@ async def test_fresh_connection_closed_without_answer_is_reported_not_resent() -
 
 
 def test_resend_rule() -> None:
-    from budcluster.bench.client import _ArrivalStampingHandler, _Attempt, _resendable
+    from budcluster.bench.client import _ArrivalStampingHandler, _resendable
 
-    answered = _ArrivalStampingHandler.__new__(_ArrivalStampingHandler)
-    answered.first_unread_s = 1.0
-    silent = _ArrivalStampingHandler.__new__(_ArrivalStampingHandler)
-    silent.first_unread_s = None
-    assert _resendable(_Attempt())  # never connected: nothing left the client
-    assert _resendable(_Attempt(silent, reused=False, written=False))  # body never left
-    assert _resendable(_Attempt(silent, reused=True, written=True))  # stale keep-alive
-    assert not _resendable(_Attempt(silent, reused=False, written=True))  # server failed
-    assert not _resendable(_Attempt(answered, reused=True, written=False))
-    assert not _resendable(_Attempt(answered, reused=True, written=True))
+    def connection(answered: bool, requests: int, written: bool) -> _ArrivalStampingHandler:
+        protocol = _ArrivalStampingHandler.__new__(_ArrivalStampingHandler)
+        protocol.first_unread_s = 1.0 if answered else None
+        protocol.requests_started, protocol.request_written = requests, written
+        return protocol
+
+    assert _resendable(None)  # never connected: nothing left the client
+    assert _resendable(connection(False, 1, written=False))  # the body never left
+    assert _resendable(connection(False, 2, written=True))  # stale keep-alive connection
+    assert not _resendable(connection(False, 1, written=True))  # a server failure
+    assert not _resendable(connection(True, 2, written=False))
+    assert not _resendable(connection(True, 2, written=True))
 
 
 async def test_retries_are_bounded() -> None:
