@@ -34,6 +34,7 @@ class Timings:
     job_run_s: float = 0.4
     crash_interval_s: float = 0.5
     job_backoff_s: float = 0.1
+    namespace_finalize_s: float = 0.5
 
 
 @dataclass
@@ -52,6 +53,7 @@ class Cluster:
         self.rollout_started: dict[str, tuple[str, float]] = {}
         self.job_started: dict[str, float] = {}
         self.job_last_failure: dict[str, float] = {}
+        self.namespace_terminating: dict[str, float] = {}
         self.pod_ip_counter = 0
         self._seed()
 

@@ -125,6 +125,13 @@ def reconcile_namespaces(cluster: Cluster) -> None:
     for ns in list(store.list(ns_rt)):
         name = ns["metadata"]["name"]
         if ns["metadata"].get("deletionTimestamp"):
+            # The real namespace controller takes a moment; clients (kubectl delete -f)
+            # still find and delete the namespace's objects meanwhile.
+            since = cluster.namespace_terminating.setdefault(
+                ns["metadata"]["uid"], time.monotonic()
+            )
+            if time.monotonic() - since < cluster.timings.namespace_finalize_s:
+                continue
             for key, obj in list(store.objects.items()):
                 if key[2] == name and cluster.registry.get(key[1], key[0]).namespaced:
                     store.remove(cluster.registry.get(key[1], key[0]), obj)

@@ -475,7 +475,10 @@ class ApiServer:
         table, _ = self._accept(request)
         initial: list[tuple[str, Obj]] = []
         error: ApiError | None = None
-        if rv_text in ("", "0"):
+        send_initial = query.get("sendInitialEvents") == "true"
+        if rv_text in ("", "0") or send_initial:
+            # A plain watch without a resourceVersion starts with the current state, and so
+            # does a WatchList request (sendInitialEvents), which ends it with a bookmark.
             initial = [("ADDED", o) for o in self._select(target, query)]
         else:
             try:
@@ -511,6 +514,18 @@ class ApiServer:
                 return response
             for type_, obj in initial:
                 await send(type_, obj)
+            if send_initial:
+                bookmark = {
+                    "kind": target.rt.kind,
+                    "apiVersion": target.rt.api_version,
+                    "metadata": {
+                        "resourceVersion": str(store.rv),
+                        "annotations": {"k8s.io/initial-events-end": "true"},
+                    },
+                }
+                await response.write(
+                    (json.dumps({"type": "BOOKMARK", "object": bookmark}) + "\n").encode()
+                )
             timeout = float(query.get("timeoutSeconds") or WATCH_DEFAULT_TIMEOUT_S)
             loop = asyncio.get_running_loop()
             deadline = loop.time() + timeout
