@@ -113,7 +113,10 @@ def default(rt: ResourceType, obj: Obj, store: Store, live: Obj | None = None) -
                 )
             elif rt.plural == "jobs":
                 _default_job(obj, live)
-        obj.setdefault("status", {})
+        # Required (non-omitempty) status fields appear as zeros, as the real server sends.
+        obj.setdefault("status", dict(_ZERO_STATUS.get(rt.plural, {})))
+    elif rt.plural == "poddisruptionbudgets":
+        obj.setdefault("status", dict(_ZERO_STATUS["poddisruptionbudgets"]))
     elif rt.plural == "services" and isinstance(spec, dict):
         spec.setdefault("type", "ClusterIP")
         spec.setdefault("sessionAffinity", "None")
@@ -138,6 +141,24 @@ def default(rt: ResourceType, obj: Obj, store: Store, live: Obj | None = None) -
         obj.setdefault("status", {}).setdefault("phase", "Pending")
     elif rt.plural == "serviceaccounts" or rt.plural == "configmaps":
         pass
+
+
+_ZERO_STATUS: dict[str, dict[str, int]] = {
+    "daemonsets": {
+        "currentNumberScheduled": 0,
+        "numberMisscheduled": 0,
+        "desiredNumberScheduled": 0,
+        "numberReady": 0,
+    },
+    "replicasets": {"replicas": 0},
+    "statefulsets": {"replicas": 0, "availableReplicas": 0},
+    "poddisruptionbudgets": {
+        "disruptionsAllowed": 0,
+        "currentHealthy": 0,
+        "desiredHealthy": 0,
+        "expectedPods": 0,
+    },
+}
 
 
 def _default_job(obj: Obj, live: Obj | None) -> None:
