@@ -67,7 +67,7 @@ class Emulator:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
-        sockets = site._server.sockets if site._server is not None else []  # noqa: SLF001
+        sockets = site._server.sockets if site._server is not None else []
         if self.port == 0 and sockets:
             self.port = int(sockets[0].getsockname()[1])
         self._ticker = self._loop.create_task(self._tick_forever())

@@ -367,7 +367,7 @@ class ApiServer:
             raise ApiError(
                 415,
                 "UnsupportedMediaType",
-                f"the body of the request was in an unknown format - accepted media types include: application/json, application/yaml",
+                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml",
             )
         raw = await request.text()
         try:

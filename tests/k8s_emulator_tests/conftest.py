@@ -15,5 +15,5 @@ from tests.k8s_emulator.fixtures import (  # noqa: F401  (fixtures)
 
 
 @pytest.fixture
-def api(k8s_emulator: Emulator) -> client.ApiClient:
+def api(k8s_emulator: Emulator) -> client.ApiClient:  # noqa: F811  (uses the fixture)
     return config.new_client_from_config_dict(k8s_emulator.kubeconfig_dict())
