@@ -73,6 +73,13 @@ class Settings(BaseSettings):
             "pidfiles and logs."
         ),
     )
+    kubernetes_tools_image: str = Field(
+        default="ghcr.io/budecosystem/bud-serve-cluster:0.1.0",
+        description=(
+            "Image with bud-serve-cluster installed, run by the node-info collector "
+            "DaemonSet and the model-transfer Job on Kubernetes clusters."
+        ),
+    )
     reports_dir: Path = Field(
         default=Path("benchmarks_reports"),
         description="Where benchmark report folders are written.",

@@ -36,9 +36,19 @@ def target_for(
                 state_dir=get_settings().hosts_state_dir,
             )
         return
+    if kind in ("kubernetes", "openshift"):
+        from blocks.kubeconfig import KubeconfigCredentials
+        from budcluster.targets.kubernetes import KubernetesTarget
+
+        credentials = cast(KubeconfigCredentials, KubeconfigCredentials.load(credentials_block))
+        api_client = credentials.get_api_client(timeout_s=get_settings().http_timeout_s)
+        try:
+            yield KubernetesTarget(api_client, image=get_settings().kubernetes_tools_image)
+        finally:
+            api_client.close()  # type: ignore[no-untyped-call]
+        return
     raise ConfigurationError(
-        f"cluster kind {kind!r} has no backend yet; use kind 'hosts' "
-        "(the Kubernetes backend is tracked in issue #7)"
+        f"cluster kind {kind!r} is unknown; use 'hosts', 'kubernetes' or 'openshift'"
     )
 
 
