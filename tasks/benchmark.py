@@ -7,7 +7,6 @@ link to the HTML report. ``compare_runs`` fails the task on a regression.
 
 from __future__ import annotations
 
-import logging
 import re
 from pathlib import Path
 from typing import Any
@@ -18,8 +17,6 @@ from prefect.artifacts import (
     create_markdown_artifact,
     create_table_artifact,
 )
-from prefect.exceptions import MissingContextError
-from prefect.logging import get_run_logger
 
 from budcluster.bench.compare import compare_summaries, load_summary, render_changes
 from budcluster.bench.report import summary_dict, write_report
@@ -28,13 +25,7 @@ from budcluster.bench.runner import BenchmarkConfig
 from budcluster.bench.runner import run_benchmark as run_engine
 from budcluster.errors import PermanentError
 from budcluster.settings import get_settings
-
-
-def _logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
-    try:
-        return get_run_logger()
-    except MissingContextError:
-        return logging.getLogger(__name__)
+from tasks._logging import task_logger
 
 
 def artifact_key(name: str) -> str:
@@ -85,7 +76,7 @@ def run_benchmark(
     deployment_id: int | None = None,
 ) -> dict[str, Any]:
     """Measure ``config.url``; returns the summary with ``report_dir`` and ``store_run_id``."""
-    log = _logger()
+    log = task_logger(__name__)
     log.info("benchmarking %s (%s) with %s", config.url, config.model, config.profile.label())
     result = run_engine(config)
     folder = write_report(result, Path(report_dir) if report_dir else get_settings().reports_dir)

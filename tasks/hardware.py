@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 from prefect import task
-from prefect.exceptions import MissingContextError
-from prefect.logging import get_run_logger
 
 from budcluster.hardware.collector import collect
 from budcluster.hardware.cpuinfo import parse_cpuinfo
@@ -18,6 +15,7 @@ from budcluster.hardware.merge import merge_fragments
 from budcluster.hardware.node_labels import parse_node_labels, read_label_sets
 from budcluster.hardware.nvidia_text import parse_nvidia_smi_capture, parse_query_gpu_csv
 from budcluster.hardware.nvidia_xml import parse_nvidia_smi_xml
+from tasks._logging import task_logger
 
 _PARSERS = {
     "nvidia-smi-xml": parse_nvidia_smi_xml,
@@ -29,21 +27,13 @@ _PARSERS = {
 }
 
 
-def _logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
-    """The run logger inside Prefect; a module logger when called as plain ``.fn``."""
-    try:
-        return get_run_logger()
-    except MissingContextError:
-        return logging.getLogger(__name__)
-
-
 # The tools (nvidia-smi, hl-smi) can hang briefly while a driver initialises: retry once.
 @task(retries=1, retry_delay_seconds=10, timeout_seconds=180, task_run_name="detect-hardware")
 def detect_hardware() -> NodeInventory:
     """Inventory the machine this task runs on."""
     inventory = NodeInventory.model_validate(collect())
     missing = [f"{t.name} ({t.reason})" for t in inventory.tools if not t.present]
-    _logger().info(
+    task_logger(__name__).info(
         "node %s: %s GPUs, %s HPUs; not present: %s",
         inventory.node_name,
         len(inventory.nvidia.gpus) if inventory.nvidia else 0,

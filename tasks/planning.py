@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
-import logging
-
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
-from prefect.exceptions import MissingContextError
-from prefect.logging import get_run_logger
 
 from budcluster.hardware.inventory import NodeInventory
 from budcluster.modelfacts import ModelFacts, load_model_facts
 from budcluster.planning import PlanRequest, RuntimePlan, plan
 from budcluster.planning.report import plan_markdown
-
-
-def _logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
-    """The run logger inside Prefect; a module logger when called as plain ``.fn``."""
-    try:
-        return get_run_logger()
-    except MissingContextError:
-        return logging.getLogger(__name__)
+from tasks._logging import task_logger
 
 
 # Reading headers touches only the first bytes of each file, but model dirs can sit on slow
@@ -36,7 +25,7 @@ def plan_runtime(
     facts: ModelFacts, inventories: list[NodeInventory], request: PlanRequest | None = None
 ) -> RuntimePlan:
     result = plan(facts, inventories, request)
-    _logger().info(
+    task_logger(__name__).info(
         "%s: %s on %s, TP %s x %s replicas",
         result.served_model_name,
         result.engine,
