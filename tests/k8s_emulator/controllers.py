@@ -191,6 +191,18 @@ def reconcile_deployments(cluster: Cluster) -> None:
             + [0]
         )
         uid = dep["metadata"]["uid"]
+        recreate = (spec.get("strategy") or {}).get("type") == "Recreate"
+        # Recreate: the real controller scales the old ReplicaSets down and starts the new
+        # one's pods only once every old pod is gone, so they never compete for devices.
+        new_replicas = replicas
+        if recreate:
+            pod_rt = cluster.registry.get("pods")
+            live = [
+                p for p in store.list(pod_rt, namespace) if p["status"].get("phase") not in TERMINAL
+            ]
+            old = [rs for rs in rss if rs is not new_rs]
+            if any(owned_by(live, rs) for rs in old):
+                new_replicas = 0
         if new_rs is None:
             rs_labels = {
                 **((template.get("metadata") or {}).get("labels") or {}),
@@ -218,7 +230,11 @@ def reconcile_deployments(cluster: Cluster) -> None:
                         },
                         "ownerReferences": [owner_ref(dep)],
                     },
-                    "spec": {"replicas": replicas, "selector": selector, "template": rs_template},
+                    "spec": {
+                        "replicas": new_replicas,
+                        "selector": selector,
+                        "template": rs_template,
+                    },
                 },
             )
             cluster.rollout_started[uid] = (hash_, time.monotonic())
@@ -234,13 +250,12 @@ def reconcile_deployments(cluster: Cluster) -> None:
             rss.append(new_rs)
         elif cluster.rollout_started.get(uid, ("",))[0] != hash_:
             cluster.rollout_started[uid] = (hash_, time.monotonic())
-        if new_rs["spec"].get("replicas") != replicas:
+        if new_rs["spec"].get("replicas") != new_replicas:
             scaled = copy.deepcopy(new_rs)
-            scaled["spec"]["replicas"] = replicas
+            scaled["spec"]["replicas"] = new_replicas
             new_rs = store.write(rs_rt, scaled)
         new_status = new_rs.get("status") or {}
         new_available = int(new_status.get("availableReplicas", 0))
-        recreate = (spec.get("strategy") or {}).get("type") == "Recreate"
         for rs in rss:
             if rs["metadata"]["uid"] == new_rs["metadata"]["uid"]:
                 continue

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import hashlib
 import json
 import secrets
 import time
@@ -33,6 +34,7 @@ Obj = dict[str, Any]
 COLLECTOR_LABEL = ("app.kubernetes.io/name", "node-info-collector")
 TRANSFER_LABEL = ("app.kubernetes.io/name", "model-transfer")
 INVENTORY_KEY = "inventory.json"
+TRANSFER_KEY = "progress.json"
 
 
 def collector_configmap_name(node: str) -> str:
@@ -507,25 +509,59 @@ class Kubelet:
         files_total = int(env.get("MODEL_FILES") or 4)
         done_fraction = {0: 0.0, 1: 0.5, 2: 1.0, 3: 0.5}[step]
         run_s = self.cluster.timings.job_run_s
-        data = {
-            "phase": {0: "Running", 1: "Running", 2: "Succeeded", 3: "Failed"}[step],
-            "files_done": str(int(files_total * done_fraction)),
-            "files_total": str(files_total),
-            "bytes_done": str(int(bytes_total * done_fraction)),
-            "bytes_total": str(bytes_total),
-            "eta_seconds": f"{max(0.0, run_s * (1 - done_fraction)):.1f}" if step < 2 else "0",
-            "message": "emulated transfer failed: source unreachable" if failed else "",
-            "updated_at": now_iso(),
+        elapsed = round(run_s * done_fraction, 1)
+        # The same key and payload as charts/model_transfer/files/transfer_job.py writes.
+        payload: Obj = {
+            "state": "running",
+            "files_total": files_total,
+            "files_done": int(files_total * done_fraction),
+            "bytes_total": bytes_total,
+            "bytes_done": int(bytes_total * done_fraction),
+            "elapsed_s": elapsed,
+            "eta_s": round(run_s * (1 - done_fraction), 1) if step == 1 else None,
         }
-        job = (pod["metadata"].get("labels") or {}).get("batch.kubernetes.io/job-name") or pod[
-            "metadata"
-        ]["name"]
-        labels = {"app.kubernetes.io/name": "model-transfer", "batch.kubernetes.io/job-name": job}
-        instance = (pod["metadata"].get("labels") or {}).get("app.kubernetes.io/instance")
-        if instance:
-            labels["app.kubernetes.io/instance"] = instance
+        if step == 2:
+            payload.update(
+                state="done",
+                eta_s=0,
+                result={
+                    "files": files_total,
+                    "bytes_total": bytes_total,
+                    "bytes_copied": bytes_total,
+                    "files_copied": files_total,
+                    "files_skipped": 0,
+                    "seconds": round(run_s, 3),
+                    "manifest_sha256": hashlib.sha256(
+                        f"{pod['metadata']['uid']}:{bytes_total}".encode()
+                    ).hexdigest(),
+                    "changed": True,
+                },
+            )
+        if step == 3:
+            payload = {
+                "state": "failed",
+                "error": "TransferSourceError",
+                "message": "emulated transfer failed: source unreachable",
+                "retryable": False,
+            }
+        pod_labels = pod["metadata"].get("labels") or {}
+        job = pod_labels.get("batch.kubernetes.io/job-name") or pod["metadata"]["name"]
+        name = env.get("PROGRESS_CONFIGMAP") or transfer_configmap_name(job)
+        labels = {
+            key: pod_labels[key]
+            for key in (
+                "app.kubernetes.io/name",
+                "app.kubernetes.io/instance",
+                "budcluster.io/release",
+                "batch.kubernetes.io/job-name",
+            )
+            if key in pod_labels
+        }
         self._upsert_configmap(
-            pod["metadata"]["namespace"], transfer_configmap_name(job), labels, data
+            pod["metadata"]["namespace"],
+            name,
+            labels,
+            {TRANSFER_KEY: json.dumps(payload, sort_keys=True)},
         )
 
     # --- the node-info collector ------------------------------------------------------

@@ -297,12 +297,11 @@ def test_transfer_job_completes_with_progress_configmap(api: client.ApiClient) -
         lambda: _condition(batch.read_namespaced_job("fetch", "default"), "Complete"),
         what="job complete",
     )
-    progress = core.read_namespaced_config_map("fetch-progress", "default").data
-    assert (
-        progress["phase"] == "Succeeded"
-        and progress["bytes_done"] == "2000"
-        and progress["files_done"] == "4"
+    progress = json.loads(
+        core.read_namespaced_config_map("fetch-progress", "default").data["progress.json"]
     )
+    assert progress["state"] == "done" and progress["bytes_done"] == 2000
+    assert progress["files_done"] == 4 and progress["result"]["bytes_total"] == 2000
     job = batch.read_namespaced_job("fetch", "default")
     assert job.status.succeeded == 1 and job.status.completion_time is not None
     pvc = core.read_namespaced_persistent_volume_claim("weights", "default")
