@@ -131,6 +131,8 @@ class KindInfo:
     namespaced: bool
     order: int
     """Apply order: namespaces and RBAC before what uses them, workloads last."""
+    managed: bool = True
+    """False for kinds this adapter only reads (nodes, pods, events): never in a release."""
 
 
 KINDS: dict[str, KindInfo] = {
@@ -150,6 +152,10 @@ KINDS: dict[str, KindInfo] = {
     "Job": KindInfo("batch/v1", "jobs", True, 5),
     "Ingress": KindInfo("networking.k8s.io/v1", "ingresses", True, 6),
     "Route": KindInfo("route.openshift.io/v1", "routes", True, 6),
+    # Read only: what controllers and the kubelet make, and the nodes themselves.
+    "Node": KindInfo("v1", "nodes", False, 9, managed=False),
+    "Pod": KindInfo("v1", "pods", True, 9, managed=False),
+    "Event": KindInfo("v1", "events", True, 9, managed=False),
 }
 
 
@@ -331,7 +337,8 @@ def list_release(
 ) -> list[ObjectRef]:
     """Everything in ``namespace`` carrying the release label (namespaced kinds only)."""
     refs: list[ObjectRef] = []
-    for kind in kinds or [k for k, info in KINDS.items() if info.namespaced and k != "Route"]:
+    default = [k for k, i in KINDS.items() if i.namespaced and i.managed and k != "Route"]
+    for kind in kinds or default:
         items, _ = list_objects(
             api_client,
             kind,
@@ -416,12 +423,17 @@ def wait_for(
     field_selector: str | None = None,
     on_change: Callable[[list[dict[str, Any]]], None] | None = None,
     what: str = "",
+    resync_s: float = 300.0,
+    on_relist: Callable[[int], None] | None = None,
 ) -> _T:
     """List, then watch from the list's resourceVersion until ``done(objects)`` returns a value.
 
     ``done`` sees the current set of matching objects after every change. A watch that ends
     (server timeout) resumes from the last resourceVersion; one answered ``410 Gone`` (too
-    old) relists. Raises KubernetesTimeout when ``timeout_s`` passes first.
+    old) relists. ``done`` is asked again at least every ``resync_s`` even without a change,
+    as informers resync: it may read other objects (a Deployment's status lags its pods).
+    ``on_relist(n)`` is told of the n-th relist after a 410. Raises KubernetesTimeout when
+    ``timeout_s`` passes first.
     """
     deadline = time.monotonic() + timeout_s
     selectors = {
@@ -462,8 +474,8 @@ def wait_for(
                     *args,
                     resource_version=version,
                     allow_watch_bookmarks=True,
-                    timeout_seconds=max(1, min(int(left), 300)),
-                    _request_timeout=min(left, 300) + 10,
+                    timeout_seconds=max(1, int(min(left, resync_s, 300))),
+                    _request_timeout=min(left, resync_s, 300) + 10,
                     **selectors,
                 ):
                     raw = event["raw_object"]
@@ -481,6 +493,8 @@ def wait_for(
             except ApiException as exc:
                 if exc.status == 410:
                     relists += 1
+                    if on_relist is not None:
+                        on_relist(relists)
                     break  # too old: relist and watch from the new resourceVersion
                 raise translate(exc, f"watch {kind}") from exc
             except (urllib3.exceptions.HTTPError, OSError) as exc:

@@ -49,7 +49,10 @@ MAX_RELEASE = 53  # Helm's limit: release names become label values and object-n
 GPU_RESOURCE = "nvidia.com/gpu"
 GAUDI_RESOURCE = "habana.ai/gaudi"
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_IMAGE_PULL = {"ImagePullBackOff", "ErrImagePull", "InvalidImageName", "ErrImageNeverPull"}
+# The kubelet retries ErrImagePull and reports ImagePullBackOff once it backs off; the rest
+# cannot succeed without a new spec.
+_IMAGE_PULL_RETRYING = {"ErrImagePull"}
+_IMAGE_PULL_FINAL = {"ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}
 _CRASHING = {"CrashLoopBackOff", "CreateContainerConfigError", "CreateContainerError"}
 
 
@@ -289,6 +292,50 @@ def _count(value: str | None) -> int | None:
 # --- runtime status ----------------------------------------------------------------------------
 
 
+def rollout_complete(deployment: Mapping[str, Any]) -> bool:
+    """True when the current spec is fully rolled out, as ``kubectl rollout status`` decides.
+
+    ``readyReplicas`` alone is not enough: during an update the old ReplicaSet's pods stay
+    ready, so the new revision counts only once the controller observed this generation,
+    every replica is updated and ready, and no old replica is left.
+    """
+    spec = deployment.get("spec") or {}
+    status = deployment.get("status") or {}
+    wanted = int(spec.get("replicas", 1) or 0)
+    generation = int((deployment.get("metadata") or {}).get("generation", 0) or 0)
+    observed = int(status.get("observedGeneration", 0) or 0)
+    updated = int(status.get("updatedReplicas", 0) or 0)
+    total = int(status.get("replicas", 0) or 0)
+    available = int(status.get("availableReplicas", 0) or 0)
+    ready = int(status.get("readyReplicas", 0) or 0)
+    return (
+        wanted > 0
+        and observed >= generation
+        and updated >= wanted
+        and total <= updated
+        and min(available, ready) >= wanted
+    )
+
+
+def _pod_failure(pod: Mapping[str, Any]) -> tuple[RuntimeState, str] | None:
+    """A container's waiting/terminated reason: FAILED when the kubelet gave up retrying fast,
+    STARTING with the reason while it still retries (ErrImagePull becomes ImagePullBackOff)."""
+    name = pod["metadata"]["name"]
+    for container in (pod.get("status") or {}).get("containerStatuses") or []:
+        waiting = (container.get("state") or {}).get("waiting") or {}
+        last = (container.get("lastState") or {}).get("terminated") or {}
+        terminated = (container.get("state") or {}).get("terminated") or {}
+        if "OOMKilled" in (last.get("reason"), terminated.get("reason")):
+            return RuntimeState.FAILED, f"OOMKilled: pod {name} ran out of memory"
+        reason = waiting.get("reason")
+        message = waiting.get("message", "")
+        if reason in _IMAGE_PULL_FINAL or reason in _CRASHING:
+            return RuntimeState.FAILED, f"{reason}: pod {name}: {message}"
+        if reason in _IMAGE_PULL_RETRYING:
+            return RuntimeState.STARTING, f"{reason}: pod {name}: {message}"
+    return None
+
+
 def runtime_state(
     deployment: Mapping[str, Any] | None,
     pods: Sequence[Mapping[str, Any]],
@@ -299,20 +346,21 @@ def runtime_state(
         return RuntimeState.ABSENT, None
     wanted = int((deployment.get("spec") or {}).get("replicas", 1) or 0)
     ready = int((deployment.get("status") or {}).get("readyReplicas", 0) or 0)
+    generation = int((deployment.get("metadata") or {}).get("generation", 0) or 0)
+    observed = int((deployment.get("status") or {}).get("observedGeneration", 0) or 0)
+    if observed < generation:
+        # The controller has not acted on this spec yet: the pods are the previous one's.
+        return RuntimeState.STARTING, "the Deployment controller has not observed this revision"
+    retrying: str | None = None
+    # Pods on their way out (an older revision's) say nothing about this one.
+    pods = [p for p in pods if not (p.get("metadata") or {}).get("deletionTimestamp")]
     for pod in pods:
-        for container in (pod.get("status") or {}).get("containerStatuses") or []:
-            waiting = (container.get("state") or {}).get("waiting") or {}
-            last = (container.get("lastState") or {}).get("terminated") or {}
-            terminated = (container.get("state") or {}).get("terminated") or {}
-            name = pod["metadata"]["name"]
-            if "OOMKilled" in (last.get("reason"), terminated.get("reason")):
-                return RuntimeState.FAILED, f"OOMKilled: pod {name} ran out of memory"
-            reason = waiting.get("reason")
-            if reason in _IMAGE_PULL:
-                return RuntimeState.FAILED, f"{reason}: pod {name}: {waiting.get('message', '')}"
-            if reason in _CRASHING:
-                return RuntimeState.FAILED, f"{reason}: pod {name}: {waiting.get('message', '')}"
-    if wanted and ready >= wanted:
+        found = _pod_failure(pod)
+        if found is not None and found[0] is RuntimeState.FAILED:
+            return found
+        if found is not None and retrying is None:
+            retrying = found[1]
+    if rollout_complete(deployment):
         return RuntimeState.RUNNING, None
     unscheduled = [
         e for e in events if e.get("reason") == "FailedScheduling" and e.get("type") == "Warning"
@@ -320,7 +368,12 @@ def runtime_state(
     pending = [p for p in pods if (p.get("status") or {}).get("phase") == "Pending"]
     if unscheduled and pending and not any(_scheduled(p) for p in pending):
         return RuntimeState.FAILED, f"FailedScheduling: {unscheduled[-1].get('message', '')}"
-    return RuntimeState.STARTING, f"{ready}/{wanted} replicas ready"
+    for condition in (deployment.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == "Progressing" and (
+            condition.get("reason") == "ProgressDeadlineExceeded"
+        ):
+            return RuntimeState.FAILED, f"ProgressDeadlineExceeded: {condition.get('message', '')}"
+    return RuntimeState.STARTING, retrying or f"{ready}/{wanted} replicas ready"
 
 
 def _scheduled(pod: Mapping[str, Any]) -> bool:
@@ -338,6 +391,8 @@ class KubernetesTimeouts:
     transfer_s: float = 6 * 3600.0
     ready_s: float = 1800.0
     render_s: float = 60.0
+    resync_s: float = 10.0
+    """Longest a wait goes without re-reading state its watch does not cover."""
 
 
 class KubernetesTarget:
@@ -716,6 +771,7 @@ class KubernetesTarget:
                 label_selector=f"app.kubernetes.io/instance={release}",
                 timeout_s=timeout_s or self._timeouts.ready_s,
                 what=f"deployment {deployment_name} ready",
+                resync_s=self._timeouts.resync_s,
             )
         except kube.KubernetesError as exc:
             raise _wrap(exc, f"wait for {deployment_name}") from exc
@@ -738,6 +794,16 @@ class KubernetesTarget:
                 kube.delete_objects(self._api, refs, timeout_s=self._timeouts.api_s)
         except kube.KubernetesError as exc:
             raise _wrap(exc, f"delete {deployment_name}") from exc
+
+    def undo_rollout(
+        self, deployment_name: str, previous: Sequence[Mapping[str, Any]] | None
+    ) -> RuntimeStatus:
+        """What a failed or timed-out rollout ends with: back to the previous revision's
+        manifests, or, when this was the first revision, delete what the rollout created."""
+        if previous:
+            return self.rollback(deployment_name, previous)
+        self.delete(deployment_name)
+        return self.status(deployment_name)
 
     def rollback(
         self, deployment_name: str, manifests: Sequence[Mapping[str, Any]]

@@ -572,7 +572,8 @@ class Kubelet:
             for c in pod["spec"].get("containers") or []
             for e in c.get("env") or []
         }
-        interval = float(env.get("INTERVAL_SECONDS") or 0)
+        # The chart passes REFRESH_SECONDS to the real collector script.
+        interval = float(env.get("REFRESH_SECONDS") or env.get("INTERVAL_SECONDS") or 0)
         node_name = pod["spec"]["nodeName"]
         namespace = pod["metadata"]["namespace"]
         cm_rt = self.cluster.registry.get("configmaps")
@@ -588,11 +589,17 @@ class Kubelet:
             return
         runtime.last_collect = time.monotonic()
         inventory = collect_inventory(spec, node)
+        # The labels charts/node_info_collector/files/write_node_info.py sets.
         labels = {
             "app.kubernetes.io/name": "node-info-collector",
-            "budcluster.io/node-name": node_name,
+            "app.kubernetes.io/managed-by": "bud-serve-cluster",
+            "budcluster.io/node": node_name[:63],
         }
-        instance = (pod["metadata"].get("labels") or {}).get("app.kubernetes.io/instance")
+        pod_labels = pod["metadata"].get("labels") or {}
+        release = env.get("RELEASE_NAME") or pod_labels.get("budcluster.io/release")
+        if release:
+            labels["budcluster.io/release"] = release
+        instance = pod_labels.get("app.kubernetes.io/instance")
         if instance:
             labels["app.kubernetes.io/instance"] = instance
         self._upsert_configmap(

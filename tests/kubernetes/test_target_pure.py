@@ -143,10 +143,35 @@ def _pod(phase: str = "Pending", scheduled: bool = False, **container: object) -
 
 def test_runtime_state_reasons() -> None:
     assert runtime_state(None, [], []) == (RuntimeState.ABSENT, None)
-    assert (
-        runtime_state({"spec": {"replicas": 1}, "status": {"readyReplicas": 1}}, [], [])[0]
-        is RuntimeState.RUNNING
-    )
+    done = {
+        "metadata": {"generation": 2},
+        "spec": {"replicas": 1},
+        "status": {
+            "observedGeneration": 2,
+            "replicas": 1,
+            "updatedReplicas": 1,
+            "readyReplicas": 1,
+            "availableReplicas": 1,
+        },
+    }
+    assert runtime_state(done, [], []) == (RuntimeState.RUNNING, None)
+    # During an update the old revision's pod is ready, but the new one is not rolled out.
+    updating = {**done, "status": {**done["status"], "replicas": 2}}
+    assert runtime_state(updating, [], [])[0] is RuntimeState.STARTING
+    unobserved = {**done, "metadata": {"generation": 3}}
+    assert runtime_state(unobserved, [], [])[0] is RuntimeState.STARTING
+    deadline = {
+        **updating,
+        "status": {
+            **updating["status"],
+            "conditions": [
+                {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}
+            ],
+        },
+    }
+    assert runtime_state(deadline, [], [])[1].startswith("ProgressDeadlineExceeded")  # type: ignore[union-attr]
+    pulling = _pod("Pending", True, state={"waiting": {"reason": "ErrImagePull"}})
+    assert runtime_state(DEPLOYMENT, [pulling], [])[0] is RuntimeState.STARTING  # still retrying
     event = {
         "type": "Warning",
         "reason": "FailedScheduling",

@@ -25,6 +25,10 @@ API_TIMEOUT_S = 30
 NAMESPACE = os.environ["POD_NAMESPACE"]
 CONFIGMAP = os.environ["PROGRESS_CONFIGMAP"]
 INTERVAL_S = float(os.environ.get("PROGRESS_INTERVAL_SECONDS", "5"))
+RELEASE = os.environ.get("RELEASE_NAME", "")
+LABELS = {"app.kubernetes.io/name": "model-transfer"} | (
+    {"app.kubernetes.io/instance": RELEASE, "budcluster.io/release": RELEASE} if RELEASE else {}
+)
 
 
 class ProgressWriter:
@@ -36,7 +40,7 @@ class ProgressWriter:
 
     def write(self, payload: dict) -> None:
         body = client.V1ConfigMap(
-            metadata=client.V1ObjectMeta(name=CONFIGMAP),
+            metadata=client.V1ObjectMeta(name=CONFIGMAP, labels=LABELS),
             data={"progress.json": json.dumps(payload, sort_keys=True)},
         )
         try:
