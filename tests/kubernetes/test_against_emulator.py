@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -323,3 +324,49 @@ def test_rollout_manifests_are_yaml_of_what_was_applied(k8s: Emulator) -> None:
     documents = list(yaml.safe_load_all(status.detail["manifests"]))
     assert documents == target.last_manifests
     assert json.loads(json.dumps(documents))  # plain data, storable as a revision
+
+
+def test_openshift_rollout_has_a_route_and_teardown_removes_it(
+    emulator_factory: Factory,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    import subprocess
+
+    from tests.k8s_emulator.fixtures import kubectl_path
+
+    emu = emulator_factory(flavour="openshift", nodes=[h100_node(), *three_nodes()])
+    target = target_for(emu)
+    _model_pvc(target)
+    target.roll_out(_spec("ocp"))
+    assert target.wait_until_settled("ocp").state is RuntimeState.RUNNING
+    release = release_for("ocp")
+    kinds = {r.kind for r in kube.list_release(target._api, release, MODEL_NAMESPACE)}
+    assert "Route" in kinds
+    pod = emu.objects("pods", namespace=MODEL_NAMESPACE)[0]
+    assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
+
+    # kubectl, an independent client, agrees that the Deployment is available.
+    kubeconfig = emu.write_kubeconfig(tmp_path / "kubeconfig")
+    done = subprocess.run(
+        [
+            str(kubectl_path()),
+            "--kubeconfig",
+            str(kubeconfig),
+            "-n",
+            MODEL_NAMESPACE,
+            "wait",
+            "--for=condition=Available",
+            f"deployment/{release}",
+            "--timeout=10s",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "condition met" in done.stdout
+
+    target.delete("ocp")
+    assert kube.list_release(target._api, release, MODEL_NAMESPACE) == []
+    assert emu.objects("routes", "route.openshift.io", MODEL_NAMESPACE) == []
