@@ -24,6 +24,7 @@ from tests.k8s_emulator.events import record_event
 from tests.k8s_emulator.faults import Fault
 from tests.k8s_emulator.nodes import NodeSpec, hardware_fixtures_dir
 from tests.k8s_emulator.quantity import parse_quantity
+from tests.k8s_emulator.runtime_http import SimulatedEngine
 from tests.k8s_emulator.scheduler import TERMINAL
 from tests.k8s_emulator.store import now_iso
 
@@ -378,12 +379,21 @@ class Kubelet:
         elif _has_label(pod, TRANSFER_LABEL):
             lines.append("model-transfer: starting")
         else:
-            lines += [
-                "INFO:     Started server process [1]",
-                "INFO:     Waiting for application startup.",
-                "INFO:     Application startup complete.",
-                "INFO:     Uvicorn running on http://0.0.0.0:8000 (Press CTRL+C to quit)",
-            ]
+            engine = SimulatedEngine.of(container)
+            names = ", ".join(engine.served_names)
+            if engine.engine == "llama.cpp":
+                lines += [
+                    f"main: model loaded (simulated), alias {names}",
+                    f"main: server is listening on http://0.0.0.0:{engine.port} - starting the main loop",
+                ]
+            else:
+                lines += [
+                    f"INFO:     simulated engine serving {names}",
+                    "INFO:     Started server process [1]",
+                    "INFO:     Waiting for application startup.",
+                    "INFO:     Application startup complete.",
+                    f"INFO:     Uvicorn running on http://0.0.0.0:{engine.port} (Press CTRL+C to quit)",
+                ]
         return lines
 
     def _set_ready(self, pod: Obj, ready: bool) -> None:

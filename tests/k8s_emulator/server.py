@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
+from tests.k8s_emulator import service_proxy
 from tests.k8s_emulator.cluster import Cluster
 from tests.k8s_emulator.errors import ApiError, bad_request, not_found
 from tests.k8s_emulator.faults import Fault
@@ -107,6 +108,16 @@ class ApiServer:
             if not self.cluster.registry.in_group_version(parts[1], parts[2]):
                 raise ApiError(404, "NotFound", "the server could not find the requested resource")
             return _json_response(self._resource_list(parts[1], parts[2]))
+        if (
+            len(parts) >= 7
+            and parts[:3] == ["api", "v1", "namespaces"]
+            and parts[4:7:2]
+            == [
+                "services",
+                "proxy",
+            ]
+        ):
+            return await self._service_proxy(request, parts[3], parts[5])
         target = self._target(parts)
         return await self._resource(request, target)
 
@@ -163,13 +174,16 @@ class ApiServer:
                     }
                 )
             for sub in rt.extra_subresources:
+                proxying = sub == "proxy"  # connect verbs, and its own options kind
                 resources.append(
                     {
                         "name": f"{rt.plural}/{sub}",
                         "singularName": "",
                         "namespaced": rt.namespaced,
-                        "kind": rt.kind,
-                        "verbs": ["get"],
+                        "kind": f"{rt.kind}ProxyOptions" if proxying else rt.kind,
+                        "verbs": ["create", "delete", "get", "patch", "update"]
+                        if proxying
+                        else ["get"],
                     }
                 )
         return {
@@ -545,6 +559,26 @@ class ApiServer:
         finally:
             store.watchers.discard(watcher)
         return response
+
+    # --- services/proxy -------------------------------------------------------------
+
+    async def _service_proxy(
+        self, request: web.Request, namespace: str, service_id: str
+    ) -> web.Response:
+        prefix = f"/api/v1/namespaces/{namespace}/services/{service_id}/proxy"
+        path = request.path[len(prefix) :] or "/"
+        if request.query_string:
+            path += "?" + request.query_string
+        body = await request.read() if request.can_read_body else b""
+        answer = service_proxy.proxy(
+            self.cluster, namespace, service_id, request.method, path, body
+        )
+        # The backend's answer goes back as it is: its status, its body, its content type.
+        return web.Response(
+            body=answer.body,
+            status=answer.status,
+            headers={"Content-Type": answer.content_type},
+        )
 
     # --- pods/log -------------------------------------------------------------------
 

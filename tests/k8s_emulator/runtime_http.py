@@ -1,0 +1,243 @@
+"""The simulated inference container behind a runtime pod: answers HTTP the way vLLM's or
+llama.cpp's OpenAI-compatible server would, derived only from the pod spec.
+
+No model runs. What is simulated is what the pod spec decides: which port the engine
+listens on (``--port``, else the engine's default), which model names it serves
+(``--served-model-name`` for vLLM, ``--alias`` for llama.cpp, else the model path), and
+the shape of the answers. A completion returns ``max_tokens`` tokens of filler text, so a
+check through the Service proves the Service, the proxy path, the ports and the served
+name the plan configured, not that a model generates.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+Obj = dict[str, Any]
+VLLM_DEFAULT_PORT = 8000
+LLAMA_CPP_DEFAULT_PORT = 8080
+VLLM_DEFAULT_MODEL = "facebook/opt-125m"  # what vLLM serves when given no model
+VLLM_DEFAULT_MAX_TOKENS = 16  # OpenAI's and vLLM's default for /v1/completions
+FILLER = ["the", "quick", "brown", "fox", "jumps", "over", "the", "lazy", "dog"]
+JSON = "application/json"
+
+
+@dataclass(frozen=True)
+class HttpAnswer:
+    status: int
+    body: bytes
+    content_type: str = JSON
+
+
+def _json(status: int, body: Any) -> HttpAnswer:
+    return HttpAnswer(status, json.dumps(body).encode())
+
+
+def _flag_values(args: Sequence[str], flags: Sequence[str]) -> list[str]:
+    """Values after the first of ``flags``: one, or several up to the next flag (nargs='+')."""
+    for index, arg in enumerate(args):
+        for flag in flags:
+            if arg.startswith(flag + "="):
+                return [arg.split("=", 1)[1]]
+            if arg == flag:
+                values: list[str] = []
+                for value in args[index + 1 :]:
+                    if value.startswith("-"):
+                        break
+                    values.append(value)
+                return values
+    return []
+
+
+@dataclass(frozen=True)
+class SimulatedEngine:
+    """What a runtime container serves, read from its spec."""
+
+    engine: str
+    """"vllm" or "llama.cpp"."""
+    port: int
+    served_names: list[str]
+    model_path: str
+
+    @classmethod
+    def of(cls, container: Obj) -> SimulatedEngine:
+        args = [str(a) for a in (container.get("command") or []) + (container.get("args") or [])]
+        image = str(container.get("image", "")).lower()
+        llama = ("llama" in image and "vllm" not in image) or any(
+            a in ("-m", "--alias", "-a") or a.endswith("llama-server") for a in args
+        )
+        ports = _flag_values(args, ("--port",))
+        if llama:
+            model = (_flag_values(args, ("-m", "--model")) or ["models/7B/ggml-model-f16.gguf"])[0]
+            names = _flag_values(args, ("--alias", "-a"))[:1] or [model]
+            default_port = LLAMA_CPP_DEFAULT_PORT
+        else:
+            positional = (
+                args[args.index("serve") + 1 : args.index("serve") + 2] if "serve" in args else []
+            )
+            model = (_flag_values(args, ("--model",)) or positional or [VLLM_DEFAULT_MODEL])[0]
+            names = _flag_values(args, ("--served-model-name",)) or [model]
+            default_port = VLLM_DEFAULT_PORT
+        port = int(ports[0]) if ports and ports[0].isdigit() else default_port
+        return cls("llama.cpp" if llama else "vllm", port, names, model)
+
+    def accepts_connections(self, ready: bool) -> bool:
+        """vLLM opens its port only once the engine has loaded; llama-server listens at once
+        and answers 503 while it loads."""
+        return ready or self.engine == "llama.cpp"
+
+    def answer(self, method: str, path: str, body: bytes, ready: bool) -> HttpAnswer:
+        """One HTTP exchange with the server; ``ready`` is the pod's readiness."""
+        path = path.split("?", 1)[0].rstrip("/") or "/"
+        if not ready:
+            return _json(
+                503,
+                {"error": {"code": 503, "message": "Loading model", "type": "unavailable_error"}},
+            )
+        routes = {
+            "/health": ("GET", self._health),
+            "/v1/models": ("GET", self._models),
+            "/v1/completions": ("POST", self._completions),
+            "/v1/chat/completions": ("POST", self._chat),
+        }
+        if path not in routes:
+            return self._error(404, "Not Found")
+        wanted, handler = routes[path]
+        if method != wanted:
+            return self._error(405, "Method Not Allowed")
+        return handler(body)
+
+    # --- routes -------------------------------------------------------------------------------
+
+    def _error(self, status: int, message: str, kind: str = "") -> HttpAnswer:
+        if self.engine == "vllm":
+            if kind:
+                return _json(
+                    status,
+                    {
+                        "object": "error",
+                        "message": message,
+                        "type": kind,
+                        "param": None,
+                        "code": status,
+                    },
+                )
+            return _json(status, {"detail": message})  # FastAPI's own 404/405
+        return _json(
+            status,
+            {
+                "error": {
+                    "code": status,
+                    "message": message,
+                    "type": kind or "invalid_request_error",
+                }
+            },
+        )
+
+    def _health(self, _body: bytes) -> HttpAnswer:
+        if self.engine == "vllm":
+            return HttpAnswer(200, b"", "text/plain")
+        return _json(200, {"status": "ok"})
+
+    def _models(self, _body: bytes) -> HttpAnswer:
+        created = int(time.time())
+        owner = "vllm" if self.engine == "vllm" else "llamacpp"
+        data = [
+            {
+                "id": name,
+                "object": "model",
+                "created": created,
+                "owned_by": owner,
+                "root": self.model_path,
+            }
+            for name in self.served_names
+        ]
+        return _json(200, {"object": "list", "data": data})
+
+    def _request(self, body: bytes) -> Obj | HttpAnswer:
+        try:
+            request = json.loads(body or b"{}")
+        except ValueError as exc:
+            return self._error(400, f"invalid JSON body: {exc}", "BadRequestError")
+        if not isinstance(request, dict):
+            return self._error(400, "the body must be a JSON object", "BadRequestError")
+        model = request.get("model")
+        if self.engine == "vllm" and model not in self.served_names:
+            # vLLM checks the name; llama-server answers whatever model is asked for.
+            return self._error(404, f"The model `{model}` does not exist.", "NotFoundError")
+        if request.get("stream"):
+            return self._error(
+                400, "the emulator's simulated engine does not stream", "BadRequestError"
+            )
+        max_tokens = request.get("max_tokens", VLLM_DEFAULT_MAX_TOKENS)
+        if not isinstance(max_tokens, int) or max_tokens < 1:
+            return self._error(400, "max_tokens must be a positive integer", "BadRequestError")
+        return request
+
+    def _completion_body(self, request: Obj, prompt_tokens: int, obj: str) -> tuple[Obj, str]:
+        tokens = int(request.get("max_tokens", VLLM_DEFAULT_MAX_TOKENS))
+        text = "".join(" " + FILLER[i % len(FILLER)] for i in range(tokens))
+        return (
+            {
+                "id": f"cmpl-{secrets.token_hex(12)}",
+                "object": obj,
+                "created": int(time.time()),
+                "model": str(request.get("model") or self.served_names[0]),
+                "usage": {
+                    "prompt_tokens": prompt_tokens,
+                    "completion_tokens": tokens,
+                    "total_tokens": prompt_tokens + tokens,
+                },
+            },
+            text,
+        )
+
+    def _completions(self, body: bytes) -> HttpAnswer:
+        request = self._request(body)
+        if isinstance(request, HttpAnswer):
+            return request
+        prompt = request.get("prompt", "")
+        answer, text = self._completion_body(
+            request, len(str(prompt).split()) or 1, "text_completion"
+        )
+        answer["choices"] = [
+            {
+                "index": 0,
+                "text": text,
+                "logprobs": None,
+                "finish_reason": "length",
+                "stop_reason": None,
+            }
+        ]
+        return _json(200, answer)
+
+    def _chat(self, body: bytes) -> HttpAnswer:
+        request = self._request(body)
+        if isinstance(request, HttpAnswer):
+            return request
+        messages = request.get("messages") or []
+        words = sum(len(str(m.get("content", "")).split()) for m in messages if isinstance(m, dict))
+        answer, text = self._completion_body(request, words or 1, "chat.completion")
+        answer["choices"] = [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": text.strip()},
+                "logprobs": None,
+                "finish_reason": "length",
+            }
+        ]
+        return _json(200, answer)
+
+
+def engine_listening_on(pod: Obj, port: int) -> SimulatedEngine | None:
+    """The simulated engine of the pod's container that listens on ``port``, if any."""
+    for container in pod["spec"].get("containers") or []:
+        engine = SimulatedEngine.of(container)
+        if engine.port == port:
+            return engine
+    return None

@@ -1,0 +1,146 @@
+"""The ``services/<[scheme:]name[:port]>/proxy/<path>`` subresource, as the API server serves it.
+
+Resolution follows the real registry (``pkg/registry/core/service/storage``): a port number is
+mapped to the Service port's name (503 ``no service port N found for service "x"``); the
+endpoints are the Service's selected pods that are Ready (or all of them with
+``publishNotReadyAddresses``), with the target port resolved against the pod's container
+ports as the endpoints controller does; none gives 503 ``no endpoints available for service
+"x"``. A random ready address is dialled; a refused dial is 503 ``error trying to reach
+service: dial tcp ...``. Otherwise the method, path, query and body go to the pod's simulated
+engine (``runtime_http``) and its status and body come back as they are.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import TYPE_CHECKING, Any
+
+from tests.k8s_emulator.errors import ApiError, bad_request, not_found
+from tests.k8s_emulator.kubelet import COLLECTOR_LABEL, TRANSFER_LABEL, is_terminal
+from tests.k8s_emulator.runtime_http import HttpAnswer, engine_listening_on
+from tests.k8s_emulator.selectors import labels_match, selector_from_object
+
+if TYPE_CHECKING:
+    from tests.k8s_emulator.cluster import Cluster
+
+Obj = dict[str, Any]
+
+
+def _unavailable(message: str) -> ApiError:
+    return ApiError(503, "ServiceUnavailable", message)
+
+
+def split_scheme_name_port(service_id: str) -> tuple[str, str, str]:
+    """``name``, ``name:port`` or ``scheme:name:port`` -> (scheme, name, port)."""
+    parts = service_id.split(":")
+    if len(parts) == 1:
+        scheme, name, port = "", parts[0], ""
+    elif len(parts) == 2:
+        scheme, name, port = "", parts[0], parts[1]
+    elif len(parts) == 3:
+        scheme, name, port = parts
+    else:
+        raise bad_request(f'invalid service request "{service_id}"')
+    if not name or scheme not in ("", "http", "https"):
+        raise bad_request(f'invalid service request "{service_id}"')
+    return scheme, name, port
+
+
+def _pod_ready(pod: Obj) -> bool:
+    conditions = (pod.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+def _target_port(pod: Obj, service_port: Obj) -> int | None:
+    """The container port a Service port reaches on this pod (named ports by name)."""
+    target = service_port.get("targetPort", service_port.get("port"))
+    if isinstance(target, int):
+        return target
+    if isinstance(target, str) and target.isdigit():
+        return int(target)
+    protocol = service_port.get("protocol", "TCP")
+    for container in pod["spec"].get("containers") or []:
+        for port in container.get("ports") or []:
+            if port.get("name") == target and port.get("protocol", "TCP") == protocol:
+                return int(port["containerPort"])
+    return None  # the endpoints controller leaves such a pod out for this port
+
+
+def endpoints(cluster: Cluster, service: Obj, port_name: str) -> list[tuple[Obj, int]]:
+    """(pod, port) of every address the Service's endpoints hold for ``port_name``."""
+    spec = service.get("spec") or {}
+    selector = spec.get("selector")
+    if not selector:
+        return []  # a Service without a selector has only the Endpoints someone writes
+    wanted = [p for p in spec.get("ports") or [] if p.get("name", "") == port_name]
+    if not wanted:
+        return []
+    publish_unready = bool(spec.get("publishNotReadyAddresses"))
+    requirements = selector_from_object({"matchLabels": selector})
+    found: list[tuple[Obj, int]] = []
+    pods = cluster.store.list(cluster.registry.get("pods"), service["metadata"]["namespace"])
+    for pod in pods:
+        status = pod.get("status") or {}
+        if (
+            not labels_match(requirements, pod["metadata"].get("labels"))
+            or pod["metadata"].get("deletionTimestamp")
+            or is_terminal(pod)
+            or not status.get("podIP")
+            or not (publish_unready or _pod_ready(pod))
+        ):
+            continue
+        port = _target_port(pod, wanted[0])
+        if port is not None:
+            found.append((pod, port))
+    return found
+
+
+def _dial(pod: Obj, port: int, scheme: str, method: str, path: str, body: bytes) -> HttpAnswer:
+    address = f"{pod['status']['podIP']}:{port}"
+    labels = pod["metadata"].get("labels") or {}
+    serves = not any(labels.get(k) == v for k, v in (COLLECTOR_LABEL, TRANSFER_LABEL))
+    engine = engine_listening_on(pod, port) if serves else None
+    ready = _pod_ready(pod)
+    if engine is None or not engine.accepts_connections(ready):
+        raise _unavailable(
+            f"error trying to reach service: dial tcp {address}: connect: connection refused"
+        )
+    if scheme == "https":
+        raise _unavailable(
+            "error trying to reach service: tls: first record does not look like a TLS handshake"
+        )
+    return engine.answer(method, path, body, ready)
+
+
+def proxy(
+    cluster: Cluster,
+    namespace: str,
+    service_id: str,
+    method: str,
+    path: str,
+    body: bytes,
+) -> HttpAnswer:
+    """Answer one proxied request; raises ApiError for what the API server answers itself."""
+    scheme, name, port = split_scheme_name_port(service_id)
+    services = cluster.registry.get("services")
+    service = cluster.store.find(services, namespace, name)
+    if service is None:
+        raise not_found(services, name)
+    if port.isdigit():
+        named = [
+            p.get("name", "")
+            for p in (service.get("spec") or {}).get("ports") or []
+            if int(p.get("port", -1)) == int(port)
+        ]
+        if not named:
+            raise _unavailable(f'no service port {int(port)} found for service "{name}"')
+        port = named[0]
+    addresses = endpoints(cluster, service, port)
+    if not addresses:
+        # Like the registry: no endpoints at all names the Service; endpoints that lack
+        # this port name the id asked for.
+        other_ports = [p.get("name", "") for p in (service.get("spec") or {}).get("ports") or []]
+        some = any(endpoints(cluster, service, p) for p in other_ports)
+        raise _unavailable(f'no endpoints available for service "{service_id if some else name}"')
+    pod, target = random.choice(addresses)
+    return _dial(pod, target, scheme, method, path, body)
