@@ -614,3 +614,87 @@ def pod_log_tail(
         raise translate(exc, f"log of pod {pod}") from exc
     text = data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data)
     return text.splitlines()[-lines:]
+
+
+# --- the API server's service proxy -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProxyResponse:
+    """What came back through ``services/<name>:<port>/proxy``: the backend's status and body
+    as it answered, or the API server's own ``Status`` when it could not reach one."""
+
+    status: int
+    body: bytes
+    content_type: str
+
+    def json(self) -> Any:
+        """The body decoded as JSON; None when it is empty or not JSON."""
+        try:
+            return json.loads(self.body) if self.body.strip() else None
+        except ValueError:
+            return None
+
+    def api_status(self) -> dict[str, Any] | None:
+        """The API server's ``Status`` object (no endpoints, cannot dial, forbidden), else None."""
+        found = self.json()
+        if isinstance(found, dict) and found.get("kind") == "Status" and "code" in found:
+            return found
+        return None
+
+    def excerpt(self, limit: int = 300) -> str:
+        """A short readable form for error messages: the Status message, else the body."""
+        status = self.api_status()
+        if status is not None:
+            return str(status.get("message") or status.get("reason") or self.status)
+        return self.body[:limit].decode("utf-8", "replace")
+
+
+def service_proxy_path(namespace: str, service: str, port: str | int, path: str = "") -> str:
+    """``/api/v1/namespaces/<ns>/services/<service>:<port>/proxy/<path>``.
+
+    ``port`` is the Service port's name or number, as the API server resolves it.
+    """
+    return f"/api/v1/namespaces/{namespace}/services/{service}:{port}/proxy/{path.lstrip('/')}"
+
+
+def service_proxy(
+    api_client: k8s_client.ApiClient,
+    namespace: str,
+    service: str,
+    port: str | int,
+    path: str,
+    *,
+    method: str = "GET",
+    body: Any = None,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+) -> ProxyResponse:
+    """One HTTP request to a Service through the API server, with the client's credentials.
+
+    No network path from here to the pods is needed: the API server dials a ready endpoint
+    of the Service. Every answer comes back as a ProxyResponse, whatever its status: a
+    backend's 4xx/5xx is as much an answer as the API server's 503 ("no endpoints available").
+    The generated ``connect_post_namespaced_service_proxy_with_path`` takes no body and
+    percent-encodes the ``/`` of the path, so the request is serialised here instead.
+    Raises KubernetesUnavailable when the API server itself cannot be reached in time.
+    """
+    headers = {"Accept": "application/json"}
+    if body is not None:
+        headers["Content-Type"] = "application/json"
+    what = f"{method} {path} through service {namespace}/{service}:{port}"
+    try:
+        method_, url, header_params, serialized, _ = api_client.param_serialize(
+            method,
+            service_proxy_path(namespace, service, port, path),
+            header_params=headers,
+            body=body,
+            auth_settings=["BearerToken"],
+        )
+        response = api_client.call_api(
+            method_, url, header_params, serialized, _request_timeout=timeout_s
+        )
+        data = response.read()  # type: ignore[no-untyped-call]
+    except _TRANSPORT_ERRORS as exc:
+        raise translate(exc, what) from exc
+    content_type = str(response.getheader("Content-Type", ""))  # type: ignore[no-untyped-call]
+    return ProxyResponse(int(response.status), bytes(data or b""), content_type)

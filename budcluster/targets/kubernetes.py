@@ -24,6 +24,7 @@ from kubernetes import client as k8s_client
 
 from budcluster.adapters import helm
 from budcluster.adapters import kubernetes as kube
+from budcluster.endpoints import EndpointCheck, EndpointNotReady, EndpointWrongModel
 from budcluster.errors import BudClusterError, TemporaryError
 from budcluster.hardware.inventory import NodeInventory
 from budcluster.hardware.merge import merge_fragments
@@ -62,6 +63,15 @@ class KubernetesTargetError(TargetError):
 
 class KubernetesTargetTemporary(KubernetesTargetError, TemporaryError):
     """The operation may succeed when retried (API server busy, wait ran out)."""
+
+
+class KubernetesRuntimeFailed(KubernetesTargetError):
+    """The runtime's pods failed (CrashLoopBackOff, ImagePullBackOff, FailedScheduling, ...)."""
+
+    def __init__(self, message: str, reason: str | None, log_tail: Sequence[str]) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.log_tail = list(log_tail)
 
 
 # --- names -----------------------------------------------------------------------------------
@@ -393,6 +403,8 @@ class KubernetesTimeouts:
     render_s: float = 60.0
     resync_s: float = 10.0
     """Longest a wait goes without re-reading state its watch does not cover."""
+    endpoint_poll_s: float = 2.0
+    """Pause between two endpoint checks through the Service while it does not serve yet."""
 
 
 class KubernetesTarget:
@@ -776,6 +788,73 @@ class KubernetesTarget:
         except kube.KubernetesError as exc:
             raise _wrap(exc, f"wait for {deployment_name}") from exc
 
+    def verify_endpoint(
+        self, deployment_name: str, served_model_name: str, timeout_s: float
+    ) -> EndpointCheck:
+        """Wait until the rollout is complete, then prove the Service serves the model.
+
+        The checks go through the API server's service proxy with this target's client and
+        credentials (``services/<release>:<port>/proxy/...``), so they need no network path
+        from here to the pods: ``/health`` answers 200, ``/v1/models`` lists
+        ``served_model_name``, and a completion of 8 tokens returns tokens. A Service that
+        does not answer yet is asked again every ``endpoint_poll_s`` until ``timeout_s``.
+
+        Raises KubernetesRuntimeFailed (reason and log tail) when the pods fail, before or
+        during the checks; EndpointWrongModel when another name is served; EndpointNotReady
+        when time runs out.
+        """
+        started = time.monotonic()
+        deadline = started + timeout_s
+        try:
+            settled = self.wait_until_settled(deployment_name, timeout_s)
+        except KubernetesTargetTemporary as exc:
+            raise EndpointNotReady(
+                f"{deployment_name} did not become ready within {timeout_s:.0f} s: {exc}"
+            ) from exc
+        _raise_unless_serving(deployment_name, settled)
+        namespace, release = settled.detail["namespace"], settled.detail["release"]
+        try:
+            port = self._service_port(namespace, release)
+        except kube.KubernetesError as exc:
+            raise _wrap(exc, f"find the Service of {deployment_name}") from exc
+        probe = _ServiceProbe(self._api, namespace, release, port)
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                served, tokens, text = probe.check(
+                    served_model_name, max(1.0, min(self._timeouts.api_s, left))
+                )
+            except EndpointNotReady as exc:
+                if left <= 0:
+                    raise EndpointNotReady(
+                        f"{deployment_name} did not serve through its Service within "
+                        f"{timeout_s:.0f} s: {exc}"
+                    ) from exc
+            else:
+                return EndpointCheck(
+                    base_url=probe.base_url,
+                    served_models=served,
+                    completion_tokens=tokens,
+                    completion_text=text,
+                    seconds_waited=time.monotonic() - started,
+                )
+            # A runtime that dies while the checks wait fails now, with its reason.
+            _raise_unless_serving(deployment_name, self.status(deployment_name), starting=True)
+            time.sleep(max(0.0, min(self._timeouts.endpoint_poll_s, deadline - time.monotonic())))
+
+    def _service_port(self, namespace: str, release: str) -> str:
+        """The release's Service port to proxy to: its name, else its number."""
+        service = kube.get_object(
+            self._api, kube.ObjectRef("Service", release, namespace), timeout_s=self._timeouts.api_s
+        )
+        ports = ((service or {}).get("spec") or {}).get("ports") or []
+        if not ports:
+            raise KubernetesTargetError(
+                f"release {release} has no Service with a port in {namespace}; "
+                "roll it out again (the bud_runtime_container chart creates one)"
+            )
+        return str(ports[0].get("name") or ports[0]["port"])
+
     def delete(self, deployment_name: str) -> None:
         release = release_for(deployment_name)
         try:
@@ -827,6 +906,98 @@ class KubernetesTarget:
             raise _wrap(exc, f"roll back {deployment_name}") from exc
         self.last_manifests = [kube.with_release_label(o, release) for o in manifests]
         return self.status(deployment_name)
+
+
+def _raise_unless_serving(name: str, status: RuntimeStatus, *, starting: bool = False) -> None:
+    """Raise when the runtime cannot serve: failed (with its reason and log tail) or absent."""
+    if status.state is RuntimeState.FAILED:
+        tail = "\n".join(status.log_tail[-20:])
+        raise KubernetesRuntimeFailed(
+            f"{name} failed: {status.reason or 'no reason given'}"
+            + (f"; last log lines:\n{tail}" if tail else ""),
+            status.reason,
+            status.log_tail,
+        )
+    if status.state is RuntimeState.ABSENT:
+        raise KubernetesTargetError(f"{name} is not deployed; roll it out before verifying it")
+    if status.state is RuntimeState.STARTING and not starting:
+        raise EndpointNotReady(f"{name} is still starting: {status.reason}")
+
+
+class _ServiceProbe:
+    """The three endpoint checks, sent through the API server's proxy to one Service port."""
+
+    def __init__(self, api: k8s_client.ApiClient, namespace: str, service: str, port: str) -> None:
+        self._api = api
+        self._namespace = namespace
+        self._service = service
+        self._port = port
+        host = str(api.configuration.host).rstrip("/")
+        self.base_url = host + kube.service_proxy_path(namespace, service, port).rstrip("/")
+
+    def _call(
+        self, method: str, path: str, timeout_s: float, body: Any = None
+    ) -> kube.ProxyResponse:
+        try:
+            answer = kube.service_proxy(
+                self._api,
+                self._namespace,
+                self._service,
+                self._port,
+                path,
+                method=method,
+                body=body,
+                timeout_s=timeout_s,
+            )
+        except kube.KubernetesError as exc:
+            if isinstance(exc, TemporaryError):
+                raise EndpointNotReady(f"{method} {path}: {exc}") from exc
+            raise _wrap(exc, f"{method} {path} through the service proxy") from exc
+        refused = answer.api_status()
+        if refused is not None and answer.status in (401, 403):
+            # The API server's own refusal: no retry helps without RBAC on services/proxy.
+            raise KubernetesTargetError(
+                f"the API server refused {method} {path} through the service proxy "
+                f"({answer.status}: {answer.excerpt()}); the kubeconfig's user needs "
+                f"get and create on services/proxy in namespace {self._namespace}"
+            )
+        return answer
+
+    def check(self, served_model_name: str, timeout_s: float) -> tuple[list[str], int, str]:
+        """(served names, completion tokens, completion text); raises when a check fails."""
+        where = f"{self._namespace}/{self._service}:{self._port}"
+        health = self._call("GET", "health", timeout_s)
+        if health.status != 200:
+            raise EndpointNotReady(f"{where} /health answered {health.status}: {health.excerpt()}")
+        models = self._call("GET", "v1/models", timeout_s)
+        listing = models.json() if models.status == 200 else None
+        if not isinstance(listing, dict):
+            raise EndpointNotReady(
+                f"{where} /v1/models answered {models.status}: {models.excerpt()}"
+            )
+        served = [str(m.get("id")) for m in listing.get("data") or [] if isinstance(m, dict)]
+        if served_model_name not in served:
+            raise EndpointWrongModel(
+                f"{where} serves {served or 'no models'}, not {served_model_name!r}; check "
+                "--served-model-name (vLLM) or --alias (llama.cpp) in the plan"
+            )
+        completion = self._call(
+            "POST",
+            "v1/completions",
+            timeout_s,
+            {"model": served_model_name, "prompt": "Hello", "max_tokens": 8},
+        )
+        answer = completion.json() if completion.status == 200 else None
+        if not isinstance(answer, dict):
+            raise EndpointNotReady(
+                f"{where} /v1/completions answered {completion.status}: {completion.excerpt()}"
+            )
+        choices = answer.get("choices") or [{}]
+        text = str((choices[0] or {}).get("text", ""))
+        tokens = int((answer.get("usage") or {}).get("completion_tokens") or 0)
+        if tokens < 1 and not text:
+            raise EndpointNotReady(f"{where} answered a completion with no tokens: {answer!r:.200}")
+        return served, tokens, text
 
 
 def _progress_payload(maps: Sequence[Mapping[str, Any]]) -> dict[str, Any]:

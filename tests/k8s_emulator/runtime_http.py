@@ -39,8 +39,10 @@ def _json(status: int, body: Any) -> HttpAnswer:
 
 
 def _flag_values(args: Sequence[str], flags: Sequence[str]) -> list[str]:
-    """Values after the first of ``flags``: one, or several up to the next flag (nargs='+')."""
-    for index, arg in enumerate(args):
+    """Values of the last of ``flags`` given (argparse keeps the last): one, or several up to
+    the next flag (nargs='+')."""
+    for index in range(len(args) - 1, -1, -1):
+        arg = args[index]
         for flag in flags:
             if arg.startswith(flag + "="):
                 return [arg.split("=", 1)[1]]

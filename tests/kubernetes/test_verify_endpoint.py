@@ -1,0 +1,143 @@
+"""``KubernetesTarget.verify_endpoint`` against the emulator: through the API server's service
+proxy with the target's own client, as on a real cluster with no route to the pods.
+
+The emulator's engine is simulated (no model runs): these tests prove the Service, the proxy
+path, the ports and the served name that the plan configured, and the failure paths.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from budcluster.adapters import kubernetes as kube
+from budcluster.endpoints import EndpointNotReady, EndpointWrongModel
+from budcluster.targets.base import ClusterTarget, RolloutSpec, RuntimeState
+from budcluster.targets.kubernetes import (
+    KubernetesRuntimeFailed,
+    KubernetesTarget,
+    KubernetesTargetError,
+    KubernetesTimeouts,
+    namespace_for,
+    release_for,
+)
+from tests.k8s_emulator.emulator import Emulator
+from tests.k8s_emulator.fixtures import emulator_factory  # noqa: F401  (pytest fixture)
+from tests.k8s_emulator.nodes import h100_node
+from tests.kubernetes.helpers import make_tp2_plan, make_tp2_rollout
+
+FAST = KubernetesTimeouts(api_s=10, ready_s=20, resync_s=1, endpoint_poll_s=0.1)
+MODEL_NAMESPACE = namespace_for("bud", "llama-70b")
+Factory = Callable[..., Emulator]
+
+
+@pytest.fixture
+def k8s(emulator_factory: Factory) -> Emulator:  # noqa: F811
+    return emulator_factory(flavour="kubernetes", nodes=[h100_node()])
+
+
+def _target(emu: Emulator) -> KubernetesTarget:
+    target = KubernetesTarget(kube.api_client_from_kubeconfig(emu.kubeconfig_dict()), timeouts=FAST)
+    kube.apply_objects(
+        target._api,
+        [
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": MODEL_NAMESPACE}},
+            {
+                "apiVersion": "v1",
+                "kind": "PersistentVolumeClaim",
+                "metadata": {"name": "llama-model", "namespace": MODEL_NAMESPACE},
+                "spec": {
+                    "accessModes": ["ReadWriteOnce"],
+                    "resources": {"requests": {"storage": "1Gi"}},
+                },
+            },
+        ],
+        release="model-llama",
+    )
+    return target
+
+
+def _spec(name: str, **plan_update: Any) -> RolloutSpec:
+    plan = make_tp2_plan(h100_node().name).model_copy(update=plan_update)
+    base = make_tp2_rollout(plan, deployment_name=name)
+    return RolloutSpec(name, base.plan, f"pvc://{MODEL_NAMESPACE}/llama-model/llama")
+
+
+def test_the_target_has_the_protocol_method(k8s: Emulator) -> None:
+    assert isinstance(_target(k8s), ClusterTarget)
+
+
+def test_a_ready_rollout_serves_its_name_through_the_service(k8s: Emulator) -> None:
+    target = _target(k8s)
+    spec = _spec("served")
+    served = spec.plan.served_model_name
+    target.roll_out(spec)
+    # Straight after the rollout no pod is Ready: the Service has no endpoints yet.
+    early = kube.service_proxy(
+        target._api, MODEL_NAMESPACE, release_for("served"), "http", "health"
+    )
+    assert early.status == 503 and "no endpoints available" in early.excerpt()
+
+    check = target.verify_endpoint("served", served, timeout_s=20)
+
+    assert check.served_models == [served]
+    assert check.completion_tokens == 8  # the max_tokens asked for
+    assert len(check.completion_text.split()) == 8
+    assert check.base_url == (
+        f"{k8s.url}/api/v1/namespaces/{MODEL_NAMESPACE}/services/{release_for('served')}:http/proxy"
+    )
+    assert 0 < check.seconds_waited < 20
+
+
+def test_another_served_name_is_the_wrong_model(k8s: Emulator) -> None:
+    target = _target(k8s)
+    spec = _spec("named")
+    target.roll_out(spec)
+    with pytest.raises(EndpointWrongModel) as caught:
+        target.verify_endpoint("named", "not-" + spec.plan.served_model_name, timeout_s=20)
+    assert f"serves [{spec.plan.served_model_name!r}]" in str(caught.value)
+
+
+def test_a_crashing_rollout_fails_with_its_reason_and_log(k8s: Emulator) -> None:
+    k8s.inject_fault(
+        "CrashLoopBackOff",
+        selector=f"app.kubernetes.io/instance={release_for('crash')}",
+        log="RuntimeError: CUDA out of memory",
+    )
+    target = _target(k8s)
+    spec = _spec("crash")
+    target.roll_out(spec)
+    with pytest.raises(KubernetesRuntimeFailed) as caught:
+        target.verify_endpoint("crash", spec.plan.served_model_name, timeout_s=20)
+    assert caught.value.reason is not None and caught.value.reason.startswith("CrashLoopBackOff")
+    assert any("CUDA out of memory" in line for line in caught.value.log_tail)
+    assert "CUDA out of memory" in str(caught.value)
+
+
+def test_a_port_the_engine_does_not_listen_on_never_serves(k8s: Emulator) -> None:
+    # The pod declares --port 8000 as its container port but the engine listens on 8001:
+    # the pods are Ready (the emulator does not run probes) but the dial is refused.
+    target = _target(k8s)
+    spec = _spec("skew")
+    args = list(spec.plan.args)
+    plan = spec.plan.model_copy(update={"args": [*args, "--port", "8001"]})
+    target.roll_out(RolloutSpec("skew", plan, spec.model_path))
+    # The chart takes the container port from the first --port; the engine reads the last.
+    with pytest.raises(EndpointNotReady, match="connection refused"):
+        target.verify_endpoint("skew", plan.served_model_name, timeout_s=1.5)
+
+
+def test_absent_deployment_is_an_error(k8s: Emulator) -> None:
+    with pytest.raises(KubernetesTargetError, match="not deployed"):
+        _target(k8s).verify_endpoint("nothing", "x", timeout_s=5)
+
+
+def test_wait_timeout_is_endpoint_not_ready(k8s: Emulator) -> None:
+    target = _target(k8s)
+    spec = _spec("slow")
+    target.roll_out(spec)
+    with pytest.raises(EndpointNotReady, match="did not become ready"):
+        target.verify_endpoint("slow", spec.plan.served_model_name, timeout_s=0.01)
+    assert target.status("slow").state in (RuntimeState.STARTING, RuntimeState.RUNNING)
