@@ -20,6 +20,7 @@ from budcluster.targets.kubernetes import (
     KubernetesTarget,
     KubernetesTargetError,
     KubernetesTimeouts,
+    _ServiceProbe,
     namespace_for,
     release_for,
 )
@@ -141,3 +142,25 @@ def test_wait_timeout_is_endpoint_not_ready(k8s: Emulator) -> None:
     with pytest.raises(EndpointNotReady, match="did not become ready"):
         target.verify_endpoint("slow", spec.plan.served_model_name, timeout_s=0.01)
     assert target.status("slow").state in (RuntimeState.STARTING, RuntimeState.RUNNING)
+
+
+def test_a_refusal_by_the_api_server_names_the_rbac_it_needs(k8s: Emulator) -> None:
+    config = k8s.kubeconfig_dict()
+    config["users"][0]["user"] = {"token": "not-the-token"}
+    probe = _ServiceProbe(kube.api_client_from_kubeconfig(config), "ns", "svc", "http")
+    with pytest.raises(KubernetesTargetError, match="needs get and create on services/proxy"):
+        probe.check("x", timeout_s=5)
+
+
+def test_an_unreachable_api_server_is_not_ready_yet() -> None:
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "c", "cluster": {"server": "http://127.0.0.1:9"}}],
+        "users": [{"name": "c", "user": {}}],
+        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "c"}}],
+        "current-context": "c",
+    }
+    probe = _ServiceProbe(kube.api_client_from_kubeconfig(config), "ns", "svc", "http")
+    with pytest.raises(EndpointNotReady, match="did not answer"):
+        probe.check("x", timeout_s=2)
