@@ -17,19 +17,21 @@ from tasks.exclusive import exclusive_rollout
 from tasks.models import locate_model_metadata, model_format
 from tasks.planning import plan_runtime, publish_plan_artifact, read_model_facts
 from tasks.records import (
+    latest_revision,
     move_deployment,
     open_deployment,
     record_model,
     record_nodes,
+    record_revision,
     record_rollout,
     record_transfer,
 )
 from tasks.rollout import (
     current_endpoint,
     prepare_engine,
-    remove_runtime,
     roll_out,
     stage_model,
+    undo_rollout,
     wait_healthy,
 )
 
@@ -39,8 +41,8 @@ roll_out_undoable = roll_out.with_options(cache_policy=NO_CACHE)
 
 
 @roll_out_undoable.on_rollback
-def _remove_started_runtime(txn: Transaction) -> None:
-    remove_runtime.fn(txn.get("cluster"), txn.get("deployment"))
+def _undo_started_runtime(txn: Transaction) -> None:
+    undo_rollout.fn(txn.get("cluster"), txn.get("deployment"), txn.get("previous"))
 
 
 @flow(name="deploy-model", log_prints=True)
@@ -102,18 +104,18 @@ def _deploy(request: DeployModelRequest) -> dict[str, Any]:
         # 5. Roll out.  6. Wait until healthy.  A failure removes what this run started.
         executables = prepare_engine(plan)
         move_deployment(deployment_id, "deploying", f"starting {plan.engine}")
+        previous = latest_revision(deployment_id)
         with transaction() as txn:
             txn.set("cluster", request.cluster)
             txn.set("deployment", request.name)
+            txn.set("previous", previous)
             spec = RolloutSpec(request.name, plan, staged.path, request.port)
-            endpoint = roll_out_undoable(request.cluster, spec, executables).endpoint_url or ""
+            started = roll_out_undoable(request.cluster, spec, executables)
+            endpoint = started.endpoint_url or ""
             check = wait_healthy(
-                request.cluster,
-                request.name,
-                endpoint,
-                plan.served_model_name,
-                request.ready_timeout_s,
+                request.cluster, request.name, plan.served_model_name, request.ready_timeout_s
             )
+            record_revision(deployment_id, started, spec_hash)
     except Exception as exc:
         move_deployment(deployment_id, "failed", f"{type(exc).__name__}: {exc}"[-4000:])
         raise

@@ -9,7 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import yaml
 from prefect import task
+from prefect.artifacts import create_markdown_artifact
 
 from budcluster.hardware.inventory import NodeInventory
 from budcluster.store import NotFound, models_catalog, transfers
@@ -17,7 +19,7 @@ from budcluster.store import clusters as cluster_rows
 from budcluster.store import deployments as deployment_rows
 from budcluster.store import nodes as node_rows
 from budcluster.store.node_inventory import observation_from_inventory
-from budcluster.targets.base import AccessReport, StagedModel
+from budcluster.targets.base import AccessReport, RuntimeStatus, StagedModel
 from tasks._logging import task_logger
 from tasks._store import results_store
 
@@ -255,3 +257,42 @@ def cluster_exists(name: str) -> bool:
         except NotFound:
             return False
         return True
+
+
+@task(
+    retries=_RETRIES,
+    retry_delay_seconds=_DELAY_S,
+    timeout_seconds=_TIMEOUT_S,
+    task_run_name="previous-revision-{deployment_id}",
+)
+def latest_revision(deployment_id: int) -> list[dict[str, Any]] | None:
+    """The manifests of the deployment's latest revision, or None before the first."""
+    with results_store().session() as session:
+        try:
+            return list(deployment_rows.get_revision(session, deployment_id).manifests)
+        except NotFound:
+            return None
+
+
+@task(
+    retries=_RETRIES,
+    retry_delay_seconds=_DELAY_S,
+    timeout_seconds=_TIMEOUT_S,
+    task_run_name="record-revision-{deployment_id}",
+)
+def record_revision(deployment_id: int, status: RuntimeStatus, spec_hash: str) -> int | None:
+    """Keep the rendered objects of a rollout (store and artifact); None when the target
+    renders none (hosts run a process, not objects)."""
+    rendered = status.detail.get("manifests")
+    if not rendered:
+        return None
+    manifests = [doc for doc in yaml.safe_load_all(rendered) if doc]
+    with results_store().session() as session:
+        revision = deployment_rows.record_revision(session, deployment_id, manifests, spec_hash)
+        number = revision.revision
+    create_markdown_artifact(
+        key=f"manifests-deployment-{deployment_id}",
+        markdown=f"# Revision {number}\n\n```yaml\n{rendered}\n```\n",
+        description=f"Rendered manifests of revision {number}",
+    )
+    return number

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import time
-from typing import cast
+from typing import Any, cast
 from uuid import UUID
 
 from prefect import task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
-from budcluster.endpoints import EndpointCheck, wait_until_ready
-from budcluster.errors import PermanentError
+from budcluster.endpoints import EndpointCheck
 from budcluster.planning.models import RuntimePlan
 from budcluster.targets.base import (
     ModelSourceSpec,
@@ -22,10 +21,6 @@ from budcluster.targets.base import (
 )
 from tasks._logging import task_logger
 from tasks.targets import registered_target
-
-
-class RuntimeFailed(PermanentError):
-    """The runtime process died or never came up; the message carries its last log lines."""
 
 
 # Building llama-server or installing vLLM's CPU build happens once per machine and is
@@ -90,27 +85,11 @@ def roll_out(cluster: str, spec: RolloutSpec, executables: dict[str, str]) -> Ru
 
 @task(retries=0, timeout_seconds=7200, task_run_name="wait-healthy-{deployment}")
 def wait_healthy(
-    cluster: str, deployment: str, endpoint_url: str, served_model_name: str, timeout_s: float
+    cluster: str, deployment: str, served_model_name: str, timeout_s: float
 ) -> EndpointCheck:
-    """Wait for /health, the served model in /v1/models, and a real completion.
-
-    The runtime's state is checked every few seconds, so a crash fails at once with the
-    runtime's last log lines instead of after the whole timeout.
-    """
+    """Wait for /health, the served model in /v1/models, and a real completion."""
     with registered_target(cluster) as target:
-        last_check = [0.0]
-
-        def still_alive() -> None:
-            if time.monotonic() - last_check[0] < 5.0:
-                return
-            last_check[0] = time.monotonic()
-            status = target.status(deployment)
-            if status.state in (RuntimeState.FAILED, RuntimeState.ABSENT):
-                raise RuntimeFailed(describe_failure(deployment, status))
-
-        check = wait_until_ready(
-            endpoint_url, served_model_name, timeout_s=timeout_s, still_alive=still_alive
-        )
+        check = target.verify_endpoint(deployment, served_model_name, timeout_s)
     task_logger(__name__).info(
         "%s healthy after %.1f s: serves %s, completion %r",
         deployment,
@@ -127,17 +106,28 @@ def runtime_status(cluster: str, deployment: str) -> RuntimeStatus:
         return target.status(deployment)
 
 
+@task(retries=2, retry_delay_seconds=5, timeout_seconds=600, task_run_name="undo-{deployment}")
+def undo_rollout(
+    cluster: str, deployment: str, previous: list[dict[str, Any]] | None
+) -> RuntimeStatus:
+    """Back to the previous revision, or remove the runtime when there was none."""
+    with registered_target(cluster) as target:
+        status = target.undo_rollout(deployment, previous)
+    task_logger(__name__).warning(
+        "rolled back %s on %s to %s: %s",
+        deployment,
+        cluster,
+        "the previous revision" if previous else "nothing (first rollout removed)",
+        status.state.value,
+    )
+    return status
+
+
 @task(retries=2, retry_delay_seconds=5, timeout_seconds=300, task_run_name="remove-{deployment}")
 def remove_runtime(cluster: str, deployment: str) -> None:
     with registered_target(cluster) as target:
         target.delete(deployment)
     task_logger(__name__).info("removed runtime %s from %s", deployment, cluster)
-
-
-def describe_failure(deployment: str, status: RuntimeStatus) -> str:
-    tail = "\n".join(status.log_tail[-20:]) or "(no log output)"
-    reason = status.reason or f"runtime is {status.state.value}"
-    return f"{deployment}: {reason}\nlast log lines:\n{tail}"
 
 
 @task(retries=1, retry_delay_seconds=5, timeout_seconds=120, task_run_name="is-{name}-current")

@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
-from budcluster.errors import BudClusterError
+from budcluster.endpoints import EndpointCheck
+from budcluster.errors import BudClusterError, PermanentError
 from budcluster.hardware.inventory import NodeInventory
 from budcluster.planning.models import RuntimePlan
 
 
 class TargetError(BudClusterError):
     """Base class for failures reported by a cluster target."""
+
+
+class RuntimeFailed(TargetError, PermanentError):
+    """The runtime died or never came up; the message carries its last log lines."""
+
+    @classmethod
+    def from_status(cls, deployment_name: str, status: RuntimeStatus) -> RuntimeFailed:
+        tail = "\n".join(status.log_tail[-20:]) or "(no log output)"
+        reason = status.reason or f"runtime is {status.state.value}"
+        return cls(f"{deployment_name}: {reason}\nlast log lines:\n{tail}")
 
 
 @dataclass(frozen=True)
@@ -125,6 +136,25 @@ class ClusterTarget(Protocol):
         ...
 
     def status(self, deployment_name: str) -> RuntimeStatus: ...
+
+    def verify_endpoint(
+        self, deployment_name: str, served_model_name: str, timeout_s: float
+    ) -> EndpointCheck:
+        """Wait until the runtime is ready, then prove it serves: ``/health`` answers,
+        ``/v1/models`` lists ``served_model_name``, a real completion returns tokens.
+
+        Raises EndpointNotReady or EndpointWrongModel, or the target's error with the
+        runtime's reason and last log lines when it failed.
+        """
+        ...
+
+    def undo_rollout(
+        self, deployment_name: str, previous: Sequence[Mapping[str, Any]] | None
+    ) -> RuntimeStatus:
+        """After a failed rollout: put back the previous revision's objects (as
+        ``RuntimeStatus.detail["manifests"]`` of that rollout held them), or remove what
+        the rollout created when there is no previous revision."""
+        ...
 
     def delete(self, deployment_name: str) -> None:
         """Remove everything ``roll_out`` created; deleting what is absent is not an error."""

@@ -17,6 +17,7 @@ import re
 import shlex
 import sys
 import tempfile
+import time
 import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from budcluster.adapters.ansible import (
     PlaybookResult,
     run_playbook,
 )
+from budcluster.endpoints import EndpointCheck, wait_until_ready
 from budcluster.errors import ConfigurationError, PermanentError, TemporaryError
 from budcluster.hardware.inventory import NodeInventory
 from budcluster.planning.models import RuntimePlan
@@ -40,6 +42,7 @@ from budcluster.targets.base import (
     ModelSourceSpec,
     ProgressCallback,
     RolloutSpec,
+    RuntimeFailed,
     RuntimeState,
     RuntimeStatus,
     StagedModel,
@@ -50,6 +53,8 @@ from budcluster.targets.base import (
 RUN_DIR_TOKEN = "@RUN_DIR@"
 """Stands for the host's absolute run directory in the unit text; the playbook substitutes it."""
 
+# An Ansible status run takes seconds; between them the endpoint is polled directly.
+_LIVENESS_INTERVAL_S = 5.0
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 _MODEL_FLAGS = {"llama.cpp": ("-m", "--model"), "vllm": ("--model",)}
 """Where each engine takes its model; vLLM's host command also has python's own ``-m``."""
@@ -482,6 +487,35 @@ class HostsTarget:
         if not statuses:
             return RuntimeStatus(RuntimeState.ABSENT, reason="the inventory has no hosts")
         return min(statuses, key=lambda s: _STATE_RANK[s.state])
+
+    def verify_endpoint(
+        self, deployment_name: str, served_model_name: str, timeout_s: float
+    ) -> EndpointCheck:
+        """Poll the endpoint directly; the runtime's state is checked every few seconds so
+        a crash fails at once with its last log lines instead of after the timeout."""
+        status = self.status(deployment_name)
+        if status.state in (RuntimeState.FAILED, RuntimeState.ABSENT) or not status.endpoint_url:
+            raise RuntimeFailed.from_status(deployment_name, status)
+        last_check = [time.monotonic()]
+
+        def still_alive() -> None:
+            if time.monotonic() - last_check[0] < _LIVENESS_INTERVAL_S:
+                return
+            last_check[0] = time.monotonic()
+            current = self.status(deployment_name)
+            if current.state in (RuntimeState.FAILED, RuntimeState.ABSENT):
+                raise RuntimeFailed.from_status(deployment_name, current)
+
+        return wait_until_ready(
+            status.endpoint_url, served_model_name, timeout_s=timeout_s, still_alive=still_alive
+        )
+
+    def undo_rollout(
+        self, deployment_name: str, previous: Sequence[Mapping[str, Any]] | None
+    ) -> RuntimeStatus:
+        """Hosts keep no object revisions: a failed rollout's runtime is removed."""
+        self.delete(deployment_name)
+        return self.status(deployment_name)
 
     def delete(self, deployment_name: str, *, remove_log: bool = False) -> None:
         check_name(deployment_name, "deployment_name")

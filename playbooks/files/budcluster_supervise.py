@@ -387,6 +387,15 @@ def forget(run_dir: Path, remove_log: bool) -> list[str]:
 
 
 def cmd_status(run_dir: Path, port: int | None, lines: int) -> dict[str, Any]:
+    """The runtime's state, with the port it serves on so the controller can build the URL."""
+    status = _runtime_status(run_dir, port, lines)
+    spec_port = _read_json(run_dir / "spec.json").get("port") if run_dir.is_dir() else None
+    if port or spec_port:
+        status["port"] = int(port or spec_port)
+    return status
+
+
+def _runtime_status(run_dir: Path, port: int | None, lines: int) -> dict[str, Any]:
     if not run_dir.is_dir():
         return {"state": "absent", "reason": "nothing is deployed here", "log_tail": []}
     spec = _read_json(run_dir / "spec.json")
