@@ -539,6 +539,12 @@ class KubernetesTarget:
         nodes: Sequence[str],
         progress: ProgressCallback | None = None,
     ) -> StagedModel:
+        if "://" not in source.uri or source.uri.startswith("file://"):
+            raise KubernetesTargetError(
+                f"model uri {source.uri!r} is a directory on the controller, which a pod "
+                "cannot read; put the model in a bucket (s3://...) or a node's HF cache "
+                "(hf://...) for a Kubernetes cluster"
+            )
         namespace = namespace_for(self._prefix, model_name)
         release = model_release_for(model_name)
         pvc = f"{release}-model"

@@ -206,3 +206,15 @@ def test_runtime_state_reasons() -> None:
     assert runtime_state(DEPLOYMENT, [oom], [])[1].startswith("OOMKilled")  # type: ignore[union-attr]
     starting = runtime_state(DEPLOYMENT, [_pod("Running", True, state={"running": {}})], [event])
     assert starting == (RuntimeState.STARTING, "0/1 replicas ready")
+
+
+def test_a_controller_directory_is_refused_as_a_kubernetes_model_source() -> None:
+    from kubernetes.client import ApiClient
+
+    from budcluster.targets.base import ModelSourceSpec
+    from budcluster.targets.kubernetes import KubernetesTarget, KubernetesTargetError
+
+    target = KubernetesTarget(ApiClient())
+    for uri in ("/data/models/x", "file:///data/models/x"):
+        with pytest.raises(KubernetesTargetError, match="a pod cannot read"):
+            target.stage_model(ModelSourceSpec(uri), "x", ["node-1"])
