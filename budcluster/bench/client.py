@@ -182,13 +182,6 @@ class _ArrivalStampingConnector(aiohttp.TCPConnector):
         self._factory = functools.partial(_ArrivalStampingHandler, loop=self._loop)  # type: ignore[assignment]
 
 
-def _take_arrival(protocol: _ArrivalStampingHandler | None) -> float | None:
-    if protocol is None:
-        return None
-    arrived, protocol.first_unread_s = protocol.first_unread_s, None
-    return arrived
-
-
 @dataclass(slots=True)
 class ClientConfig:
     base_url: str
@@ -376,26 +369,30 @@ class StreamingClient:
         pending = b""
         connection = resp.connection
         protocol = connection.protocol if connection is not None else None
-        if not isinstance(protocol, _ArrivalStampingHandler):
+        if isinstance(protocol, _ArrivalStampingHandler):
+            # Bytes that came with the headers (read before this point) are not body
+            # bytes' arrival; the clock below covers a body that came in the same packet.
+            protocol.first_unread_s = None
+        else:
             protocol = None
-        # Bytes that came with the headers (read before this point) are not body bytes'
-        # arrival; the clock fallback below covers a body that came in the same packet.
-        _take_arrival(protocol)
+        scan_read = self._scan_read
         async for data in resp.content.iter_any():
-            arrived = _take_arrival(protocol)
-            now = (arrived if arrived is not None else clock()) - origin
+            # Inline rather than a helper: this loop runs once per socket read.
+            if protocol is not None and (arrived := protocol.first_unread_s) is not None:
+                protocol.first_unread_s = None
+            else:
+                arrived = clock()
+            now = arrived - origin
             if pending:
                 data = pending + data
                 pending = b""
-            parts = _data_only_events(data) if not state.done else None
-            if parts is not None:
-                texts = self._scan_parts(data, parts, state)
-            else:
+            texts = scan_read(data, state) if not state.done else -1
+            if texts < 0:
                 lines = data.split(b"\n")
                 pending = lines.pop()
                 texts = self._handle_lines(lines, state)
             if texts:
-                chunk_times.extend([now] * texts)
+                chunk_times += [now] * texts
             if state.done and record.end_s is None:
                 record.end_s = now
         now = clock() - origin
@@ -405,8 +402,10 @@ class StreamingClient:
             record.end_s = now  # no [DONE]: the end of the body ends the stream
         self._finish(record, state, prompt)
 
-    def _scan_parts(self, data: bytes, parts: list[bytes], state: _StreamState) -> int:
-        """Fast path over whole ``data:`` events (see :func:`_data_only_events`).
+    def _scan_read(self, data: bytes, state: _StreamState) -> int:
+        """Fast path over a read of whole ``data:`` events; -1 when the read has another
+        shape (partial events, comments, other fields, a [DONE] before the end), which
+        the line-by-line path handles.
 
         Inside JSON every quote in a string is escaped, so ``"text":"<char>`` can only be
         a ``text`` key with a non-empty string value: counting that pattern counts the
@@ -415,43 +414,76 @@ class StreamingClient:
         are parsed. Every ``sse_verify_every``-th read is parsed in full as well; on any
         disagreement or bad JSON the client switches to full parsing for good and the run
         records why.
+
+        Each test below is one pass over the read in C; their number, not the Python
+        around them, is most of this method's cost, so there is no pass that the answer
+        does not need (``bytes.find``, not ``in``: ``in`` first tries the needle as an
+        int and raises inside CPython).
         """
-        done = parts[-1].strip() == b"[DONE]"
-        if done:
-            parts = parts[:-1]
-        if data.count(b"[DONE]") > done:  # a [DONE] before the end: let the slow path cut
-            return self._handle_lines(data.split(b"\n"), state)
+        # JSON has no raw newlines, so "\n\ndata:" can only be an event boundary; with
+        # no other newline than those and the final pair, the read is nothing but whole
+        # data-only events. A CR before the blank line ("\r\n\n") is harmless: JSON and
+        # [DONE] are stripped.
+        if not data.startswith(b"data:") or not data.endswith(b"\n\n"):
+            return -1
+        boundaries = data.count(b"\n\ndata:")
+        if data.count(b"\n") != 2 * boundaries + 2:
+            return -1
+        done = False
+        done_at = data.find(b"[DONE]")
+        if done_at >= 0:
+            last = data.rfind(b"\n\ndata:") + 7 if boundaries else 5
+            if done_at < last or data[last:-2].strip() != b"[DONE]":
+                return -1  # a [DONE] before the last event: the line path cuts there
+            done = True
         self._reads += 1
-        full = (
+        if (
             self.fast_path_disabled is not None
             or self.tokenizer is not None  # the text itself is needed to count tokens
             or self._reads % self.config.sse_verify_every == 0
-        )
-        if full:
-            try:
-                events = _loads(b"[" + b",".join(parts) + b"]") if parts else []
-            except ValueError:
-                self._disable_fast_path("an event was not valid JSON")
-                return self._handle_lines(data.split(b"\n"), state)  # names the bad event
-            texts = self._scan_events(events, data, state)
-            if self.fast_path_disabled is None and texts != self._count_text_keys(data):
-                self._disable_fast_path("the text-key count disagreed with full parsing")
-            state.done = done
-            return texts
-        texts = self._count_text_keys(data)
+        ):
+            return self._parse_read(data, done, state)
+        keys = data.count(self._bare_key)
+        if not keys:
+            texts = 0
+        elif keys == (compact := data.count(self._compact_key)):
+            # Every key written compactly (vLLM and most servers): substring counts.
+            texts = compact - data.count(self._compact_empty)
+        else:
+            texts = len(self._text_key.findall(data))  # spaces, nulls, "text" as a value
         try:
-            if b'"usage"' in data:
-                # Servers put the usage block in the last event; search from the end.
-                for part in reversed(parts):
-                    if b'"usage"' in part and (usage := _loads(part).get("usage")):
-                        state.usage = usage
-                        break
-            if b'"error"' in data:
-                errors = [_loads(p) for p in parts if b'"error"' in p]
+            # Servers put the usage block in the last event: search from the end.
+            at = data.rfind(b'"usage"')
+            while at >= 0:
+                start = data.rfind(b"\n\ndata:", 0, at)
+                start = 5 if start < 0 else start + 7
+                if usage := _loads(data[start : data.find(b"\n\n", at)]).get("usage"):
+                    state.usage = usage
+                    break
+                at = data.rfind(b'"usage"', 0, start)
+            if data.find(b'"error"') >= 0:
+                parts = data[5:-2].split(b"\n\ndata:")
+                errors = [_loads(p) for p in parts if p.find(b'"error"') >= 0]
                 self._scan_events(errors, data, state)
         except (ValueError, AttributeError):
             self._disable_fast_path("an event was not valid JSON")
             return self._handle_lines(data.split(b"\n"), state)
+        state.done = done
+        return texts
+
+    def _parse_read(self, data: bytes, done: bool, state: _StreamState) -> int:
+        """Full parse of a read of whole data-only events, checking the fast path."""
+        parts = data[5:-2].split(b"\n\ndata:")
+        if done:
+            parts.pop()
+        try:
+            events = _loads(b"[" + b",".join(parts) + b"]") if parts else []
+        except ValueError:
+            self._disable_fast_path("an event was not valid JSON")
+            return self._handle_lines(data.split(b"\n"), state)  # names the bad event
+        texts = self._scan_events(events, data, state)
+        if self.fast_path_disabled is None and texts != self._count_text_keys(data):
+            self._disable_fast_path("the text-key count disagreed with full parsing")
         state.done = done
         return texts
 
@@ -559,20 +591,6 @@ class StreamingClient:
         else:
             record.output_tokens = len(record.chunk_times_s)
             record.output_tokens_source = "chunks"
-
-
-def _data_only_events(data: bytes) -> list[bytes] | None:
-    """The payloads of ``data`` when it is nothing but whole ``data: ...`` lines, each
-    followed by a blank line (what vLLM, TGI and SGLang send); None for anything else
-    (partial events, comments, ``event:`` fields, CRLF pairs), which the line-by-line path
-    handles. JSON has no raw newlines, so ``\n\ndata:`` can only be an event boundary."""
-    # A CR before the blank line ("\r\n\n") is harmless: JSON and [DONE] are stripped.
-    if not data.startswith(b"data:") or not data.endswith(b"\n\n"):
-        return None
-    parts = data[5:-2].split(b"\n\ndata:")
-    if data.count(b"\n") != 2 * len(parts):
-        return None
-    return parts
 
 
 _COMPLETION_TEXT_KEY = re.compile(rb'"text"\s*:\s*"(?!")')

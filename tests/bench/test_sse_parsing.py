@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from budcluster.bench.client import ClientConfig, StreamingClient, _data_only_events
+from budcluster.bench.client import ClientConfig, StreamingClient, _StreamState
 from budcluster.bench.datasets import Prompt
 from budcluster.bench.records import RequestRecord
 
@@ -57,12 +57,24 @@ STREAM = (
 )
 
 
-def test_fast_path_recognises_only_whole_data_events() -> None:
-    assert _data_only_events(event("a") + event("b")) is not None
-    assert _data_only_events(event("a")[:-1]) is None  # partial
-    assert _data_only_events(b": keep-alive\n\n" + event("a")) is None  # comment
-    assert _data_only_events(b"event: x\n" + event("a")) is None  # other field
-    assert _data_only_events(event("a").replace(b"\n", b"\r\n")) is None  # CRLF
+async def test_fast_path_recognises_only_whole_data_events() -> None:
+    client = StreamingClient(ClientConfig("http://x", "m"), time.perf_counter())
+    try:
+
+        def fast(data: bytes) -> bool:
+            return client._scan_read(data, _StreamState()) >= 0
+
+        assert fast(event("a") + event("b"))
+        assert fast(event("a") + b"data: [DONE]\n\n")
+        assert not fast(event("a")[:-1])  # partial
+        assert not fast(b": keep-alive\n\n" + event("a"))  # comment
+        assert not fast(event("a") + b": keep-alive\n\n" + event("b"))  # comment between
+        assert not fast(b"event: x\n" + event("a"))  # other field
+        assert not fast(event("a")[:-1] + b"id: 7\n\n")  # other field in the event
+        assert not fast(event("a").replace(b"\n", b"\r\n"))  # CRLF
+        assert not fast(b"data: [DONE]\n\n" + event("a"))  # [DONE] before the end
+    finally:
+        await client.close()
 
 
 @pytest.mark.parametrize(
