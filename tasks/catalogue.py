@@ -147,7 +147,10 @@ def check_cluster_health(cluster: str) -> list[dict[str, object]]:
     try:
         with registered_target(cluster) as target:
             access = target.verify_access()
-        seen = HealthObservation(cluster, True, access.nodes, access.detail, datetime.now(UTC))
+            health = target.node_health()
+        seen = HealthObservation(
+            cluster, True, access.nodes, access.detail, datetime.now(UTC), health
+        )
     except Exception as exc:
         detail = f"{type(exc).__name__}: {exc}"[:2000]
         log.warning("%s is not reachable: %s", cluster, detail)

@@ -7,14 +7,15 @@ node, so the UI and the planner's operator see which nodes answered and when.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy.orm import Session
 
 from budcluster.store.clusters import get_cluster, set_cluster_status
 from budcluster.store.nodes import list_nodes
+from budcluster.targets.base import NodeHealth
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,8 @@ class HealthObservation:
     """Nodes that answered (empty when the cluster could not be reached at all)."""
     detail: str
     checked_at: datetime
+    nodes_health: Mapping[str, NodeHealth] = field(default_factory=dict)
+    """Readiness, schedulability, taints and pressure of the nodes that answered."""
 
 
 def record_health(session: Session, seen: HealthObservation) -> list[dict[str, object]]:
@@ -35,16 +38,34 @@ def record_health(session: Session, seen: HealthObservation) -> list[dict[str, o
     rows: list[dict[str, object]] = []
     for node in list_nodes(session, get_cluster(session, seen.cluster).id):
         ready = seen.reachable and node.name in answered
+        health = seen.nodes_health.get(node.name)
+        at = seen.checked_at.isoformat()
         # A fresh dict: the JSON column only notices reassignment, not in-place edits.
-        node.conditions = {
+        conditions = {
             **(node.conditions or {}),
             "Reachable": {
                 "status": "True" if ready else "False",
-                "checked_at": seen.checked_at.isoformat(),
+                "checked_at": at,
                 "reason": "answered" if ready else (seen.detail or "did not answer"),
             },
         }
-        rows.append({"cluster": seen.cluster, "node": node.name, "reachable": ready})
+        if health is not None:
+            conditions["Ready"] = {"status": str(health.ready), "checked_at": at}
+            conditions["Taints"] = {"value": health.taints, "checked_at": at}
+            conditions["Pressure"] = {"value": health.pressure, "checked_at": at}
+            node.schedulable = health.schedulable
+        node.conditions = conditions
+        rows.append(
+            {
+                "cluster": seen.cluster,
+                "node": node.name,
+                "reachable": ready,
+                "ready": health.ready if health else ready,
+                "schedulable": health.schedulable if health else None,
+                "taints": ", ".join(health.taints) if health else "",
+                "pressure": ", ".join(health.pressure) if health else "",
+            }
+        )
     session.flush()
     return rows
 

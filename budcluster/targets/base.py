@@ -97,6 +97,19 @@ class RolloutSpec:
     port: int = 8000
 
 
+@dataclass(frozen=True)
+class NodeHealth:
+    """What a health check saw of one node."""
+
+    name: str
+    ready: bool
+    schedulable: bool
+    taints: list[str]
+    """``key[=value]:Effect``; empty where the platform has none (hosts)."""
+    pressure: list[str]
+    """Conditions other than Ready that are true (MemoryPressure, DiskPressure, ...)."""
+
+
 class RuntimeState(StrEnum):
     STARTING = "starting"
     RUNNING = "running"
@@ -122,6 +135,10 @@ class ClusterTarget(Protocol):
     def verify_access(self) -> AccessReport: ...
 
     def detect_nodes(self) -> list[NodeInventory]: ...
+
+    def node_health(self) -> Mapping[str, NodeHealth]:
+        """Readiness, schedulability, taints and pressure of every node that answered."""
+        ...
 
     def stage_model(
         self,

@@ -40,6 +40,7 @@ from budcluster.planning.models import RuntimePlan
 from budcluster.targets.base import (
     AccessReport,
     ModelSourceSpec,
+    NodeHealth,
     ProgressCallback,
     RolloutSpec,
     RuntimeFailed,
@@ -372,6 +373,13 @@ class HostsTarget:
             nodes=nodes,
             detail=", ".join(f"{n}: python {v}" for n, v in pythons.items()),
         )
+
+    def node_health(self) -> dict[str, NodeHealth]:
+        """Hosts that answer are ready; servers have no scheduler, taints or pressure."""
+        return {
+            name: NodeHealth(name, ready=True, schedulable=True, taints=[], pressure=[])
+            for name in self.verify_access().nodes
+        }
 
     def detect_nodes(self) -> list[NodeInventory]:
         with tempfile.TemporaryDirectory(prefix="budcluster-collector-") as tmp:

@@ -32,6 +32,7 @@ from budcluster.hardware.node_labels import parse_node_labels
 from budcluster.targets.base import (
     AccessReport,
     ModelSourceSpec,
+    NodeHealth,
     ProgressCallback,
     RolloutSpec,
     RuntimeState,
@@ -213,15 +214,9 @@ def transfer_values(
 
 
 @dataclass(frozen=True)
-class NodeState:
+class NodeState(NodeHealth):
     """What the scheduler sees of a node; ``cluster-health`` records these."""
 
-    name: str
-    ready: bool
-    schedulable: bool
-    taints: list[str]
-    pressure: list[str]
-    """Conditions other than Ready that are True (MemoryPressure, DiskPressure, ...)."""
     allocatable: dict[str, str] = field(default_factory=dict)
 
     def notes(self) -> list[str]:

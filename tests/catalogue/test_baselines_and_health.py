@@ -24,6 +24,7 @@ from budcluster.store import deployments as dep
 from budcluster.store.clusters import get_cluster, register_cluster
 from budcluster.store.models_catalog import ModelFile, save_model
 from budcluster.store.nodes import NodeObservation, list_nodes, record_node_snapshot
+from budcluster.targets.base import NodeHealth
 
 T0 = datetime(2026, 5, 1, 8, 0, tzinfo=UTC)
 
@@ -173,9 +174,9 @@ def test_health_marks_the_cluster_and_each_node(store: Store) -> None:
     seen = HealthObservation("lab", True, ["a", "c"], "", T0)
     with store.session() as session:
         rows = record_health(session, seen)
-    assert rows == [
-        {"cluster": "lab", "node": "a", "reachable": True},
-        {"cluster": "lab", "node": "b", "reachable": False},
+    assert [(r["node"], r["reachable"], r["ready"]) for r in rows] == [
+        ("a", True, True),
+        ("b", False, False),
     ]
     with store.session() as session:
         assert get_cluster(session, "lab").status.value == "available"
@@ -196,3 +197,30 @@ def test_health_marks_the_cluster_and_each_node(store: Store) -> None:
         )
         reasons = {n.conditions["Reachable"]["reason"] for n in list_nodes(session, cluster.id)}
     assert reasons == {"ssh: connection refused"}
+
+
+def test_health_records_readiness_taints_and_pressure(store: Store) -> None:
+    with store.session() as session:
+        cluster = register_cluster(session, name="k8s", kind="kubernetes", provider="onprem")
+        record_node_snapshot(session, cluster.id, NodeObservation("gpu-0", T0, {}))
+    health = {
+        "gpu-0": NodeHealth(
+            "gpu-0",
+            ready=False,
+            schedulable=False,
+            taints=["nvidia.com/gpu=present:NoSchedule"],
+            pressure=["MemoryPressure"],
+        )
+    }
+    seen = HealthObservation("k8s", True, ["gpu-0"], "", T0, health)
+    with store.session() as session:
+        rows = record_health(session, seen)
+    assert rows[0]["ready"] is False and rows[0]["schedulable"] is False
+    assert rows[0]["taints"] == "nvidia.com/gpu=present:NoSchedule"
+    assert rows[0]["pressure"] == "MemoryPressure"
+    with store.session() as session:
+        node = list_nodes(session, cluster.id)[0]
+        assert node.schedulable is False
+        assert node.conditions["Ready"]["status"] == "False"
+        assert node.conditions["Taints"]["value"] == ["nvidia.com/gpu=present:NoSchedule"]
+        assert node.conditions["Pressure"]["value"] == ["MemoryPressure"]

@@ -243,3 +243,11 @@ def test_a_crashing_rollout_fails_with_its_log_and_is_removed(platform: Platform
         for o in platform.emulator.objects("deployments", "apps")
         if "llama-crash" in o["metadata"]["name"]
     ]
+
+
+def test_cluster_health_records_node_readiness(platform: Platform) -> None:
+    from flows.cluster_health import cluster_health
+
+    rows = [r for r in cluster_health() if r["cluster"] == "lab-k8s"]
+    assert {r["node"] for r in rows} >= {"gpu-h100-0", "gaudi2-0", "cpu-amx-0"}
+    assert all(r["reachable"] and r["ready"] and r["schedulable"] for r in rows)
