@@ -61,13 +61,17 @@ class ProgressWriter:
         rate = progress.bytes_done / progress.elapsed_s if progress.elapsed_s > 0 else 0.0
         left = progress.bytes_total - progress.bytes_done
         try:
-            self.write({
-                "state": "running",
-                "files_total": progress.files_total, "files_done": progress.files_done,
-                "bytes_total": progress.bytes_total, "bytes_done": progress.bytes_done,
-                "elapsed_s": round(progress.elapsed_s, 1),
-                "eta_s": round(left / rate, 1) if rate > 0 else None,
-            })
+            self.write(
+                {
+                    "state": "running",
+                    "files_total": progress.files_total,
+                    "files_done": progress.files_done,
+                    "bytes_total": progress.bytes_total,
+                    "bytes_done": progress.bytes_done,
+                    "elapsed_s": round(progress.elapsed_s, 1),
+                    "eta_s": round(left / rate, 1) if rate > 0 else None,
+                }
+            )
         except Exception as exc:  # progress is advisory; the copy goes on
             print(f"progress not written: {exc}", file=sys.stderr, flush=True)
 
@@ -82,8 +86,10 @@ def main() -> int:
     writer = ProgressWriter()
     try:
         result = transfer_model(
-            parse_source(args.source_uri, os.environ), args.dest_dir,
-            workers=args.workers, progress=writer,
+            parse_source(args.source_uri, os.environ),
+            args.dest_dir,
+            workers=args.workers,
+            progress=writer,
         )
     except BudClusterError as exc:
         retryable = isinstance(exc, TemporaryError)
@@ -92,11 +98,17 @@ def main() -> int:
         writer.write({"state": "retrying" if retryable else "failed", **error})
         return 75 if retryable else 2
     summary = result.to_dict()
-    writer.write({
-        "state": "done", "files_total": summary["files"], "files_done": summary["files"],
-        "bytes_total": summary["bytes_total"], "bytes_done": summary["bytes_total"],
-        "eta_s": 0, "result": summary,
-    })
+    writer.write(
+        {
+            "state": "done",
+            "files_total": summary["files"],
+            "files_done": summary["files"],
+            "bytes_total": summary["bytes_total"],
+            "bytes_done": summary["bytes_total"],
+            "eta_s": 0,
+            "result": summary,
+        }
+    )
     print(json.dumps(summary), flush=True)
     return 0
 

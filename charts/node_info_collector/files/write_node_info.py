@@ -25,7 +25,10 @@ API_TIMEOUT_S = 30
 def collect() -> str:
     done = subprocess.run(
         [sys.executable, "-m", "budcluster.hardware.collector"],
-        capture_output=True, text=True, timeout=COLLECT_TIMEOUT_S, check=True,
+        capture_output=True,
+        text=True,
+        timeout=COLLECT_TIMEOUT_S,
+        check=True,
     )
     json.loads(done.stdout)  # never publish half a document
     return done.stdout
