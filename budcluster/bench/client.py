@@ -51,6 +51,8 @@ except ImportError:  # pragma: no cover - orjson comes with prefect
 
 
 OPTIONAL_FIELDS = ("ignore_eos", "stream_options")
+_BODY_CACHE_SIZE = 4096
+"""Runs cycle through at most 1000 prompts; more distinct ones just rebuild bodies."""
 _RETRYABLE = (
     aiohttp.ServerDisconnectedError,
     aiohttp.ClientOSError,
@@ -123,6 +125,14 @@ class _ArrivalStampingHandler(ResponseHandler):
         super().connection_made(transport)
         # Built once: looking the socket up costs microseconds per call on uvloop.
         self._poller = _idle_socket_poller(transport)
+        if type(transport).__module__ == "uvloop.loop":
+            # uvloop took this protocol's data_received (the stamping one below) when it
+            # made the transport and calls that for every socket read. aiohttp calls
+            # self.data_received(b"") once more for every HTTP chunk it resumes parsing
+            # (~18 per streamed response), bytes that were stamped when they were read:
+            # those calls go straight to aiohttp's method. asyncio's own transports look
+            # the method up on every read, so there the class's stamping method stays.
+            self.data_received = functools.partial(_BASE_DATA_RECEIVED, self)  # type: ignore[method-assign]
 
     def is_connected(self) -> bool:
         # aiohttp asks this before handing a pooled connection out again (and when it
@@ -143,11 +153,15 @@ class _ArrivalStampingHandler(ResponseHandler):
         _clock: Callable[[], float] = time.perf_counter,
         _base: Callable[[ResponseHandler, bytes], None] = ResponseHandler.data_received,
     ) -> None:
-        # aiohttp calls this again for every HTTP chunk it resumes parsing, so it is hot:
-        # bound defaults instead of globals and super(), and only the first call stamps.
+        # Hot (see connection_made): bound defaults instead of globals and super(), and
+        # only the first read after the reader took the stamp stamps again.
         if self.first_unread_s is None:
             self.first_unread_s = _clock()
         _base(self, data)
+
+
+_BASE_DATA_RECEIVED = ResponseHandler.data_received
+_BASE_WRITE_BYTES = aiohttp.ClientRequest.write_bytes
 
 
 class _StampingRequest(aiohttp.ClientRequest):
@@ -159,9 +173,10 @@ class _StampingRequest(aiohttp.ClientRequest):
     """
 
     async def write_bytes(self, writer: Any, conn: Any, *args: Any, **kwargs: Any) -> None:
+        # Once per request: the base method by reference, not through super().
         protocol = conn.protocol
         if not isinstance(protocol, _ArrivalStampingHandler):
-            await super().write_bytes(writer, conn, *args, **kwargs)
+            await _BASE_WRITE_BYTES(self, writer, conn, *args, **kwargs)
             return
         protocol.request_sent_s = time.perf_counter()
         protocol.first_unread_s = None  # only bytes from here on answer this request
@@ -170,7 +185,7 @@ class _StampingRequest(aiohttp.ClientRequest):
         slot = _TRY_CONNECTION.get()
         if slot is not None:
             slot[0] = protocol
-        await super().write_bytes(writer, conn, *args, **kwargs)
+        await _BASE_WRITE_BYTES(self, writer, conn, *args, **kwargs)
         # aiohttp reports a failed write on the protocol instead of raising it here.
         protocol.request_written = protocol.exception() is None
 
@@ -232,6 +247,8 @@ class StreamingClient:
         if config.include_usage:
             self.optional["stream_options"] = {"include_usage": True}
         self.dropped_fields: list[str] = []
+        self._bodies: dict[int, tuple[Prompt, bytes]] = {}
+        """Request bodies by prompt: a run cycles through a fixed set of prompts."""
         self._url = config.endpoint
         self._chat = config.api == "chat"
         # Text-carrying events are counted with a key pattern on the fast path (see
@@ -274,6 +291,15 @@ class StreamingClient:
             self._fresh_session = self._new_session(limit=0, force_close=True)
         return self._fresh_session
 
+    def _cache_body(self, prompt: Prompt) -> bytes:
+        # Keyed by id() (hashing a Prompt runs Python code); the entry keeps the prompt
+        # alive, so its id cannot be reused while cached.
+        if len(self._bodies) >= _BODY_CACHE_SIZE:
+            self._bodies.clear()
+        body = self.body(prompt)
+        self._bodies[id(prompt)] = (prompt, body)
+        return body
+
     def body(self, prompt: Prompt) -> bytes:
         payload: dict[str, object] = {
             "model": self.config.model,
@@ -296,12 +322,52 @@ class StreamingClient:
             self.optional.pop(name, None)
             if name not in self.dropped_fields:
                 self.dropped_fields.append(name)
+        self._bodies.clear()  # they carry the dropped fields
         return True
 
     async def send(self, prompt: Prompt, record: RequestRecord) -> RequestRecord:
         """Send ``prompt`` and fill ``record``; never raises for a failed request."""
+        origin = self.origin_s
+        clock = time.perf_counter
+        session = self.session
         try:
-            await self._send(prompt, record)
+            while True:  # once per try
+                cached = self._bodies.get(id(prompt))
+                body = cached[1] if cached is not None and cached[0] is prompt else None
+                if body is None:
+                    body = self._cache_body(prompt)
+                record.sent_s = clock() - origin
+                received_any = False
+                slot: list[_ArrivalStampingHandler | None] = [None]
+                _TRY_CONNECTION.set(slot)
+                try:
+                    async with session.post(self._url, data=body, headers=self._headers) as resp:
+                        received_any = True
+                        connection = resp.connection
+                        protocol = connection.protocol if connection is not None else None
+                        if (
+                            isinstance(protocol, _ArrivalStampingHandler)
+                            and protocol.request_sent_s
+                        ):
+                            record.sent_s = protocol.request_sent_s - origin
+                            protocol.request_sent_s = None
+                        if resp.status == 200:
+                            await self._read_stream(resp, record, prompt)
+                            break
+                        if await self._rejected_field(resp, record):
+                            continue
+                        break
+                except _RETRYABLE:
+                    if (
+                        received_any
+                        or record.retries >= self.config.max_retries
+                        or not _resendable(slot[0])
+                    ):
+                        raise
+                    record.retries += 1
+                    # Other pooled connections may have been shut by the same server at
+                    # the same moment; a new one cannot be stale.
+                    session = self._fresh()
         except asyncio.CancelledError:
             record.error_kind, record.error = "cancelled", "the run ended before the response"
             raise
@@ -316,48 +382,19 @@ class StreamingClient:
         except aiohttp.ClientError as exc:
             record.error_kind, record.error = "client", repr(exc)
         if record.error_kind is not None and record.end_s is None:
-            record.end_s = time.perf_counter() - self.origin_s  # when the failure was seen
+            record.end_s = clock() - origin  # when the failure was seen
         return record
 
-    async def _send(self, prompt: Prompt, record: RequestRecord) -> None:
-        origin = self.origin_s
-        clock = time.perf_counter
-        session = self.session
-        while True:
-            body = self.body(prompt)
-            record.sent_s = clock() - origin
-            received_any = False
-            slot: list[_ArrivalStampingHandler | None] = [None]
-            _TRY_CONNECTION.set(slot)
-            try:
-                async with session.post(self._url, data=body, headers=self._headers) as resp:
-                    received_any = True
-                    connection = resp.connection
-                    protocol = connection.protocol if connection is not None else None
-                    if isinstance(protocol, _ArrivalStampingHandler) and protocol.request_sent_s:
-                        record.sent_s = protocol.request_sent_s - origin
-                        protocol.request_sent_s = None
-                    if resp.status != 200:
-                        text = (await resp.read()).decode("utf-8", "replace")
-                        if resp.status in (400, 422) and self._drop_rejected(text):
-                            record.retries += 1
-                            continue
-                        record.error_kind = f"http_{resp.status // 100}xx"
-                        record.error = f"HTTP {resp.status}: {text[:300]}"
-                        return
-                    await self._read_stream(resp, record, prompt)
-                    return
-            except _RETRYABLE:
-                if (
-                    received_any
-                    or record.retries >= self.config.max_retries
-                    or not _resendable(slot[0])
-                ):
-                    raise
-                record.retries += 1
-                # Other pooled connections may have been shut by the same server at the
-                # same moment; a new one cannot be stale.
-                session = self._fresh()
+    async def _rejected_field(self, resp: aiohttp.ClientResponse, record: RequestRecord) -> bool:
+        """Handle a non-200 answer: True when it rejected an optional field, which is then
+        dropped and the request resent; otherwise the record gets the HTTP error."""
+        text = (await resp.read()).decode("utf-8", "replace")
+        if resp.status in (400, 422) and self._drop_rejected(text):
+            record.retries += 1
+            return True
+        record.error_kind = f"http_{resp.status // 100}xx"
+        record.error = f"HTTP {resp.status}: {text[:300]}"
+        return False
 
     async def _read_stream(
         self, resp: aiohttp.ClientResponse, record: RequestRecord, prompt: Prompt
@@ -404,43 +441,49 @@ class StreamingClient:
 
     def _scan_read(self, data: bytes, state: _StreamState) -> int:
         """Fast path over a read of whole ``data:`` events; -1 when the read has another
-        shape (partial events, comments, other fields, a [DONE] before the end), which
-        the line-by-line path handles.
+        shape (a partial event, a first line that is not data, a [DONE] before the
+        end), which the line-by-line path handles.
 
         Inside JSON every quote in a string is escaped, so ``"text":"<char>`` can only be
         a ``text`` key with a non-empty string value: counting that pattern counts the
         text-carrying events exactly, without building every event's objects (which costs
         more than the rest of the client). Only events that mention usage or an error
-        are parsed. Every ``sse_verify_every``-th read is parsed in full as well; on any
-        disagreement or bad JSON the client switches to full parsing for good and the run
-        records why.
+        are parsed.
 
-        Each test below is one pass over the read in C; their number, not the Python
-        around them, is most of this method's cost, so there is no pass that the answer
-        does not need (``bytes.find``, not ``in``: ``in`` first tries the needle as an
-        int and raises inside CPython).
+        Each count or search is one pass over the read in C, and those passes, not the
+        Python around them, are most of the client's own cost per request; so the fast
+        path makes only the passes whose answer changes from read to read:
+
+        * Lines between events are not inspected: a comment (``: ping``) or another
+          field (``event:``, ``id:``) adds no text, usage, error or [DONE], so counting
+          over the whole read gives the line path's answer. Verified reads (below) check
+          the framing exactly and go through the line path when it is not pure data.
+        * Text keys: when every ``"text"`` in the read is written compactly as
+          ``"text":"`` (vLLM and most servers), substring counts give the answer; any
+          other form (spaces, nulls, "text" as a value) goes through a regular
+          expression.
+
+        The first and every ``sse_verify_every``-th read are parsed in full to check
+        the fast path; on any disagreement or bad JSON the client switches to full
+        parsing for good and the run records why. ``bytes.find``, not ``in``: ``in``
+        first tries the needle as an int and raises inside CPython.
         """
-        # JSON has no raw newlines, so "\n\ndata:" can only be an event boundary; with
-        # no other newline than those and the final pair, the read is nothing but whole
-        # data-only events. A CR before the blank line ("\r\n\n") is harmless: JSON and
-        # [DONE] are stripped.
         if not data.startswith(b"data:") or not data.endswith(b"\n\n"):
-            return -1
-        boundaries = data.count(b"\n\ndata:")
-        if data.count(b"\n") != 2 * boundaries + 2:
             return -1
         done = False
         done_at = data.find(b"[DONE]")
         if done_at >= 0:
-            last = data.rfind(b"\n\ndata:") + 7 if boundaries else 5
+            last = data.rfind(b"\n\ndata:")
+            last = 5 if last < 0 else last + 7
             if done_at < last or data[last:-2].strip() != b"[DONE]":
                 return -1  # a [DONE] before the last event: the line path cuts there
             done = True
-        self._reads += 1
+        reads = self._reads = self._reads + 1
         if (
-            self.fast_path_disabled is not None
+            reads == 1
+            or reads % self.config.sse_verify_every == 0
+            or self.fast_path_disabled is not None
             or self.tokenizer is not None  # the text itself is needed to count tokens
-            or self._reads % self.config.sse_verify_every == 0
         ):
             return self._parse_read(data, done, state)
         keys = data.count(self._bare_key)
@@ -466,13 +509,16 @@ class StreamingClient:
                 errors = [_loads(p) for p in parts if p.find(b'"error"') >= 0]
                 self._scan_events(errors, data, state)
         except (ValueError, AttributeError):
-            self._disable_fast_path("an event was not valid JSON")
+            if _only_data_events(data):
+                self._disable_fast_path("an event was not valid JSON")
             return self._handle_lines(data.split(b"\n"), state)
         state.done = done
         return texts
 
     def _parse_read(self, data: bytes, done: bool, state: _StreamState) -> int:
-        """Full parse of a read of whole data-only events, checking the fast path."""
+        """Full parse of a read, checking the fast path."""
+        if not _only_data_events(data):
+            return self._handle_lines(data.split(b"\n"), state)
         parts = data[5:-2].split(b"\n\ndata:")
         if done:
             parts.pop()
@@ -591,6 +637,18 @@ class StreamingClient:
         else:
             record.output_tokens = len(record.chunk_times_s)
             record.output_tokens_source = "chunks"
+
+
+def _only_data_events(data: bytes) -> bool:
+    """Whether ``data`` is nothing but whole ``data: ...`` lines, each followed by a blank
+    line (what vLLM, TGI and SGLang send): no comments, other fields or CRLF pairs. JSON
+    has no raw newlines, so ``\n\ndata:`` can only be an event boundary."""
+    # A CR before the blank line ("\r\n\n") is harmless: JSON and [DONE] are stripped.
+    return (
+        data.startswith(b"data:")
+        and data.endswith(b"\n\n")
+        and data.count(b"\n") == 2 * data.count(b"\n\ndata:") + 2
+    )
 
 
 _COMPLETION_TEXT_KEY = re.compile(rb'"text"\s*:\s*"(?!")')

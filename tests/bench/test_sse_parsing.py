@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from budcluster.bench.client import ClientConfig, StreamingClient, _StreamState
+from budcluster.bench.client import ClientConfig, StreamingClient, _only_data_events
 from budcluster.bench.datasets import Prompt
 from budcluster.bench.records import RequestRecord
 
@@ -57,24 +57,67 @@ STREAM = (
 )
 
 
-async def test_fast_path_recognises_only_whole_data_events() -> None:
-    client = StreamingClient(ClientConfig("http://x", "m"), time.perf_counter())
+def compact_event(text: str | None, usage: dict[str, int] | None = None) -> bytes:
+    """An event as vLLM writes it: no spaces in the JSON."""
+    return event(text, usage).replace(b": ", b":").replace(b", ", b",")
+
+
+def test_exact_framing_recognises_only_whole_data_events() -> None:
+    assert _only_data_events(event("a") + event("b"))
+    assert _only_data_events(event("a") + b"data: [DONE]\n\n")
+    assert not _only_data_events(event("a")[:-1])  # partial
+    assert not _only_data_events(b": keep-alive\n\n" + event("a"))  # comment
+    assert not _only_data_events(event("a") + b": keep-alive\n\n" + event("b"))
+    assert not _only_data_events(b"event: x\n" + event("a"))  # other field
+    assert not _only_data_events(event("a")[:-1] + b"id: 7\n\n")  # field in the event
+    assert not _only_data_events(event("a").replace(b"\n", b"\r\n"))  # CRLF
+
+
+COMPACT_STREAM = (
+    compact_event("a")
+    + compact_event("")
+    + compact_event(" b c")
+    + compact_event(None, {"completion_tokens": 3})
+    + b"data: [DONE]\n\n"
+)
+
+
+@pytest.mark.parametrize(
+    "read",
+    [
+        COMPACT_STREAM,
+        STREAM,  # spaces: not the learned compact form
+        compact_event("a") + b": ping\n\n" + COMPACT_STREAM,  # comment between events
+        compact_event("a")[:-1] + b"id: 7\n\n" + COMPACT_STREAM,  # field in an event
+        b"data: {}\n\n" + compact_event("x") + b"event: done\ndata: [DONE]\n\n",
+        compact_event("a") + b"data: [DONE]\n\n" + compact_event("late"),
+        compact_event("a") + compact_event(None, {"completion_tokens": 7})[:-1]
+        + b": usage above\n\n",
+        compact_event("a") + b'data: {"error": {"message": "overloaded"}}\n\n',
+    ],
+    ids=["compact", "spaced", "comment", "id-field", "event-field", "after-done",
+         "usage-then-comment", "error"],
+)  # fmt: skip
+async def test_unverified_fast_path_agrees_with_the_line_path(read: bytes) -> None:
+    """An unverified read through the fast path must give what parsing every line
+    gives, whatever sits between the events."""
+    config = ClientConfig("http://x", "m", sse_verify_every=1000)
+    client = StreamingClient(config, time.perf_counter())
     try:
-
-        def fast(data: bytes) -> bool:
-            return client._scan_read(data, _StreamState()) >= 0
-
-        assert fast(event("a") + event("b"))
-        assert fast(event("a") + b"data: [DONE]\n\n")
-        assert not fast(event("a")[:-1])  # partial
-        assert not fast(b": keep-alive\n\n" + event("a"))  # comment
-        assert not fast(event("a") + b": keep-alive\n\n" + event("b"))  # comment between
-        assert not fast(b"event: x\n" + event("a"))  # other field
-        assert not fast(event("a")[:-1] + b"id: 7\n\n")  # other field in the event
-        assert not fast(event("a").replace(b"\n", b"\r\n"))  # CRLF
-        assert not fast(b"data: [DONE]\n\n" + event("a"))  # [DONE] before the end
+        first = RequestRecord(0, 0, 0.0, sent_s=0.0)
+        await client._read_stream(FakeResponse([COMPACT_STREAM]), first, Prompt("p", 1, 4))  # type: ignore[arg-type]
+        fast = RequestRecord(1, 0, 0.0, sent_s=0.0)
+        await client._read_stream(FakeResponse([read]), fast, Prompt("p", 1, 4))  # type: ignore[arg-type]
     finally:
         await client.close()
+    lines = await parse([read[:1], read[1:]])  # split reads: the line path throughout
+    assert len(fast.chunk_times_s) == len(lines.chunk_times_s)
+    assert (fast.output_tokens, fast.output_tokens_source) == (
+        lines.output_tokens,
+        lines.output_tokens_source,
+    )
+    assert (fast.error_kind, fast.error) == (lines.error_kind, lines.error)
+    assert client.fast_path_disabled is None
 
 
 @pytest.mark.parametrize(
