@@ -32,6 +32,8 @@ class Tokenizer(Protocol):
 
     def count(self, text: str) -> int: ...
 
+    def encode(self, text: str) -> list[int]: ...
+
     def decode(self, token_ids: list[int]) -> str: ...
 
     def vocab_size(self) -> int: ...
@@ -147,6 +149,10 @@ class WordTokenizer:
     def count(self, text: str) -> int:
         return len(_WORD.findall(text))
 
+    def encode(self, text: str) -> list[int]:
+        index = {word: i for i, word in enumerate(_FALLBACK_WORDS)}
+        return [index.get(word, 0) for word in _WORD.findall(text)]
+
     def decode(self, token_ids: list[int]) -> str:
         return " ".join(_FALLBACK_WORDS[i % len(_FALLBACK_WORDS)] for i in token_ids)
 
@@ -169,6 +175,9 @@ class _LibraryTokenizer:
 
     def count(self, text: str) -> int:
         return len(self._encode(text))
+
+    def encode(self, text: str) -> list[int]:
+        return self._encode(text)
 
     def decode(self, token_ids: list[int]) -> str:
         return self._decode(token_ids)
@@ -234,17 +243,37 @@ def synthetic_prompts(
     """Random-token prompts with lengths drawn from the specs.
 
     Tokens are random so a server's prefix cache cannot serve them all from one entry.
-    With a real tokenizer the decoded text is re-counted, since decode/encode do not
-    always round-trip to the same length.
+    Random ids rarely decode and re-encode to the same count (merges across token
+    boundaries), so the text is re-encoded and trimmed or topped up until it has the
+    drawn length; the recorded count is what the tokenizer says of the final text.
     """
     rng = random.Random(seed)
     size = tokenizer.vocab_size()
     prompts = []
     for _ in range(count):
         length = input_spec.sample(rng)
-        text = tokenizer.decode([rng.randrange(size) for _ in range(length)])
+        text = _text_of_length(tokenizer, length, rng, size)
         prompts.append(Prompt(text, tokenizer.count(text), output_spec.sample(rng)))
     return prompts
+
+
+def _text_of_length(tokenizer: Tokenizer, length: int, rng: random.Random, size: int) -> str:
+    ids = [rng.randrange(size) for _ in range(length)]
+    text = tokenizer.decode(ids)
+    for _ in range(8):
+        ids = tokenizer.encode(text)
+        if len(ids) == length:
+            break
+        if len(ids) > length:
+            ids = ids[:length]
+        else:
+            ids = ids + [rng.randrange(size) for _ in range(length - len(ids))]
+        text = tokenizer.decode(ids)
+    # Rarely it keeps oscillating around the target: never exceed it.
+    while ids and tokenizer.count(text) > length:
+        ids = ids[:-1]
+        text = tokenizer.decode(ids)
+    return text
 
 
 def sharegpt_prompts(
