@@ -3,7 +3,9 @@
 The server (zero latency, 16-chunk streams) runs in its own process on uvloop. Both
 clients run on the same event loop kind, at the same concurrency, for the same time,
 alternating so that drift on the machine hits both. The bare loop does only the
-streaming: post, read the body to EOF, nothing parsed or recorded.
+streaming: post, read the body to EOF, nothing parsed or recorded. Both run with the
+garbage-collector settings `bench run` uses for every level (runner.quiet_gc): the
+client is measured as it runs, and the bare loop gets the same help.
 
 A second figure does not depend on how busy the machine is: with --callgrind N, each
 client sends N requests (and 0, to subtract start-up) under valgrind's callgrind, and the
@@ -26,14 +28,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Any
 
 import aiohttp
 
 from budcluster.bench.client import ClientConfig, StreamingClient
 from budcluster.bench.datasets import WordTokenizer, synthetic_prompts
 from budcluster.bench.profiles import initial_levels
-from budcluster.bench.runner import fast_loop_factory, run_level, run_on_fast_loop
+from budcluster.bench.runner import fast_loop_factory, quiet_gc, run_level, run_on_fast_loop
 from budcluster.bench.specs import ProfileSpec, TokenLengthSpec
 from budcluster.bench.testing_server import server_process
 
@@ -58,9 +59,10 @@ async def bare_loop(url: str, concurrency: int, seconds: float) -> float:
                         pass
                 done += 1
 
-        start = time.perf_counter()
-        await asyncio.gather(*(stream() for _ in range(concurrency)))
-        return done / (time.perf_counter() - start)
+        with quiet_gc():
+            start = time.perf_counter()
+            await asyncio.gather(*(stream() for _ in range(concurrency)))
+            return done / (time.perf_counter() - start)
 
 
 async def our_client(url: str, concurrency: int, seconds: float) -> tuple[float, int, float]:
@@ -73,50 +75,54 @@ async def our_client(url: str, concurrency: int, seconds: float) -> tuple[float,
     client = StreamingClient(ClientConfig(url, "m"), origin)
     plan = initial_levels(ProfileSpec("concurrency", concurrency))[0]
     try:
-        cpu = time.process_time()
-        start = time.perf_counter()
-        records = await run_level(
-            client, plan, prompts, origin, duration_s=seconds, max_requests=None
-        )
-        elapsed = time.perf_counter() - start
-        cpu = time.process_time() - cpu
+        with quiet_gc():
+            cpu = time.process_time()
+            start = time.perf_counter()
+            records = await run_level(
+                client, plan, prompts, origin, duration_s=seconds, max_requests=None
+            )
+            elapsed = time.perf_counter() - start
+            cpu = time.process_time() - cpu
     finally:
         await client.close()
     failed = sum(1 for r in records if r.error_kind is not None)
     return (len(records) - failed) / elapsed, failed, cpu
 
 
-class _BareClient:
-    """The bare loop's streaming, behind the runner's client interface (for callgrind)."""
-
-    def __init__(self, url: str) -> None:
-        self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
-        self.url = url + "/v1/completions"
-
-    async def send(self, prompt: object, record: object) -> object:
-        headers = {"Content-Type": "application/json"}
-        async with self.session.post(self.url, data=BODY, headers=headers) as response:
-            async for _ in response.content.iter_any():
-                pass
-        return record
-
-    async def close(self) -> None:
-        await self.session.close()
-
-
 async def cost_worker(which: str, url: str, requests: int, concurrency: int) -> None:
-    """Send ``requests`` through the runner with the bare or the budcluster client."""
+    """Send ``requests`` with the bare loop (as timed on the wall clock: no runner) or
+    with the budcluster client through the runner."""
+    if which == "bare":
+        await bare_requests(url, requests, concurrency)
+        return
     prompts = synthetic_prompts(
         1000, TokenLengthSpec("fixed", 2), TokenLengthSpec("fixed", 16), WordTokenizer()
     )
     origin = time.perf_counter()
-    client: Any = (
-        _BareClient(url) if which == "bare" else StreamingClient(ClientConfig(url, "m"), origin)
-    )
+    client = StreamingClient(ClientConfig(url, "m"), origin)
     plan = initial_levels(ProfileSpec("concurrency", concurrency))[0]
     if requests:
-        await run_level(client, plan, prompts, origin, duration_s=None, max_requests=requests)
+        with quiet_gc():
+            await run_level(client, plan, prompts, origin, duration_s=None, max_requests=requests)
     await client.close()
+
+
+async def bare_requests(url: str, requests: int, concurrency: int) -> None:
+    """The bare loop of :func:`bare_loop`, bounded by a request count instead of time."""
+    headers = {"Content-Type": "application/json"}
+    left = requests
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+
+        async def stream() -> None:
+            nonlocal left
+            while left > 0:
+                left -= 1
+                async with session.post(url + "/v1/completions", data=BODY, headers=headers) as r:
+                    async for _ in r.content.iter_any():
+                        pass
+
+        with quiet_gc():
+            await asyncio.gather(*(stream() for _ in range(concurrency)))
 
 
 def callgrind_instructions(which: str, url: str, requests: int, concurrency: int) -> int:

@@ -297,7 +297,7 @@ def _resolve_tokenizer(config: BenchmarkConfig) -> tuple[Tokenizer, Tokenizer | 
 
 
 @contextlib.contextmanager
-def _quiet_gc() -> Iterator[None]:
+def quiet_gc() -> Iterator[None]:
     """Keep the garbage collector from pausing the event loop mid-run.
 
     Records pile up during a run and each full collection walks all of them, stalling
@@ -329,7 +329,7 @@ async def run_benchmark_async(
     records: list[RequestRecord] = []
     levels: list[LevelSummary] = []
     ids = itertools.count()
-    with _quiet_gc():
+    with quiet_gc():
         await _run_levels(config, client, prompts, origin, records, levels, ids, on_record)
     run.settings["dropped_fields"] = list(client.dropped_fields)
     run.settings["sse_fast_path_disabled"] = client.fast_path_disabled
@@ -479,7 +479,7 @@ def _worker_main(job: _WorkerJob, ready: Any, go: Any, start_at: Any, results: A
             await asyncio.sleep(delay)
         phase = job.index / (job.plan.rate or 1.0) if plan.arrivals == "constant" else 0.0
         try:
-            with _quiet_gc():
+            with quiet_gc():
                 records = await run_level(
                     client,
                     plan,
