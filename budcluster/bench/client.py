@@ -517,15 +517,16 @@ class StreamingClient:
 
     def _parse_read(self, data: bytes, done: bool, state: _StreamState) -> int:
         """Full parse of a read, checking the fast path."""
-        if not _only_data_events(data):
-            return self._handle_lines(data.split(b"\n"), state)
         parts = data[5:-2].split(b"\n\ndata:")
         if done:
             parts.pop()
         try:
             events = _loads(b"[" + b",".join(parts) + b"]") if parts else []
         except ValueError:
-            self._disable_fast_path("an event was not valid JSON")
+            # A line that is not data (a comment, another field) lands inside a part
+            # and fails the parse too: that is a shape for the line path, not bad JSON.
+            if _only_data_events(data):
+                self._disable_fast_path("an event was not valid JSON")
             return self._handle_lines(data.split(b"\n"), state)  # names the bad event
         texts = self._scan_events(events, data, state)
         if self.fast_path_disabled is None and texts != self._count_text_keys(data):
@@ -627,7 +628,10 @@ class StreamingClient:
             return
         record.first_token_s = record.chunk_times_s[0]
         usage = state.usage or {}
-        record.prompt_tokens = _int_or(usage.get("prompt_tokens"), prompt.prompt_tokens)
+        prompt_tokens = usage.get("prompt_tokens")
+        record.prompt_tokens = (
+            prompt_tokens if isinstance(prompt_tokens, int) else prompt.prompt_tokens
+        )
         completion_tokens = usage.get("completion_tokens")
         if isinstance(completion_tokens, int):
             record.output_tokens, record.output_tokens_source = completion_tokens, "usage"
@@ -653,7 +657,3 @@ def _only_data_events(data: bytes) -> bool:
 
 _COMPLETION_TEXT_KEY = re.compile(rb'"text"\s*:\s*"(?!")')
 _CHAT_TEXT_KEY = re.compile(rb'"content"\s*:\s*"(?!")')
-
-
-def _int_or(value: object, default: int) -> int:
-    return value if isinstance(value, int) else default
