@@ -81,6 +81,8 @@ def saved(prefect_server: PrefectServer, workdir: Path) -> dict[str, object]:
     env = prefect_server.env(
         BUDCLUSTER_KEYS_DIR=str(workdir / "crypto-keys"),
         BUDCLUSTER_DATA_DIR=str(workdir / "data"),
+        # Explicit, so a store URL left in the environment by another test cannot win.
+        BUDCLUSTER_DATABASE_URL=f"sqlite:///{workdir / 'data' / 'budcluster.db'}",
     )
     outputs = []
     for args in (

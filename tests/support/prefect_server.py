@@ -91,6 +91,7 @@ def running_prefect_server(
         _wait_healthy(api_url, process, log_path, timeout_s)
         yield PrefectServer(api_url, home, db_path, log_path)
     finally:
+        _drain_client_services()
         os.killpg(process.pid, signal.SIGTERM)
         try:
             process.wait(timeout=20)
@@ -114,3 +115,17 @@ def _wait_healthy(
             pass
         time.sleep(0.5)
     raise RuntimeError(f"prefect server not healthy after {timeout_s}s:\n{log.read_text()[-3000:]}")
+
+
+def _drain_client_services() -> None:
+    """Send this process's queued events and logs while the server still runs.
+
+    Flows run in the test process queue events and logs for background workers; if the
+    server stops first, those workers retry against it at interpreter exit and the test
+    process never ends.
+    """
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    for service in (APILogWorker, EventsWorker):
+        service.drain_all(timeout=15, at_exit=False)
