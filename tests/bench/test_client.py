@@ -220,3 +220,34 @@ def test_endpoint_accepts_base_url_with_or_without_v1() -> None:
         ClientConfig("http://h:8000", "m", api="chat").endpoint
         == "http://h:8000/v1/chat/completions"
     )
+
+
+def test_on_uvloop_socket_reads_are_stamped_and_resume_calls_skip_the_stamp(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # uvloop keeps the data_received it found when it made the transport (the stamping
+    # one); aiohttp's own data_received(b"") calls, one per HTTP chunk it resumes
+    # parsing, must go straight to aiohttp. If uvloop stopped keeping it, no read would
+    # be stamped and this fails.
+    pytest.importorskip("uvloop")
+    from budcluster.bench.client import _ArrivalStampingHandler
+    from budcluster.bench.runner import run_on_fast_loop
+
+    reads: list[int] = []
+    stamping = _ArrivalStampingHandler.data_received
+
+    def counting(self: _ArrivalStampingHandler, data: bytes) -> None:
+        reads.append(len(data))
+        stamping(self, data)
+
+    monkeypatch.setattr(_ArrivalStampingHandler, "data_received", counting)
+
+    async def run() -> list[RequestRecord]:
+        async with StreamingServer(ServerBehaviour(chunks=16)) as server:
+            records, _ = await send_many(server.url, n=3)
+        return records
+
+    records = run_on_fast_loop(run())
+    assert [(r.error_kind, len(r.chunk_times_s)) for r in records] == [(None, 16)] * 3
+    assert len(reads) >= 3  # at least one socket read per response
+    assert 0 not in reads  # no resume call went through the stamping method
