@@ -11,10 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from prefect.settings import PREFECT_API_URL, temporary_settings
 
-from budcluster.settings import get_settings
-from tests.support.prefect_server import running_prefect_server
+from tests.support.flow_environment import flow_environment
 
 INVENTORY = """\
 all:
@@ -33,46 +31,19 @@ class MainJob:
     cluster: str = "this-machine"
 
 
-def _clear_caches() -> None:
-    from tasks._store import results_store
-
-    get_settings.cache_clear()
-    results_store.cache_clear()
-
-
 @pytest.fixture(scope="package")
 def main_job(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MainJob]:
     from blocks.hosts import HostInventory
-    from budcluster.crypto import init_keys
     from budcluster.demo_model import build_demo_model
     from budcluster.job_requests import RegisterClusterRequest
-    from budcluster.store.migrate import upgrade
     from flows.register_cluster import register_cluster
 
     workdir = tmp_path_factory.mktemp("main-job")
-    database_url = f"sqlite:///{workdir / 'data' / 'budcluster.db'}"
-    (workdir / "data").mkdir()
-    env = {
-        "BUDCLUSTER_KEYS_DIR": str(workdir / "crypto-keys"),
-        "BUDCLUSTER_DATA_DIR": str(workdir / "data"),
-        "BUDCLUSTER_DATABASE_URL": database_url,
-        "BUDCLUSTER_REPORTS_DIR": str(workdir / "reports"),
-        "BUDCLUSTER_HOSTS_STATE_DIR": str(workdir / "host-state"),
-    }
-    with (
-        pytest.MonkeyPatch.context() as patch,
-        running_prefect_server(workdir / "prefect") as server,
-    ):
-        for key, value in env.items():
-            patch.setenv(key, value)
-        _clear_caches()
-        with temporary_settings({PREFECT_API_URL: server.api_url}):
-            init_keys(workdir / "crypto-keys")
-            upgrade(database_url)
-            model = build_demo_model(workdir / "models" / "demo-tiny", "tiny", gguf=True)
-            HostInventory.from_inventory("this-machine", INVENTORY).save("this-machine")
-            register_cluster(
-                RegisterClusterRequest(name="this-machine", credentials_block="this-machine")
-            )
-            yield MainJob(workdir, model.path, database_url)
-        _clear_caches()
+    host_state = str(workdir / "host-state")
+    with flow_environment(workdir, BUDCLUSTER_HOSTS_STATE_DIR=host_state) as database_url:
+        model = build_demo_model(workdir / "models" / "demo-tiny", "tiny", gguf=True)
+        HostInventory.from_inventory("this-machine", INVENTORY).save("this-machine")
+        register_cluster(
+            RegisterClusterRequest(name="this-machine", credentials_block="this-machine")
+        )
+        yield MainJob(workdir, model.path, database_url)

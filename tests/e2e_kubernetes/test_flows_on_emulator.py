@@ -13,13 +13,12 @@ from typing import Any
 
 import pytest
 import yaml
-from prefect.settings import PREFECT_API_URL, temporary_settings
 from sqlalchemy import select
 
-from budcluster.settings import get_settings
 from tests.k8s_emulator.emulator import Emulator, start_emulator
 from tests.k8s_emulator.nodes import amx_cpu_node, gaudi2_node, h100_mig_node, h100_node
-from tests.support.prefect_server import free_port, running_prefect_server
+from tests.support.flow_environment import flow_environment
+from tests.support.prefect_server import free_port
 
 pytestmark = pytest.mark.e2e
 LLAMA_8B = Path(__file__).parents[1] / "fixtures" / "models" / "Llama-3.1-8B-Instruct"
@@ -33,13 +32,6 @@ class Platform:
     database_url: str
 
 
-def _clear_caches() -> None:
-    from tasks._store import results_store
-
-    get_settings.cache_clear()
-    results_store.cache_clear()
-
-
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     from moto.server import ThreadedMotoServer
@@ -47,11 +39,8 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     from blocks.kubeconfig import KubeconfigCredentials
     from blocks.s3 import S3Registry
     from budcluster.adapters.s3 import make_s3_client
-    from budcluster.crypto import init_keys
-    from budcluster.store.migrate import upgrade
 
     workdir = tmp_path_factory.mktemp("k8s-flows")
-    database_url = f"sqlite:///{workdir / 'budcluster.db'}"
     port = free_port()
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     moto.start()
@@ -60,43 +49,27 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
         flavour="kubernetes", nodes=[h100_node(), h100_mig_node(), gaudi2_node(), amx_cpu_node()]
     )
     openshift = start_emulator(flavour="openshift", nodes=[amx_cpu_node()])
-    env = {
-        "BUDCLUSTER_KEYS_DIR": str(workdir / "crypto-keys"),
-        "BUDCLUSTER_DATA_DIR": str(workdir / "data"),
-        "BUDCLUSTER_DATABASE_URL": database_url,
-        "BUDCLUSTER_REPORTS_DIR": str(workdir / "reports"),
-    }
     try:
-        with (
-            pytest.MonkeyPatch.context() as patch,
-            running_prefect_server(workdir / "prefect") as server,
-        ):
-            for key, value in env.items():
-                patch.setenv(key, value)
-            _clear_caches()
-            with temporary_settings({PREFECT_API_URL: server.api_url}):
-                init_keys(workdir / "crypto-keys")
-                upgrade(database_url)
-                s3 = make_s3_client(
-                    endpoint_url=endpoint,
-                    region="us-east-1",
-                    access_key_id=S3_ENV["AWS_ACCESS_KEY_ID"],
-                    secret_access_key=S3_ENV["AWS_SECRET_ACCESS_KEY"],
-                )
-                s3.create_bucket(Bucket="models")
-                s3.put_object(
-                    Bucket="models",
-                    Key="llama-8b/config.json",
-                    Body=(LLAMA_8B / "config.json").read_bytes(),
-                )
-                S3Registry.from_keys(
-                    "models", bucket="models", endpoint_url=endpoint, **_keys()
-                ).save("models")
-                for name, emu in (("lab-k8s", kube), ("lab-ocp", openshift)):
-                    text = yaml.safe_dump(emu.kubeconfig_dict())
-                    KubeconfigCredentials.from_kubeconfig(name, text).save(name)
-                yield Platform(kube, openshift, database_url)
-            _clear_caches()
+        with flow_environment(workdir) as database_url:
+            s3 = make_s3_client(
+                endpoint_url=endpoint,
+                region="us-east-1",
+                access_key_id=S3_ENV["AWS_ACCESS_KEY_ID"],
+                secret_access_key=S3_ENV["AWS_SECRET_ACCESS_KEY"],
+            )
+            s3.create_bucket(Bucket="models")
+            s3.put_object(
+                Bucket="models",
+                Key="llama-8b/config.json",
+                Body=(LLAMA_8B / "config.json").read_bytes(),
+            )
+            S3Registry.from_keys("models", bucket="models", endpoint_url=endpoint, **_keys()).save(
+                "models"
+            )
+            for name, emu in (("lab-k8s", kube), ("lab-ocp", openshift)):
+                text = yaml.safe_dump(emu.kubeconfig_dict())
+                KubeconfigCredentials.from_kubeconfig(name, text).save(name)
+            yield Platform(kube, openshift, database_url)
     finally:
         kube.stop()
         openshift.stop()
