@@ -26,6 +26,7 @@ from budcluster.adapters import helm
 from budcluster.adapters import kubernetes as kube
 from budcluster.endpoints import EndpointCheck, EndpointNotReady, EndpointWrongModel
 from budcluster.errors import BudClusterError, TemporaryError
+from budcluster.hardware.advertised_gpus import extend_to_advertised
 from budcluster.hardware.inventory import NodeInventory
 from budcluster.hardware.merge import merge_fragments
 from budcluster.hardware.node_labels import parse_node_labels
@@ -257,7 +258,12 @@ def node_state(node: Mapping[str, Any]) -> NodeState:
 def reconcile_node(
     collector_json: str | None, node: Mapping[str, Any], state: NodeState
 ) -> NodeInventory:
-    """The collector's report, gaps filled from NFD/GFD labels, checked against allocatable."""
+    """The collector's report, gaps filled from NFD/GFD labels, checked against allocatable.
+
+    GPUs the device plugin advertises beyond those the collector described are added from
+    the GFD labels when they agree (``budcluster.hardware.advertised_gpus``); any other
+    mismatch is only noted.
+    """
     labels = {str(k): str(v) for k, v in (node["metadata"].get("labels") or {}).items()}
     fragments: list[dict[str, Any]] = []
     notes = state.notes()
@@ -268,13 +274,20 @@ def reconcile_node(
             notes.append("kubernetes: the collector's ConfigMap is not JSON; labels only")
     else:
         notes.append("kubernetes: no collector report for this node; labels only")
-    fragments.append(parse_node_labels(labels, origin=f"node {state.name} labels"))
+    from_labels = parse_node_labels(labels, origin=f"node {state.name} labels")
+    fragments.append(from_labels)
     merged = merge_fragments(*fragments)
     merged["node_name"] = state.name
     inventory = NodeInventory.from_fragment(merged)
+    allocatable_gpus = _count(state.allocatable.get(GPU_RESOURCE))
+    advertised = extend_to_advertised(
+        inventory, labels, (from_labels.get("nvidia") or {}).get("gpus") or [], allocatable_gpus
+    )
+    inventory = advertised.inventory
+    if advertised.note:
+        notes.append(f"kubernetes: {advertised.note}")
     gpus = len(inventory.nvidia.gpus) if inventory.nvidia else 0
     migs = sum(len(g.mig_devices) for g in inventory.nvidia.gpus) if inventory.nvidia else 0
-    allocatable_gpus = _count(state.allocatable.get(GPU_RESOURCE))
     if allocatable_gpus is not None and allocatable_gpus not in (gpus, migs):
         notes.append(
             f"kubernetes: allocatable {GPU_RESOURCE}={allocatable_gpus} but the node reports "

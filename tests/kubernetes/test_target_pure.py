@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from budcluster.hardware.nvidia_text import parse_nvidia_smi_capture
 from budcluster.targets.base import ClusterTarget, RuntimeState
 from budcluster.targets.kubernetes import (
     KubernetesTarget,
@@ -119,6 +120,32 @@ def test_reconcile_fills_gaps_from_real_gfd_labels_and_flags_allocatable() -> No
         "allocatable nvidia.com/gpu=4 but the node reports 1 GPUs" in n for n in inventory.notes
     )
     assert "kubernetes: ready=true schedulable=true" in inventory.notes
+
+
+def test_reconcile_takes_advertised_gpus_from_agreeing_labels() -> None:
+    hw = hardware_fixtures_dir()
+    labels = json.loads(
+        (
+            hw / "k8s-node-labels" / "nfd-gfd_h100-80gb-hbm3_amd-epyc-milan_mig-node-labels.json"
+        ).read_text()
+    )
+    labels["nvidia.com/gpu.count"] = "8"
+    node = _node(
+        labels,
+        conditions=[{"type": "Ready", "status": "True"}],
+        allocatable={"nvidia.com/gpu": "8"},
+    )
+    collector = parse_nvidia_smi_capture(
+        (
+            hw / "nvidia-smi-captures" / "linux-x86_64__nvidia-h100-80gb-hbm3__590.48.01.txt"
+        ).read_text(),
+        "nvidia-smi",
+    )
+    inventory = reconcile_node(json.dumps(collector), node, node_state(node))
+    assert inventory.nvidia is not None and len(inventory.nvidia.gpus) == 8
+    assert any(n.startswith("kubernetes: GPUs 1-7 come from node labels") for n in inventory.notes)
+    # The counts now agree, so there is no mismatch to flag.
+    assert not any("but the node reports" in n for n in inventory.notes)
 
 
 def test_reconcile_without_a_report_says_so() -> None:
