@@ -1,6 +1,8 @@
-"""The flows on a Kubernetes cluster (the API emulator): register, detect, deploy a TP-2
-model onto the right node through its Service, keep the revision, tear it down, and a
-rollout that crashes ending failed with its log and nothing left behind.
+"""The flows on a Kubernetes cluster (the API emulator): register both flavours; detect
+the nodes (the 8-GPU H100 node counted from its device plugin and GFD labels); deploy
+Llama 3.1 70B, which needs TP 2, onto that node with 2 GPUs, ready through its Service,
+with its revision kept, then tear it down leaving nothing; a rollout that crashes ending
+failed with its log and nothing left behind; node health.
 """
 
 from __future__ import annotations
@@ -21,7 +23,10 @@ from tests.support.flow_environment import flow_environment
 from tests.support.prefect_server import free_port
 
 pytestmark = pytest.mark.e2e
-LLAMA_8B = Path(__file__).parents[1] / "fixtures" / "models" / "Llama-3.1-8B-Instruct"
+MODELS = Path(__file__).parents[1] / "fixtures" / "models"
+LLAMA_8B = MODELS / "Llama-3.1-8B-Instruct"
+LLAMA_70B = MODELS / "Llama-3.1-70B-Instruct"
+LLAMA_70B_URI = "s3://models/llama-70b"
 S3_ENV = {"AWS_ACCESS_KEY_ID": "e2e-id", "AWS_SECRET_ACCESS_KEY": "e2e-secret"}
 
 
@@ -58,11 +63,11 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
                 secret_access_key=S3_ENV["AWS_SECRET_ACCESS_KEY"],
             )
             s3.create_bucket(Bucket="models")
-            s3.put_object(
-                Bucket="models",
-                Key="llama-8b/config.json",
-                Body=(LLAMA_8B / "config.json").read_bytes(),
-            )
+            for prefix, model in (("llama-8b", LLAMA_8B), ("llama-70b", LLAMA_70B)):
+                for file in sorted(model.iterdir()):
+                    s3.put_object(
+                        Bucket="models", Key=f"{prefix}/{file.name}", Body=file.read_bytes()
+                    )
             S3Registry.from_keys("models", bucket="models", endpoint_url=endpoint, **_keys()).save(
                 "models"
             )
@@ -133,18 +138,25 @@ def test_detect_nodes_finds_each_accelerator(platform: Platform) -> None:
     from flows.detect_nodes import detect_nodes
 
     inventories = {inv.node_name: inv for inv in detect_nodes("lab-k8s")}
-    # The collector's capture machine has one H100; the node advertises 8 through its
-    # device plugin. The inventory keeps what the collector saw and notes the difference.
+    # The collector's capture machine has one H100; the node's device plugin advertises 8
+    # and GPU Feature Discovery labels 8 of the same product, so the other 7 come from the
+    # labels, and a note says which.
     h100 = inventories["gpu-h100-0"]
-    assert h100.nvidia is not None and h100.nvidia.gpus[0].product == "NVIDIA H100 80GB HBM3"
-    assert any("allocatable nvidia.com/gpu=8" in note for note in h100.notes)
+    assert h100.nvidia is not None
+    gpus = h100.nvidia.gpus
+    assert [g.index for g in gpus] == list(range(8))
+    assert {g.product for g in gpus} == {"NVIDIA H100 80GB HBM3"}
+    assert gpus[0].source != "node-labels" and {g.source for g in gpus[1:]} == {"node-labels"}
+    assert any(n.startswith("kubernetes: GPUs 1-7 come from node labels") for n in h100.notes)
+    assert not any("but the node reports" in note for note in h100.notes)
     mig = inventories["gpu-h100-mig-0"].nvidia.gpus[0]  # type: ignore[union-attr]
     assert mig.mig_mode == "enabled" and len(mig.mig_devices) == 4
+    assert len(inventories["gpu-h100-mig-0"].nvidia.gpus) == 1  # type: ignore[union-attr]
     assert len(inventories["gaudi2-0"].gaudi.devices) == 8  # type: ignore[union-attr]
     assert "amx_bf16" in inventories["cpu-amx-0"].cpu.isa_flags  # type: ignore[union-attr]
 
 
-def test_deploy_serves_through_its_service_keeps_its_revision_and_tears_down(
+def test_a_tp2_model_deploys_onto_the_h100_node_serves_and_tears_down(
     platform: Platform,
 ) -> None:
     from budcluster.job_requests import TeardownRequest
@@ -153,26 +165,36 @@ def test_deploy_serves_through_its_service_keeps_its_revision_and_tears_down(
     from flows.deploy_model import deploy_model
     from flows.teardown_deployment import teardown_deployment
 
-    outcome = deploy_model(_deploy_request("llama-8b"))
+    # Llama 3.1 70B with one 8k sequence: 2 H100s hold its weights and KV cache.
+    outcome = deploy_model(
+        _deploy_request("llama-70b", model={"uri": LLAMA_70B_URI, "registry_block": "models"})
+    )
     plan = outcome["plan"]
-    node = plan["placements"][0]["node_name"]
-    assert node in ("gpu-h100-0", "gpu-h100-mig-0")
+    assert plan["tensor_parallel_size"] == 2
+    assert {p["node_name"] for p in plan["placements"]} == {"gpu-h100-0"}
+    # Replicas fill the node: 8 GPUs // TP 2. Each pod gets its 2 GPUs and runs TP 2.
     runtime_pods = [
         p
         for p in platform.emulator.objects("pods")
-        if p["spec"].get("nodeName") == node
-        and any("vllm" in c["image"] for c in p["spec"]["containers"])
+        if p["metadata"]["labels"].get("app.kubernetes.io/instance", "").startswith("rt-llama-70b")
     ]
-    assert runtime_pods, "no runtime pod on the planned node"
-    limits = runtime_pods[0]["spec"]["containers"][0]["resources"]["limits"]
-    for resource, quantity in plan["resources"]["limits"].items():
-        if resource.startswith("nvidia.com/"):
-            assert limits[resource] == quantity
+    assert len(runtime_pods) == plan["replicas"] >= 1
+    for pod in runtime_pods:
+        assert pod["spec"]["nodeName"] == "gpu-h100-0"
+        container = pod["spec"]["containers"][0]
+        assert container["resources"]["limits"]["nvidia.com/gpu"] == "2"
+        args = container["args"]
+        assert args[args.index("--tensor-parallel-size") + 1] == "2"
+        assert any(
+            c.get("type") == "Ready" and c.get("status") == "True"
+            for c in pod["status"]["conditions"]
+        )
     store = Store(platform.database_url)
     try:
         with store.session() as session:
-            row = session.scalar(select(Deployment).where(Deployment.name == "llama-8b"))
+            row = session.scalar(select(Deployment).where(Deployment.name == "llama-70b"))
             assert row is not None and row.status.value == "ready"
+            assert row.endpoint_url == outcome["endpoint_url"]
             revisions = list(
                 session.scalars(
                     select(DeploymentRevision).where(DeploymentRevision.deployment_id == row.id)
@@ -182,14 +204,21 @@ def test_deploy_serves_through_its_service_keeps_its_revision_and_tears_down(
     finally:
         store.dispose()
     assert (
-        teardown_deployment(TeardownRequest(cluster="lab-k8s", deployment="llama-8b")) == "deleted"
+        teardown_deployment(TeardownRequest(cluster="lab-k8s", deployment="llama-70b")) == "deleted"
     )
     left = [
         o
-        for o in platform.emulator.objects("deployments", "apps")
-        if "llama-8b" in o["metadata"]["name"]
+        for kind, group in (
+            ("deployments", "apps"),
+            ("services", ""),
+            ("pods", ""),
+            ("poddisruptionbudgets", "policy"),
+        )
+        for o in platform.emulator.objects(kind, group)
+        if o["metadata"]["name"].startswith("rt-llama-70b")
     ]
-    assert not left
+    # The runtime's release is gone; the model's (PVC, finished transfer Job) stays cached.
+    assert not left, [o["metadata"]["name"] for o in left]
 
 
 def test_a_crashing_rollout_fails_with_its_log_and_is_removed(platform: Platform) -> None:
