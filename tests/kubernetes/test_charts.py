@@ -318,3 +318,33 @@ def test_litellm_config_lists_every_endpoint() -> None:
 def test_litellm_refuses_an_endpoint_without_a_url() -> None:
     with pytest.raises(HelmRenderError, match="apiBase"):
         render("litellm_container", {"endpoints": [{"modelName": "m", "model": "m"}]})
+
+
+def test_litellm_marks_its_deployment_with_the_published_config_hash() -> None:
+    from budcluster.gateway import GatewayRoute, config_hash, gateway_values
+
+    routes = [GatewayRoute("llama-8b", "llama-8b", "http://rt-a.bud-x.svc:8000/v1")]
+    values = gateway_values(routes)
+    digest = config_hash(values)
+    objects = render("litellm_container", {**values, "configHash": digest})
+    validate_all(objects)
+    deployment = by_kind(objects, "Deployment")[0]
+    assert deployment["metadata"]["annotations"] == {"budcluster.io/config-hash": digest}
+    # The pod template's own checksum rolls the pods when the LiteLLM config changes.
+    template = deployment["spec"]["template"]["metadata"]["annotations"]
+    other = render(
+        "litellm_container",
+        gateway_values([*routes, GatewayRoute("m2", "m2", "http://rt-b.bud-x.svc:8000/v1")]),
+    )
+    other_template = by_kind(other, "Deployment")[0]["spec"]["template"]["metadata"]
+    assert (
+        template["budcluster.io/config-sha"]
+        != other_template["annotations"]["budcluster.io/config-sha"]
+    )
+    # Without a hash (helm install by hand) there is no annotation at all.
+    assert "annotations" not in by_kind(other, "Deployment")[0]["metadata"]
+
+
+def test_litellm_refuses_a_hash_that_is_not_hex() -> None:
+    with pytest.raises(HelmRenderError, match="configHash"):
+        render("litellm_container", {"configHash": "not hex!"})
