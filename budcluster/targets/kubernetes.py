@@ -15,7 +15,7 @@ import json
 import re
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from budcluster.adapters import helm
 from budcluster.adapters import kubernetes as kube
 from budcluster.endpoints import EndpointCheck, EndpointNotReady, EndpointWrongModel
 from budcluster.errors import BudClusterError, TemporaryError
+from budcluster.gateway import GatewayCheck, GatewayRoute, listed_models, missing_routes
 from budcluster.hardware.advertised_gpus import extend_to_advertised
 from budcluster.hardware.inventory import NodeInventory
 from budcluster.hardware.merge import merge_fragments
@@ -680,6 +681,25 @@ class KubernetesTarget:
                 return str(condition["type"])
         return None
 
+    def apply_release(
+        self, chart: str, values: Mapping[str, Any], release: str, namespace: str
+    ) -> list[dict[str, Any]]:
+        """Render ``chart`` with ``values`` as ``release`` in ``namespace`` (created when
+        missing) and apply every object under the release label.
+
+        Returns the applied objects as rendered, release label included; they are also
+        ``last_manifests``. Keep them (store, artifact): they are what ``rollback`` and
+        ``delete`` work from.
+        """
+        objects = self._render(chart, values, release, namespace)
+        try:
+            self._ensure_namespace(namespace)
+            kube.apply_objects(self._api, objects, release, timeout_s=self._timeouts.api_s)
+        except kube.KubernetesError as exc:
+            raise _wrap(exc, f"apply {chart} as release {release} in {namespace}") from exc
+        self.last_manifests = [kube.with_release_label(o, release) for o in objects]
+        return list(self.last_manifests)
+
     def roll_out(self, spec: RolloutSpec) -> RuntimeStatus:
         namespace, claim, subdir = parse_pvc_path(spec.model_path)
         release = release_for(spec.deployment_name)
@@ -691,12 +711,9 @@ class KubernetesTarget:
                 openshift=self._is_openshift(),
                 tolerations=self._tolerations,
             )
-            objects = self._render("bud_runtime_container", values, release, namespace)
-            self._ensure_namespace(namespace)
-            kube.apply_objects(self._api, objects, release, timeout_s=self._timeouts.api_s)
         except kube.KubernetesError as exc:
             raise _wrap(exc, f"roll out {spec.deployment_name}") from exc
-        self.last_manifests = [kube.with_release_label(o, release) for o in objects]
+        self.apply_release("bud_runtime_container", values, release, namespace)
         return RuntimeStatus(
             state=RuntimeState.STARTING,
             endpoint_url=f"http://{release}.{namespace}.svc:{spec.port}",
@@ -775,20 +792,61 @@ class KubernetesTarget:
         self, deployment_name: str, timeout_s: float | None = None
     ) -> RuntimeStatus:
         """Watch the release's pods until it runs or fails (a reason is known) or time runs out."""
-        release = release_for(deployment_name)
         try:
             found = self._find(deployment_name)
-            if found is None:
+        except kube.KubernetesError as exc:
+            raise _wrap(exc, f"wait for {deployment_name}") from exc
+        if found is None:
+            return RuntimeStatus(state=RuntimeState.ABSENT)
+        return self.wait_for_release(
+            found[0], release_for(deployment_name), timeout_s, what=f"deployment {deployment_name}"
+        )
+
+    def release_deployment(self, namespace: str, release: str) -> dict[str, Any] | None:
+        """The release's Deployment as the API server has it now, or None."""
+        try:
+            items, _ = kube.list_objects(
+                self._api,
+                "Deployment",
+                namespace,
+                label_selector=f"{kube.RELEASE_LABEL}={release}",
+                timeout_s=self._timeouts.api_s,
+            )
+        except kube.KubernetesNotFound:
+            return None  # the namespace does not exist (yet)
+        except kube.KubernetesError as exc:
+            raise _wrap(exc, f"find the Deployment of release {release}") from exc
+        return items[0] if items else None
+
+    def release_status(self, namespace: str, release: str) -> RuntimeStatus:
+        """State, reason and log tail of the release's Deployment (any chart's)."""
+        deployment = self.release_deployment(namespace, release)
+        if deployment is None:
+            return RuntimeStatus(state=RuntimeState.ABSENT)
+        try:
+            return self._status_in(namespace, release, deployment)
+        except kube.KubernetesError as exc:
+            raise _wrap(exc, f"status of release {release}") from exc
+
+    def wait_for_release(
+        self, namespace: str, release: str, timeout_s: float | None = None, *, what: str = ""
+    ) -> RuntimeStatus:
+        """Watch the release's pods until its Deployment runs or fails or time runs out.
+
+        RUNNING means the rollout is complete (``rollout_complete``); FAILED carries the
+        reason from the pods and their events. Raises KubernetesTargetTemporary when
+        ``timeout_s`` (default ``KubernetesTimeouts.ready_s``) passes first.
+        """
+        what = what or f"release {release}"
+
+        def settled(_pods: list[dict[str, Any]]) -> RuntimeStatus | None:
+            current = self.release_deployment(namespace, release)
+            if current is None:
                 return RuntimeStatus(state=RuntimeState.ABSENT)
-            namespace, _ = found
+            status = self._status_in(namespace, release, current)
+            return status if status.state is not RuntimeState.STARTING else None
 
-            def settled(_pods: list[dict[str, Any]]) -> RuntimeStatus | None:
-                current = self._find(deployment_name)
-                if current is None:
-                    return RuntimeStatus(state=RuntimeState.ABSENT)
-                status = self._status_in(namespace, release, current[1])
-                return status if status.state is not RuntimeState.STARTING else None
-
+        try:
             return kube.wait_for(
                 self._api,
                 "Pod",
@@ -796,11 +854,11 @@ class KubernetesTarget:
                 settled,
                 label_selector=f"app.kubernetes.io/instance={release}",
                 timeout_s=timeout_s or self._timeouts.ready_s,
-                what=f"deployment {deployment_name} ready",
+                what=f"{what} ready",
                 resync_s=self._timeouts.resync_s,
             )
         except kube.KubernetesError as exc:
-            raise _wrap(exc, f"wait for {deployment_name}") from exc
+            raise _wrap(exc, f"wait for {what}") from exc
 
     def verify_endpoint(
         self, deployment_name: str, served_model_name: str, timeout_s: float
@@ -854,6 +912,57 @@ class KubernetesTarget:
                 )
             # A runtime that dies while the checks wait fails now, with its reason.
             _raise_unless_serving(deployment_name, self.status(deployment_name), starting=True)
+            time.sleep(max(0.0, min(self._timeouts.endpoint_poll_s, deadline - time.monotonic())))
+
+    def verify_gateway(
+        self,
+        namespace: str,
+        release: str,
+        routes: Sequence[GatewayRoute],
+        timeout_s: float,
+        *,
+        master_key: bool = False,
+    ) -> GatewayCheck:
+        """Wait until the gateway's rollout is complete, then prove it routes through its
+        Service (the API server's service proxy, as ``verify_endpoint``):
+        ``/health/liveliness`` answers 200, ``/v1/models`` lists every routed model, and a
+        one-token completion of each routed model returns, so every ``api_base`` reaches
+        its runtime.
+
+        With ``master_key`` the routes cannot be called: the API server's proxy passes no
+        client credentials, so ``/v1/models`` must answer 401 (the key is enforced) and
+        ``routes_checked`` is False. Raises KubernetesRuntimeFailed when the gateway's pods
+        fail; EndpointNotReady when the checks do not pass within ``timeout_s``.
+        """
+        started = time.monotonic()
+        deadline = started + timeout_s
+        what = f"gateway {release} in {namespace}"
+        try:
+            settled = self.wait_for_release(namespace, release, timeout_s, what=what)
+        except KubernetesTargetTemporary as exc:
+            raise EndpointNotReady(
+                f"{what} did not become ready within {timeout_s:.0f} s: {exc}"
+            ) from exc
+        _raise_unless_serving(what, settled)
+        try:
+            port = self._service_port(namespace, release)
+        except kube.KubernetesError as exc:
+            raise _wrap(exc, f"find the Service of {what}") from exc
+        probe = _ServiceProbe(self._api, namespace, release, port)
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                check = probe.gateway_check(
+                    routes, master_key, max(1.0, min(self._timeouts.api_s, left))
+                )
+            except EndpointNotReady as exc:
+                if left <= 0:
+                    raise EndpointNotReady(
+                        f"{what} did not route through its Service within {timeout_s:.0f} s: {exc}"
+                    ) from exc
+            else:
+                return replace(check, seconds_waited=time.monotonic() - started)
+            _raise_unless_serving(what, self.release_status(namespace, release), starting=True)
             time.sleep(max(0.0, min(self._timeouts.endpoint_poll_s, deadline - time.monotonic())))
 
     def _service_port(self, namespace: str, release: str) -> str:
@@ -1012,6 +1121,55 @@ class _ServiceProbe:
         if tokens < 1 and not text:
             raise EndpointNotReady(f"{where} answered a completion with no tokens: {answer!r:.200}")
         return served, tokens, text
+
+    def gateway_check(
+        self, routes: Sequence[GatewayRoute], master_key: bool, timeout_s: float
+    ) -> GatewayCheck:
+        """One pass of the gateway checks; raises EndpointNotReady when one fails."""
+        where = f"{self._namespace}/{self._service}:{self._port}"
+        alive = self._call("GET", "health/liveliness", timeout_s)
+        if alive.status != 200:
+            raise EndpointNotReady(
+                f"{where} /health/liveliness answered {alive.status}: {alive.excerpt()}"
+            )
+        models = self._call("GET", "v1/models", timeout_s)
+        if master_key:
+            if models.status != 401:
+                raise EndpointNotReady(
+                    f"{where} /v1/models answered {models.status} without a key, not 401: is "
+                    f"the master key Secret set? {models.excerpt()}"
+                )
+            return GatewayCheck(self.base_url, [], routes_checked=False)
+        if models.status == 401:
+            raise KubernetesTargetError(
+                f"{where} asks for a key, but no master key Secret was given; name it in "
+                "master_key_secret"
+            )
+        listing = models.json() if models.status == 200 else None
+        if not isinstance(listing, dict):
+            raise EndpointNotReady(
+                f"{where} /v1/models answered {models.status}: {models.excerpt()}"
+            )
+        missing = missing_routes(listing, routes)
+        if missing:
+            raise EndpointNotReady(
+                f"{where} /v1/models lists {listed_models(listing)}, not {missing}"
+            )
+        tokens: dict[str, int] = {}
+        for name in sorted({r.model_name for r in routes}):
+            answer = self._call(
+                "POST",
+                "v1/completions",
+                timeout_s,
+                {"model": name, "prompt": "Hello", "max_tokens": 1},
+            )
+            body = answer.json() if answer.status == 200 else None
+            if not isinstance(body, dict) or not body.get("choices"):
+                raise EndpointNotReady(
+                    f"{where} could not complete with {name!r}: {answer.status} {answer.excerpt()}"
+                )
+            tokens[name] = int((body.get("usage") or {}).get("completion_tokens") or 0)
+        return GatewayCheck(self.base_url, listed_models(listing), tokens)
 
 
 def _progress_payload(maps: Sequence[Mapping[str, Any]]) -> dict[str, Any]:

@@ -22,9 +22,10 @@ from budcluster.hardware.nvidia_text import parse_nvidia_smi_capture
 from tests.k8s_emulator.errors import ApiError
 from tests.k8s_emulator.events import record_event
 from tests.k8s_emulator.faults import Fault
+from tests.k8s_emulator.litellm_http import SimulatedLiteLLM, is_litellm
 from tests.k8s_emulator.nodes import NodeSpec, hardware_fixtures_dir
 from tests.k8s_emulator.quantity import parse_quantity
-from tests.k8s_emulator.runtime_http import SimulatedEngine
+from tests.k8s_emulator.runtime_http import HttpAnswer, SimulatedEngine
 from tests.k8s_emulator.scheduler import TERMINAL
 from tests.k8s_emulator.store import now_iso
 
@@ -61,6 +62,8 @@ class PodRuntime:
     logs: dict[str, list[str]] = field(default_factory=dict)
     previous_logs: dict[str, list[str]] = field(default_factory=dict)
     waiting: dict[str, str] = field(default_factory=dict)  # container -> reason
+    files: dict[str, dict[str, str]] = field(default_factory=dict)
+    """container -> {path: text} of its ConfigMap volumes, read when it started."""
 
 
 def _has_label(pod: Obj, label: tuple[str, str]) -> bool:
@@ -145,6 +148,39 @@ class Kubelet:
     def _node(self, name: str) -> tuple[NodeSpec | None, Obj | None]:
         node = self.cluster.store.find(self.cluster.registry.get("nodes"), None, name)
         return self.cluster.node_specs.get(name), node
+
+    def files(self, pod: Obj, container: str) -> dict[str, str]:
+        """The files the container's ConfigMap volumes held when it started."""
+        runtime = self.pods.get(pod["metadata"]["uid"])
+        return dict(runtime.files.get(container, {})) if runtime is not None else {}
+
+    def _configmap_files(self, pod: Obj, container: Obj) -> dict[str, str]:
+        """Path -> text of every ConfigMap volume mounted into ``container``, as the
+        kubelet projects them: one file per key (or per ``items`` entry) under the
+        mountPath, or the one key named by ``subPath``. A missing ConfigMap gives no files
+        (the real kubelet would hold the pod in ContainerCreating with FailedMount)."""
+        volumes = {v.get("name"): v for v in pod["spec"].get("volumes") or []}
+        cm_rt = self.cluster.registry.get("configmaps")
+        files: dict[str, str] = {}
+        for mount in container.get("volumeMounts") or []:
+            source = (volumes.get(mount.get("name")) or {}).get("configMap")
+            if not source:
+                continue
+            live = self.cluster.store.find(cm_rt, pod["metadata"]["namespace"], source["name"])
+            data = dict((live or {}).get("data") or {})
+            items = source.get("items")
+            projected = (
+                {i["path"]: data[i["key"]] for i in items if i.get("key") in data}
+                if items
+                else data
+            )
+            base = str(mount["mountPath"]).rstrip("/")
+            if mount.get("subPath"):
+                if mount["subPath"] in projected:
+                    files[base] = projected[mount["subPath"]]
+                continue
+            files.update({f"{base}/{path}": text for path, text in projected.items()})
+        return files
 
     def logs(self, pod: Obj, container: str, previous: bool = False) -> list[str]:
         runtime = self.pods.get(pod["metadata"]["uid"])
@@ -363,6 +399,7 @@ class Kubelet:
                 )
             self._event(pod, "Created", f"Created container: {name}", container=name)
             self._event(pod, "Started", f"Started container {name}", container=name)
+            runtime.files[name] = self._configmap_files(pod, container)
             runtime.logs[name] = self._startup_log(pod, container)
         if fault is not None and fault.kind in ("CrashLoopBackOff", "OOMKilled"):
             for name in runtime.logs:
@@ -378,6 +415,18 @@ class Kubelet:
             lines.append("node-info-collector: collecting inventory")
         elif _has_label(pod, TRANSFER_LABEL):
             lines.append("model-transfer: starting")
+        elif is_litellm(container):
+            runtime = self.pods[pod["metadata"]["uid"]]
+            proxy = SimulatedLiteLLM.of(
+                container, runtime.files.get(container["name"], {}), _no_forward
+            )
+            lines += [
+                f"LiteLLM: Proxy initialized with Config, Set models: {proxy.model_names}",
+                "INFO:     Started server process [1]",
+                "INFO:     Waiting for application startup.",
+                "INFO:     Application startup complete.",
+                f"INFO:     Uvicorn running on http://0.0.0.0:{proxy.port} (Press CTRL+C to quit)",
+            ]
         else:
             engine = SimulatedEngine.of(container)
             names = ", ".join(engine.served_names)
@@ -409,6 +458,8 @@ class Kubelet:
             runtime.previous_logs[name] = list(runtime.logs.get(name, []))
             if oom:
                 runtime.previous_logs[name].append("Killed")
+            # A restarted container sees its ConfigMap volumes as they are now.
+            runtime.files[name] = self._configmap_files(pod, container)
             runtime.logs[name] = self._startup_log(pod, container) + fault.log.splitlines()
             backoff = min(300, 10 * 2**runtime.restarts)
             statuses.append(
@@ -637,6 +688,10 @@ class Kubelet:
             new["metadata"].setdefault("labels", {}).update(labels)
             new["data"] = data
             store.write(cm_rt, new)
+
+
+def _no_forward(url: str, _method: str, _body: bytes) -> HttpAnswer:
+    raise ConnectionError(f"the startup log does not dial {url}")
 
 
 def _job_uid(pod: Obj) -> str:

@@ -38,7 +38,7 @@ def _json(status: int, body: Any) -> HttpAnswer:
     return HttpAnswer(status, json.dumps(body).encode())
 
 
-def _flag_values(args: Sequence[str], flags: Sequence[str]) -> list[str]:
+def flag_values(args: Sequence[str], flags: Sequence[str]) -> list[str]:
     """Values of the last of ``flags`` given (argparse keeps the last): one, or several up to
     the next flag (nargs='+')."""
     for index in range(len(args) - 1, -1, -1):
@@ -73,17 +73,17 @@ class SimulatedEngine:
         llama = ("llama" in image and "vllm" not in image) or any(
             a in ("-m", "--alias", "-a") or a.endswith("llama-server") for a in args
         )
-        ports = _flag_values(args, ("--port",))
+        ports = flag_values(args, ("--port",))
         if llama:
-            model = (_flag_values(args, ("-m", "--model")) or ["models/7B/ggml-model-f16.gguf"])[0]
-            names = _flag_values(args, ("--alias", "-a"))[:1] or [model]
+            model = (flag_values(args, ("-m", "--model")) or ["models/7B/ggml-model-f16.gguf"])[0]
+            names = flag_values(args, ("--alias", "-a"))[:1] or [model]
             default_port = LLAMA_CPP_DEFAULT_PORT
         else:
             positional = (
                 args[args.index("serve") + 1 : args.index("serve") + 2] if "serve" in args else []
             )
-            model = (_flag_values(args, ("--model",)) or positional or [VLLM_DEFAULT_MODEL])[0]
-            names = _flag_values(args, ("--served-model-name",)) or [model]
+            model = (flag_values(args, ("--model",)) or positional or [VLLM_DEFAULT_MODEL])[0]
+            names = flag_values(args, ("--served-model-name",)) or [model]
             default_port = VLLM_DEFAULT_PORT
         port = int(ports[0]) if ports and ports[0].isdigit() else default_port
         return cls("llama.cpp" if llama else "vllm", port, names, model)
@@ -234,12 +234,3 @@ class SimulatedEngine:
             }
         ]
         return _json(200, answer)
-
-
-def engine_listening_on(pod: Obj, port: int) -> SimulatedEngine | None:
-    """The simulated engine of the pod's container that listens on ``port``, if any."""
-    for container in pod["spec"].get("containers") or []:
-        engine = SimulatedEngine.of(container)
-        if engine.port == port:
-            return engine
-    return None

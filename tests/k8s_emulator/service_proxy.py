@@ -7,23 +7,30 @@ endpoints are the Service's selected pods that are Ready (or all of them with
 ports as the endpoints controller does; none gives 503 ``no endpoints available for service
 "x"``. A random ready address is dialled; a refused dial is 503 ``error trying to reach
 service: dial tcp ...``. Otherwise the method, path, query and body go to the pod's simulated
-engine (``runtime_http``) and its status and body come back as they are.
+server (an inference engine, ``runtime_http``, or a LiteLLM proxy, ``litellm_http``) and its
+status and body come back as they are.
+
+``dial_url`` is the same resolution as a pod inside the cluster sees it (cluster DNS and
+kube-proxy): what the simulated LiteLLM proxy uses to reach the runtimes it routes to.
 """
 
 from __future__ import annotations
 
 import random
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from tests.k8s_emulator.errors import ApiError, bad_request, not_found
 from tests.k8s_emulator.kubelet import COLLECTOR_LABEL, TRANSFER_LABEL, is_terminal
-from tests.k8s_emulator.runtime_http import HttpAnswer, engine_listening_on
+from tests.k8s_emulator.litellm_http import SimulatedLiteLLM, is_litellm
+from tests.k8s_emulator.runtime_http import HttpAnswer, SimulatedEngine
 from tests.k8s_emulator.selectors import labels_match, selector_from_object
 
 if TYPE_CHECKING:
     from tests.k8s_emulator.cluster import Cluster
 
 Obj = dict[str, Any]
+SimulatedServer = SimulatedEngine | SimulatedLiteLLM
 
 
 def _unavailable(message: str) -> ApiError:
@@ -95,13 +102,44 @@ def endpoints(cluster: Cluster, service: Obj, port_name: str) -> list[tuple[Obj,
     return found
 
 
-def _dial(pod: Obj, port: int, scheme: str, method: str, path: str, body: bytes) -> HttpAnswer:
-    address = f"{pod['status']['podIP']}:{port}"
+def server_on(cluster: Cluster, pod: Obj, port: int) -> SimulatedServer | None:
+    """The simulated server of the pod's container that listens on ``port``, if any: a
+    LiteLLM proxy for a LiteLLM image (its config read from the files the container
+    started with), else an inference engine. Collector and transfer pods serve nothing."""
     labels = pod["metadata"].get("labels") or {}
-    serves = not any(labels.get(k) == v for k, v in (COLLECTOR_LABEL, TRANSFER_LABEL))
-    engine = engine_listening_on(pod, port) if serves else None
-    ready = _pod_ready(pod)
-    if engine is None or not engine.accepts_connections(ready):
+    if any(labels.get(k) == v for k, v in (COLLECTOR_LABEL, TRANSFER_LABEL)):
+        return None
+    namespace = pod["metadata"]["namespace"]
+    for container in pod["spec"].get("containers") or []:
+        server: SimulatedServer
+        if is_litellm(container):
+            files = cluster.kubelet.files(pod, container["name"])
+
+            def forward(url: str, method: str, body: bytes) -> HttpAnswer:
+                return dial_url(cluster, url, method, body, from_namespace=namespace)
+
+            server = SimulatedLiteLLM.of(container, files, forward)
+        else:
+            server = SimulatedEngine.of(container)
+        if server.port == port:
+            return server
+    return None
+
+
+def _connect(cluster: Cluster, pod: Obj, port: int) -> SimulatedServer | None:
+    """The server that accepts a TCP connection to the pod's port; None: refused."""
+    server = server_on(cluster, pod, port)
+    if server is None or not server.accepts_connections(_pod_ready(pod)):
+        return None
+    return server
+
+
+def _dial(
+    cluster: Cluster, pod: Obj, port: int, scheme: str, method: str, path: str, body: bytes
+) -> HttpAnswer:
+    address = f"{pod['status']['podIP']}:{port}"
+    server = _connect(cluster, pod, port)
+    if server is None:
         raise _unavailable(
             f"error trying to reach service: dial tcp {address}: connect: connection refused"
         )
@@ -109,7 +147,46 @@ def _dial(pod: Obj, port: int, scheme: str, method: str, path: str, body: bytes)
         raise _unavailable(
             "error trying to reach service: tls: first record does not look like a TLS handshake"
         )
-    return engine.answer(method, path, body, ready)
+    return server.answer(method, path, body, _pod_ready(pod))
+
+
+def dial_url(
+    cluster: Cluster, url: str, method: str, body: bytes, *, from_namespace: str
+) -> HttpAnswer:
+    """An HTTP request from a pod in ``from_namespace`` to ``url``, as cluster DNS and
+    kube-proxy route it: ``<service>[.<namespace>[.svc[.cluster.local]]]:<port>`` names a
+    Service (the pod's namespace when none is given), the port is a Service port, and one
+    of the Service's ready endpoints answers. Raises ConnectionError as a client would see
+    it: an unknown name does not resolve, a port or Service without endpoints refuses.
+    """
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    labels = host.split(".")
+    suffix = labels[2:]
+    if not labels[0] or suffix not in ([], ["svc"], ["svc", "cluster", "local"]):
+        raise ConnectionError(f"[Errno -2] Name or service not known: {host}")
+    name = labels[0]
+    namespace = labels[1] if len(labels) > 1 else from_namespace
+    service = cluster.store.find(cluster.registry.get("services"), namespace, name)
+    if service is None:
+        raise ConnectionError(f"[Errno -2] Name or service not known: {host}")
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    named = [
+        p.get("name", "")
+        for p in (service.get("spec") or {}).get("ports") or []
+        if int(p.get("port", -1)) == port
+    ]
+    addresses = endpoints(cluster, service, named[0]) if named else []
+    if not addresses:
+        raise ConnectionError(f"[Errno 111] Connection refused: {host}:{port}")
+    pod, target = random.choice(addresses)
+    server = _connect(cluster, pod, target)
+    if server is None:
+        raise ConnectionError(f"[Errno 111] Connection refused: {host}:{port}")
+    if parts.scheme == "https":
+        raise ConnectionError(f"[SSL: WRONG_VERSION_NUMBER] wrong version number: {host}:{port}")
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return server.answer(method, path, body, _pod_ready(pod))
 
 
 def proxy(
@@ -143,4 +220,4 @@ def proxy(
         some = any(endpoints(cluster, service, p) for p in other_ports)
         raise _unavailable(f'no endpoints available for service "{service_id if some else name}"')
     pod, target = random.choice(addresses)
-    return _dial(pod, target, scheme, method, path, body)
+    return _dial(cluster, pod, target, scheme, method, path, body)
