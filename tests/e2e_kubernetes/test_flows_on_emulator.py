@@ -19,6 +19,7 @@ from sqlalchemy import select
 
 from tests.k8s_emulator.emulator import Emulator, start_emulator
 from tests.k8s_emulator.nodes import amx_cpu_node, gaudi2_node, h100_mig_node, h100_node
+from tests.k8s_emulator.waiting import raw_request
 from tests.support.flow_environment import flow_environment
 from tests.support.prefect_server import free_port
 
@@ -253,3 +254,96 @@ def test_cluster_health_records_node_readiness(platform: Platform) -> None:
     rows = [r for r in cluster_health() if r["cluster"] == "lab-k8s"]
     assert {r["node"] for r in rows} >= {"gpu-h100-0", "gaudi2-0", "cpu-amx-0"}
     assert all(r["reachable"] and r["ready"] and r["schedulable"] for r in rows)
+
+
+def _gateway(platform: Platform, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    """A client's request to the gateway's Service (through the API server's proxy)."""
+    return raw_request(
+        platform.emulator.url,
+        method,
+        f"/api/v1/namespaces/bud-gateway/services/bud-gateway:http/proxy/{path}",
+        body,
+    )
+
+
+def test_publish_gateway_routes_every_ready_model_and_follows_teardowns(
+    platform: Platform,
+) -> None:
+    from budcluster.gateway import GatewayHasNoRoutes
+    from budcluster.job_requests import PublishGatewayRequest, TeardownRequest
+    from flows.deploy_model import deploy_model
+    from flows.publish_gateway import publish_gateway
+    from flows.teardown_deployment import teardown_deployment
+
+    # Two ready models, one on the H100s and one on the Gaudi2 node.
+    deploy_model(_deploy_request("chat-h100"))
+    deploy_model(_deploy_request("chat-gaudi", device="hpu"))
+    request = PublishGatewayRequest(cluster="lab-k8s")
+
+    first = publish_gateway(request)
+    assert first["changed"] and first["routes"] == ["chat-gaudi", "chat-h100"]
+    assert first["listed_models"] == ["chat-gaudi", "chat-h100"]
+    assert first["completion_tokens"] == {"chat-gaudi": 1, "chat-h100": 1}
+    assert first["service_url"] == "http://bud-gateway.bud-gateway.svc:4000"
+    # As a client sees it: the list, and a completion that reaches the model's engine.
+    status, listing = _gateway(platform, "GET", "v1/models")
+    assert status == 200 and [m["id"] for m in listing["data"]] == ["chat-gaudi", "chat-h100"]
+    status, answer = _gateway(
+        platform, "POST", "v1/completions", {"model": "chat-h100", "prompt": "Hi", "max_tokens": 5}
+    )
+    assert status == 200 and answer["usage"]["completion_tokens"] == 5
+    assert answer["model"] == "chat-h100" and len(answer["choices"][0]["text"].split()) == 5
+
+    # The same routes again: nothing is applied.
+    before = _gateway_deployment(platform)
+    again = publish_gateway(request)
+    assert not again["changed"] and again["config_hash"] == first["config_hash"]
+    after = _gateway_deployment(platform)
+    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+    assert after["metadata"]["generation"] == before["metadata"]["generation"]
+
+    # A model torn down loses its route on the next publish.
+    teardown_deployment(TeardownRequest(cluster="lab-k8s", deployment="chat-gaudi"))
+    third = publish_gateway(request)
+    assert third["changed"] and third["config_hash"] != first["config_hash"]
+    assert third["routes"] == third["listed_models"] == ["chat-h100"]
+    status, answer = _gateway(
+        platform, "POST", "v1/completions", {"model": "chat-gaudi", "prompt": "Hi"}
+    )
+    assert status == 400 and "Invalid model name passed in model=chat-gaudi" in str(answer)
+
+    # Nothing left to route: publishing fails and leaves the gateway as it was.
+    teardown_deployment(TeardownRequest(cluster="lab-k8s", deployment="chat-h100"))
+    with pytest.raises(GatewayHasNoRoutes, match="'lab-k8s' has no ready deployment"):
+        publish_gateway(request)
+    annotations = _gateway_deployment(platform)["metadata"]["annotations"]
+    assert annotations["budcluster.io/config-hash"] == third["config_hash"]
+
+
+def _gateway_deployment(platform: Platform) -> dict[str, Any]:
+    found = [
+        d
+        for d in platform.emulator.objects("deployments", "apps", "bud-gateway")
+        if d["metadata"]["name"] == "bud-gateway"
+    ]
+    assert len(found) == 1
+    return found[0]
+
+
+def test_a_hosts_cluster_has_no_gateway(platform: Platform) -> None:
+    from budcluster.errors import ConfigurationError
+    from budcluster.job_requests import PublishGatewayRequest
+    from budcluster.store import Store
+    from budcluster.store import clusters as cluster_rows
+    from flows.publish_gateway import publish_gateway
+
+    store = Store(platform.database_url)
+    try:
+        with store.session() as session:
+            cluster_rows.register_cluster(
+                session, name="lab-hosts", kind="hosts", provider="onprem"
+            )
+    finally:
+        store.dispose()
+    with pytest.raises(ConfigurationError, match="cluster: 'lab-hosts' is a hosts cluster; the"):
+        publish_gateway(PublishGatewayRequest(cluster="lab-hosts"))
