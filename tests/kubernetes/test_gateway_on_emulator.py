@@ -9,7 +9,9 @@ vLLM engine there.
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -19,7 +21,10 @@ from budcluster.gateway import GATEWAY_CHART, GatewayConfig, ReadyDeployment, ga
 from budcluster.targets.base import RolloutSpec, RuntimeState
 from budcluster.targets.kubernetes import KubernetesTarget, KubernetesTimeouts, namespace_for
 from tests.k8s_emulator.emulator import Emulator
-from tests.k8s_emulator.fixtures import emulator_factory  # noqa: F401  (pytest fixture)
+from tests.k8s_emulator.fixtures import (
+    emulator_factory,  # noqa: F401  (pytest fixture)
+    kubectl_path,
+)
 from tests.k8s_emulator.nodes import h100_node
 from tests.kubernetes.helpers import make_tp2_plan
 
@@ -79,7 +84,7 @@ def _ask(
     )
 
 
-def test_the_gateway_routes_a_completion_to_the_runtime(k8s: Emulator) -> None:
+def test_the_gateway_routes_a_completion_to_the_runtime(k8s: Emulator, tmp_path: Path) -> None:
     target = _target(k8s)
     config = gateway_config("lab", [_serve(target, "alpha")])
     manifests = _publish(target, config)
@@ -112,6 +117,39 @@ def test_the_gateway_routes_a_completion_to_the_runtime(k8s: Emulator) -> None:
     unknown = _ask(target, "POST", "v1/completions", {"model": "nope", "prompt": "Hi"})
     assert unknown.status == 400
     assert "Invalid model name passed in model=nope" in unknown.json()["error"]["message"]
+
+    # kubectl, an independent client, agrees: the gateway is available, its config routes
+    # the runtime's Service.
+    kubectl = [
+        str(kubectl_path()),
+        "--kubeconfig",
+        str(k8s.write_kubeconfig(tmp_path / "kubeconfig")),
+        "-n",
+        "bud-gateway",
+    ]
+    waited = subprocess.run(
+        [*kubectl, "wait", "--for=condition=Available", "deployment/bud-gateway", "--timeout=10s"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert waited.returncode == 0 and "condition met" in waited.stdout, waited.stderr
+    shown = subprocess.run(
+        [
+            *kubectl,
+            "get",
+            "configmap",
+            "bud-gateway-config",
+            "-o",
+            "jsonpath={.data.config\\.yaml}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    assert config.routes[0].api_base in shown.stdout
 
 
 def test_a_new_config_rolls_the_pods_so_the_proxy_reads_it(k8s: Emulator) -> None:
