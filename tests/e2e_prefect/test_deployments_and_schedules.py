@@ -26,6 +26,7 @@ FLOWS = [
     "reconcile-deployments",
     "scheduled-benchmarks",
     "cluster-health",
+    "publish-gateway",
 ]
 
 
