@@ -10,7 +10,12 @@ import pytest
 from budcluster.bench.client import ClientConfig, StreamingClient
 from budcluster.bench.datasets import Prompt, WordTokenizer
 from budcluster.bench.records import RequestRecord
-from budcluster.bench.testing_server import ServerBehaviour, StreamingServer, free_port
+from budcluster.bench.testing_server import (
+    ServerBehaviour,
+    StreamingServer,
+    free_port,
+    server_process,
+)
 
 PROMPT = Prompt("hello there", prompt_tokens=2, max_tokens=16)
 
@@ -251,3 +256,43 @@ def test_on_uvloop_socket_reads_are_stamped_and_resume_calls_skip_the_stamp(
     assert [(r.error_kind, len(r.chunk_times_s)) for r in records] == [(None, 16)] * 3
     assert len(reads) >= 3  # at least one socket read per response
     assert 0 not in reads  # no resume call went through the stamping method
+
+
+def test_a_response_bigger_than_the_read_buffer_pauses_resumes_and_arrives_whole(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The client skips aiohttp's resume calls when nothing is paused; when aiohttp did
+    # pause (its buffer or chunk count over the high-water mark), the resume must still
+    # go through, or the response would stall until the request timeout.
+    # On uvloop (what bench run uses) a socket read can exceed aiohttp's high-water
+    # mark (twice read_bufsize); asyncio's reads stop at 256 KiB, below it.
+    pytest.importorskip("uvloop")
+    from budcluster.bench.client import _ArrivalStampingHandler
+    from budcluster.bench.runner import run_on_fast_loop
+
+    pauses: list[int] = []
+    pause = _ArrivalStampingHandler.pause_reading
+
+    def counting(self: _ArrivalStampingHandler) -> None:
+        pauses.append(1)
+        pause(self)
+
+    monkeypatch.setattr(_ArrivalStampingHandler, "pause_reading", counting)
+    scan = StreamingClient._scan_read
+
+    def slow_scan(self: StreamingClient, data: bytes, state: object) -> int:
+        time.sleep(0.002)  # a slow reader: the socket fills aiohttp's buffer meanwhile
+        return scan(self, data, state)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(StreamingClient, "_scan_read", slow_scan)
+    chunks = 4_000  # x 100 tokens: ~1.5 MB, many times aiohttp's 128 KiB high-water mark
+
+    async def run(url: str) -> list[RequestRecord]:
+        records, _ = await send_many(url, n=2, request_timeout_s=10.0)
+        return records
+
+    # The server runs in its own process, so it keeps writing while the reader sleeps.
+    with server_process("--chunks", str(chunks), "--tokens-per-chunk", "100") as url:
+        records = run_on_fast_loop(run(url))
+    assert [(r.error_kind, len(r.chunk_times_s)) for r in records] == [(None, chunks)] * 2
+    assert pauses, "the response never filled aiohttp's buffer: the test proves nothing"
