@@ -6,6 +6,8 @@ written to disk by this module.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import copy
 import json
 import time
@@ -244,6 +246,30 @@ def get_object(
     except KubernetesNotFound:
         return None
     return cast(dict[str, Any], found)
+
+
+def secret_value(
+    api_client: k8s_client.ApiClient,
+    namespace: str,
+    name: str,
+    key: str,
+    *,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+) -> str:
+    """One key of a Secret, decoded. Raises KubernetesNotFound naming the Secret or the key
+    (never a value) when either is missing."""
+    found = get_object(api_client, ObjectRef("Secret", name, namespace), timeout_s=timeout_s)
+    if found is None:
+        raise KubernetesNotFound(f'secret "{name}" not found in namespace {namespace}', 404)
+    encoded = (found.get("data") or {}).get(key)
+    if encoded is None:
+        raise KubernetesNotFound(f"couldn't find key {key} in Secret {namespace}/{name}", 404)
+    try:
+        return base64.b64decode(str(encoded), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        raise KubernetesApiError(
+            f"key {key} of Secret {namespace}/{name} is not base64-encoded UTF-8 text"
+        ) from None
 
 
 def with_release_label(obj: Mapping[str, Any], release: str) -> dict[str, Any]:
@@ -650,6 +676,9 @@ class ProxyResponse:
         return self.body[:limit].decode("utf-8", "replace")
 
 
+_CONSUMED_BY_API_SERVER = {"authorization"}
+
+
 def service_proxy_path(namespace: str, service: str, port: str | int, path: str = "") -> str:
     """``/api/v1/namespaces/<ns>/services/<service>:<port>/proxy/<path>``.
 
@@ -667,6 +696,7 @@ def service_proxy(
     *,
     method: str = "GET",
     body: Any = None,
+    headers: Mapping[str, str] | None = None,
     timeout_s: float = DEFAULT_TIMEOUT_S,
 ) -> ProxyResponse:
     """One HTTP request to a Service through the API server, with the client's credentials.
@@ -676,17 +706,29 @@ def service_proxy(
     backend's 4xx/5xx is as much an answer as the API server's 503 ("no endpoints available").
     The generated ``connect_post_namespaced_service_proxy_with_path`` takes no body and
     percent-encodes the ``/`` of the path, so the request is serialised here instead.
+
+    ``headers`` go to the backend as they are, except ``Authorization``: it carries the
+    client's own credentials to the API server, which consumes it when it authenticates the
+    request and never passes it on, so a backend key must travel in another header
+    (LiteLLM's ``x-litellm-api-key``). Asking for it raises ValueError. Header values are
+    never part of an error message.
     Raises KubernetesUnavailable when the API server itself cannot be reached in time.
     """
-    headers = {"Accept": "application/json"}
+    extra = dict(headers or {})
+    if any(name.lower() in _CONSUMED_BY_API_SERVER for name in extra):
+        raise ValueError(
+            "the API server's service proxy never forwards Authorization (it authenticates "
+            "the request with it); send a backend key in another header"
+        )
+    sent = {"Accept": "application/json", **extra}
     if body is not None:
-        headers["Content-Type"] = "application/json"
+        sent.setdefault("Content-Type", "application/json")
     what = f"{method} {path} through service {namespace}/{service}:{port}"
     try:
         method_, url, header_params, serialized, _ = api_client.param_serialize(
             method,
             service_proxy_path(namespace, service, port, path),
-            header_params=headers,
+            header_params=sent,
             body=body,
             auth_settings=["BearerToken"],
         )

@@ -3,6 +3,7 @@ project relies on, and the validation errors (422) a mistaken manifest would get
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import re
@@ -139,8 +140,23 @@ def default(rt: ResourceType, obj: Obj, store: Store, live: Obj | None = None) -
         spec.setdefault("volumeMode", "Filesystem")
         spec.setdefault("storageClassName", "standard")
         obj.setdefault("status", {}).setdefault("phase", "Pending")
+    elif rt.plural == "secrets":
+        _fold_string_data(obj)
     elif rt.plural == "serviceaccounts" or rt.plural == "configmaps":
         pass
+
+
+def _fold_string_data(secret: Obj) -> None:
+    """``stringData`` is write-only: the API server merges it into ``data`` (base64, its
+    keys winning) and never stores it; ``type`` defaults to Opaque."""
+    string_data = secret.pop("stringData", None) or {}
+    if string_data:
+        data = dict(secret.get("data") or {})
+        data.update(
+            {str(k): base64.b64encode(str(v).encode()).decode() for k, v in string_data.items()}
+        )
+        secret["data"] = data
+    secret.setdefault("type", "Opaque")
 
 
 _ZERO_STATUS: dict[str, dict[str, int]] = {

@@ -19,6 +19,7 @@ from budcluster.hardware.lscpu import parse_lscpu
 from budcluster.hardware.merge import merge_fragments
 from budcluster.hardware.node_labels import parse_node_labels
 from budcluster.hardware.nvidia_text import parse_nvidia_smi_capture
+from tests.k8s_emulator.container_env import ContainerConfigError, container_env
 from tests.k8s_emulator.errors import ApiError
 from tests.k8s_emulator.events import record_event
 from tests.k8s_emulator.faults import Fault
@@ -64,6 +65,10 @@ class PodRuntime:
     waiting: dict[str, str] = field(default_factory=dict)  # container -> reason
     files: dict[str, dict[str, str]] = field(default_factory=dict)
     """container -> {path: text} of its ConfigMap volumes, read when it started."""
+    env: dict[str, dict[str, str]] = field(default_factory=dict)
+    """container -> the environment it started with (``container_env``)."""
+    config_errors: dict[str, str] = field(default_factory=dict)
+    """container -> why it cannot start yet (CreateContainerConfigError), as last reported."""
 
 
 def _has_label(pod: Obj, label: tuple[str, str]) -> bool:
@@ -154,6 +159,67 @@ class Kubelet:
         runtime = self.pods.get(pod["metadata"]["uid"])
         return dict(runtime.files.get(container, {})) if runtime is not None else {}
 
+    def env(self, pod: Obj, container: str) -> dict[str, str]:
+        """The environment the container started with (Secret and ConfigMap values read
+        then, as the real kubelet does: a changed Secret reaches it only on a restart)."""
+        runtime = self.pods.get(pod["metadata"]["uid"])
+        return dict(runtime.env.get(container, {})) if runtime is not None else {}
+
+    def _environments(self, pod: Obj, runtime: PodRuntime) -> dict[str, dict[str, str]] | None:
+        """Every container's environment, or None after reporting the containers whose
+        Secret or ConfigMap references cannot be resolved (retried on the next tick)."""
+        namespace = pod["metadata"]["namespace"]
+
+        def lookup(plural: str, name: str) -> Obj | None:
+            return self.cluster.store.find(self.cluster.registry.get(plural), namespace, name)
+
+        envs: dict[str, dict[str, str]] = {}
+        errors: dict[str, str] = {}
+        for container in pod["spec"].get("containers") or []:
+            try:
+                envs[container["name"]] = container_env(pod, container, lookup)
+            except ContainerConfigError as exc:
+                errors[container["name"]] = str(exc)
+        if not errors:
+            return envs
+        self._config_error(pod, runtime, errors)
+        return None
+
+    def _config_error(self, pod: Obj, runtime: PodRuntime, errors: dict[str, str]) -> None:
+        """The kubelet's CreateContainerConfigError: the pod stays Pending, the container
+        waits with the reason, and a Failed event says what is missing."""
+        statuses = []
+        for container in pod["spec"].get("containers") or []:
+            name, image = container["name"], self._image(pod, container)
+            message = errors.get(name)
+            waiting = (
+                {"reason": "CreateContainerConfigError", "message": message}
+                if message
+                else {"reason": "ContainerCreating"}
+            )
+            statuses.append(
+                {
+                    "name": name,
+                    "image": image,
+                    "imageID": "",
+                    "ready": False,
+                    "started": False,
+                    "restartCount": 0,
+                    "state": {"waiting": waiting},
+                    "lastState": {},
+                }
+            )
+            if message and runtime.config_errors.get(name) != message:
+                self._event(
+                    pod,
+                    "Pulled",
+                    f'Container image "{image}" already present on machine',
+                    container=name,
+                )
+                self._event(pod, "Failed", f"Error: {message}", "Warning", name)
+        runtime.config_errors = dict(errors)
+        self._set_status(pod, "Pending", statuses, ready=False)
+
     def _configmap_files(self, pod: Obj, container: Obj) -> dict[str, str]:
         """Path -> text of every ConfigMap volume mounted into ``container``, as the
         kubelet projects them: one file per key (or per ``items`` entry) under the
@@ -221,6 +287,10 @@ class Kubelet:
             if fault is not None and fault.kind == "ImagePullBackOff":
                 self._image_pull_backoff(pod, runtime)
                 return
+            envs = self._environments(pod, runtime)
+            if envs is None:
+                return
+            runtime.env = envs
             self._start(pod, runtime, fault)
             return
         is_job = any(r.get("kind") == "Job" for r in pod["metadata"].get("ownerReferences") or [])
@@ -380,6 +450,7 @@ class Kubelet:
     def _start(self, pod: Obj, runtime: PodRuntime, fault: Fault | None) -> None:
         runtime.started_at = time.monotonic()
         runtime.waiting.clear()
+        runtime.config_errors.clear()
         for container in pod["spec"].get("containers") or []:
             name, image = container["name"], self._image(pod, container)
             if container.get("imagePullPolicy") == "Always":
@@ -418,7 +489,10 @@ class Kubelet:
         elif is_litellm(container):
             runtime = self.pods[pod["metadata"]["uid"]]
             proxy = SimulatedLiteLLM.of(
-                container, runtime.files.get(container["name"], {}), _no_forward
+                container,
+                runtime.files.get(container["name"], {}),
+                _no_forward,
+                runtime.env.get(container["name"], {}),
             )
             lines += [
                 f"LiteLLM: Proxy initialized with Config, Set models: {proxy.model_names}",

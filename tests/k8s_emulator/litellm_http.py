@@ -18,9 +18,18 @@ What is simulated, from LiteLLM's proxy (``litellm/proxy``):
   comes back as the backend sent it; an error status comes back with LiteLLM's error shape
   (``litellm.NotFoundError: OpenAIException - ...``); a connection that fails is 500
   ``litellm.APIConnectionError``.
-- With a master key every route but the health probes answers 401 ``Authentication Error,
-  No api key passed in.``: the emulator passes no request headers to a container, and the
-  real API server's proxy drops the client's Authorization header.
+- ``general_settings.master_key``: a literal, or ``os.environ/<NAME>`` read from the
+  container's environment as the kubelet built it at start (the chart's
+  ``LITELLM_MASTER_KEY`` from a ``secretKeyRef``); an unset variable leaves the proxy
+  without a key, as LiteLLM's ``get_secret`` does. With a key, every route but the health
+  probes asks for it (``user_api_key_auth``, no database): the key is taken from
+  ``x-litellm-api-key`` (which supersedes ``Authorization``; ``Bearer ``/``Basic `` prefix
+  optional), else ``Authorization`` (``Bearer ``/``Basic `` prefix required), else ``API-Key``,
+  ``x-api-key``, ``x-goog-api-key``, ``Ocp-Apim-Subscription-Key``. None: 401
+  ``Authentication Error, No api key passed in.``; an ``Authorization`` without the prefix:
+  401 ``Authentication Error, Malformed API Key passed in. Ensure Key has `Bearer ` prefix.``;
+  the master key: the route answers; any other key falls through to the virtual-key lookup,
+  which without a database is 400 ``No connected db.`` (type ``no_db_connection``).
 
 Not simulated: retries, fallbacks, streaming, spend tracking, the admin UI, other providers
 than ``openai/`` (400 ``LLM Provider NOT provided``), and config reloads (LiteLLM reads its
@@ -32,6 +41,7 @@ from __future__ import annotations
 import json
 import random
 import re
+import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,6 +51,10 @@ import yaml
 from tests.k8s_emulator.runtime_http import JSON, HttpAnswer, flag_values
 
 LITELLM_DEFAULT_PORT = 4000
+_ENV_REFERENCE = "os.environ/"
+_PROVIDER_KEY_HEADERS = ("api-key", "x-api-key", "x-goog-api-key", "ocp-apim-subscription-key")
+"""Azure's, Anthropic's, Google AI Studio's and Azure APIM's key headers, in the order
+``get_api_key`` tries them after ``Authorization``."""
 MODELS_CREATED = 1677610602  # the fixed "created" LiteLLM's /v1/models reports
 Forward = Callable[[str, str, bytes], HttpAnswer]
 """(url, method, body) -> the answer of whatever listens there; raises ConnectionError."""
@@ -65,27 +79,68 @@ def _json(status: int, body: Any) -> HttpAnswer:
     return HttpAnswer(status, json.dumps(body).encode(), JSON)
 
 
-def _proxy_error(status: int, message: str, kind: str | None = "None") -> HttpAnswer:
+def _proxy_error(
+    status: int, message: str, kind: str | None = "None", param: str | None = "None"
+) -> HttpAnswer:
     """LiteLLM's ProxyException body."""
     return _json(
         status,
-        {"error": {"message": message, "type": kind, "param": "None", "code": str(status)}},
+        {"error": {"message": message, "type": kind, "param": param, "code": str(status)}},
     )
+
+
+def _master_key(setting: Any, env: Mapping[str, str]) -> str | None:
+    """``general_settings.master_key`` as the proxy resolves it at start."""
+    if not setting:
+        return None
+    text = str(setting)
+    if text.startswith(_ENV_REFERENCE):
+        return env.get(text[len(_ENV_REFERENCE) :]) or None
+    return text
+
+
+def _without_scheme(value: str) -> str:
+    """``_get_bearer_token_or_received_api_key``: the value, less a Bearer/Basic prefix."""
+    for prefix in ("Bearer ", "Basic ", "bearer "):
+        if value.startswith(prefix):
+            return value[len(prefix) :]
+    return value
+
+
+def presented_key(headers: Mapping[str, str]) -> str | None:
+    """The key a request carries, as ``get_api_key`` picks it: None when it carries none,
+    "" when ``Authorization`` lacks the Bearer/Basic prefix."""
+    custom = headers.get("x-litellm-api-key")
+    if custom is not None:
+        return _without_scheme(custom)
+    authorization = headers.get("authorization")
+    if authorization:
+        stripped = _without_scheme(authorization)
+        return "" if stripped == authorization else stripped
+    for name in _PROVIDER_KEY_HEADERS:
+        if name in headers:
+            return headers[name]
+    return None
 
 
 @dataclass(frozen=True)
 class SimulatedLiteLLM:
     port: int
     model_list: list[dict[str, Any]]
-    master_key: bool
+    master_key: str | None = field(repr=False)
     version: str
     forward: Forward = field(compare=False, repr=False)
 
     @classmethod
     def of(
-        cls, container: Mapping[str, Any], files: Mapping[str, str], forward: Forward
+        cls,
+        container: Mapping[str, Any],
+        files: Mapping[str, str],
+        forward: Forward,
+        env: Mapping[str, str] | None = None,
     ) -> SimulatedLiteLLM:
-        """From the container's args and the files mounted into it at start."""
+        """From the container's args, the files mounted into it and the environment it
+        started with."""
         args = [str(a) for a in (container.get("command") or []) + (container.get("args") or [])]
         ports = flag_values(args, ("--port",))
         config_path = (flag_values(args, ("--config", "-c")) or [""])[0]
@@ -96,7 +151,7 @@ class SimulatedLiteLLM:
         return cls(
             port=int(ports[0]) if ports and ports[0].isdigit() else LITELLM_DEFAULT_PORT,
             model_list=[m for m in config.get("model_list") or [] if isinstance(m, dict)],
-            master_key=bool(settings.get("master_key")),
+            master_key=_master_key(settings.get("master_key"), env or {}),
             version=tag.group(1) if tag else "unknown",
             forward=forward,
         )
@@ -109,7 +164,15 @@ class SimulatedLiteLLM:
         """Uvicorn listens once the proxy has loaded its config and started."""
         return ready
 
-    def answer(self, method: str, path: str, body: bytes, ready: bool) -> HttpAnswer:
+    def answer(
+        self,
+        method: str,
+        path: str,
+        body: bytes,
+        ready: bool,
+        headers: Mapping[str, str] | None = None,
+    ) -> HttpAnswer:
+        """One HTTP exchange; ``headers`` are the request's, names lower-cased."""
         path = path.split("?", 1)[0].rstrip("/") or "/"
         routes: dict[str, tuple[str, Callable[[str, bytes], HttpAnswer], bool]] = {
             "/health/liveliness": ("GET", self._alive, False),
@@ -127,9 +190,28 @@ class SimulatedLiteLLM:
         wanted, handler, protected = routes[path]
         if method != wanted:
             return _json(405, {"detail": "Method Not Allowed"})
-        if protected and self.master_key:
-            return _proxy_error(401, "Authentication Error, No api key passed in.", "auth_error")
+        if protected and self.master_key is not None:
+            refused = self._authenticate({k.lower(): v for k, v in (headers or {}).items()})
+            if refused is not None:
+                return refused
         return handler(path, body)
+
+    def _authenticate(self, headers: Mapping[str, str]) -> HttpAnswer | None:
+        """None when the request carries the master key; else LiteLLM's refusal."""
+        assert self.master_key is not None
+        key = presented_key(headers)
+        if key is None:
+            return _proxy_error(401, "Authentication Error, No api key passed in.", "auth_error")
+        if key == "":
+            return _proxy_error(
+                401,
+                "Authentication Error, Malformed API Key passed in. Ensure Key has `Bearer ` "
+                "prefix.",
+                "auth_error",
+            )
+        if secrets.compare_digest(key.encode(), self.master_key.encode()):
+            return None
+        return _proxy_error(400, "No connected db.", "no_db_connection", None)
 
     # --- routes -------------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,8 +93,16 @@ class SimulatedEngine:
         and answers 503 while it loads."""
         return ready or self.engine == "llama.cpp"
 
-    def answer(self, method: str, path: str, body: bytes, ready: bool) -> HttpAnswer:
-        """One HTTP exchange with the server; ``ready`` is the pod's readiness."""
+    def answer(
+        self,
+        method: str,
+        path: str,
+        body: bytes,
+        ready: bool,
+        headers: Mapping[str, str] | None = None,
+    ) -> HttpAnswer:
+        """One HTTP exchange with the server; ``ready`` is the pod's readiness. The engines
+        run without ``--api-key`` here, so no header changes an answer."""
         path = path.split("?", 1)[0].rstrip("/") or "/"
         if not ready:
             return _json(

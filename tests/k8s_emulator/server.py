@@ -571,7 +571,7 @@ class ApiServer:
             path += "?" + request.query_string
         body = await request.read() if request.can_read_body else b""
         answer = service_proxy.proxy(
-            self.cluster, namespace, service_id, request.method, path, body
+            self.cluster, namespace, service_id, request.method, path, body, request.headers
         )
         # The backend's answer goes back as it is: its status, its body, its content type.
         return web.Response(

@@ -6,9 +6,17 @@ endpoints are the Service's selected pods that are Ready (or all of them with
 ``publishNotReadyAddresses``), with the target port resolved against the pod's container
 ports as the endpoints controller does; none gives 503 ``no endpoints available for service
 "x"``. A random ready address is dialled; a refused dial is 503 ``error trying to reach
-service: dial tcp ...``. Otherwise the method, path, query and body go to the pod's simulated
-server (an inference engine, ``runtime_http``, or a LiteLLM proxy, ``litellm_http``) and its
-status and body come back as they are.
+service: dial tcp ...``. Otherwise the method, path, query, body and headers go to the pod's
+simulated server (an inference engine, ``runtime_http``, or a LiteLLM proxy, ``litellm_http``)
+and its status and body come back as they are.
+
+Headers reach the backend as the real API server passes them (``forwarded_headers``): its
+authentication filter deletes ``Authorization`` once it has authenticated the request with
+it, and clears the front-proxy identity headers (``X-Remote-User``, ``X-Remote-Group``,
+``X-Remote-Uid``, ``X-Remote-Extra-*``); impersonation consumes ``Impersonate-*``; Go's
+reverse proxy drops the hop-by-hop headers. Every other header (``x-litellm-api-key``,
+``Content-Type``, ...) is forwarded. The ``X-Forwarded-*`` headers the real proxy adds are
+not simulated.
 
 ``dial_url`` is the same resolution as a pod inside the cluster sees it (cluster DNS and
 kube-proxy): what the simulated LiteLLM proxy uses to reach the runtimes it routes to.
@@ -17,6 +25,7 @@ kube-proxy): what the simulated LiteLLM proxy uses to reach the runtimes it rout
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -31,6 +40,39 @@ if TYPE_CHECKING:
 
 Obj = dict[str, Any]
 SimulatedServer = SimulatedEngine | SimulatedLiteLLM
+
+
+_NOT_FORWARDED = {
+    "authorization",
+    "x-remote-user",
+    "x-remote-group",
+    "x-remote-uid",
+    # hop-by-hop (RFC 9110 7.6.1, Go's httputil.ReverseProxy), and what the transport sets
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+    "content-length",
+}
+_NOT_FORWARDED_PREFIXES = ("x-remote-extra-", "impersonate-")
+
+
+def forwarded_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """The client's headers as the backend receives them through the API server's proxy,
+    names lower-cased (HTTP header names are case-insensitive)."""
+    forwarded: dict[str, str] = {}
+    for name, value in headers.items():
+        key = name.lower()
+        if key in _NOT_FORWARDED or key.startswith(_NOT_FORWARDED_PREFIXES):
+            continue
+        forwarded[key] = value
+    return forwarded
 
 
 def _unavailable(message: str) -> ApiError:
@@ -114,11 +156,12 @@ def server_on(cluster: Cluster, pod: Obj, port: int) -> SimulatedServer | None:
         server: SimulatedServer
         if is_litellm(container):
             files = cluster.kubelet.files(pod, container["name"])
+            env = cluster.kubelet.env(pod, container["name"])
 
             def forward(url: str, method: str, body: bytes) -> HttpAnswer:
                 return dial_url(cluster, url, method, body, from_namespace=namespace)
 
-            server = SimulatedLiteLLM.of(container, files, forward)
+            server = SimulatedLiteLLM.of(container, files, forward, env)
         else:
             server = SimulatedEngine.of(container)
         if server.port == port:
@@ -135,7 +178,14 @@ def _connect(cluster: Cluster, pod: Obj, port: int) -> SimulatedServer | None:
 
 
 def _dial(
-    cluster: Cluster, pod: Obj, port: int, scheme: str, method: str, path: str, body: bytes
+    cluster: Cluster,
+    pod: Obj,
+    port: int,
+    scheme: str,
+    method: str,
+    path: str,
+    body: bytes,
+    headers: Mapping[str, str],
 ) -> HttpAnswer:
     address = f"{pod['status']['podIP']}:{port}"
     server = _connect(cluster, pod, port)
@@ -147,7 +197,7 @@ def _dial(
         raise _unavailable(
             "error trying to reach service: tls: first record does not look like a TLS handshake"
         )
-    return server.answer(method, path, body, _pod_ready(pod))
+    return server.answer(method, path, body, _pod_ready(pod), headers)
 
 
 def dial_url(
@@ -196,8 +246,10 @@ def proxy(
     method: str,
     path: str,
     body: bytes,
+    headers: Mapping[str, str] | None = None,
 ) -> HttpAnswer:
-    """Answer one proxied request; raises ApiError for what the API server answers itself."""
+    """Answer one proxied request; raises ApiError for what the API server answers itself.
+    ``headers`` are the client's: only ``forwarded_headers`` of them reach the backend."""
     scheme, name, port = split_scheme_name_port(service_id)
     services = cluster.registry.get("services")
     service = cluster.store.find(services, namespace, name)
@@ -220,4 +272,4 @@ def proxy(
         some = any(endpoints(cluster, service, p) for p in other_ports)
         raise _unavailable(f'no endpoints available for service "{service_id if some else name}"')
     pod, target = random.choice(addresses)
-    return _dial(cluster, pod, target, scheme, method, path, body)
+    return _dial(cluster, pod, target, scheme, method, path, body, forwarded_headers(headers or {}))

@@ -33,8 +33,10 @@ def raw_request(
     content_type: str = "application/json",
     accept: str = "application/json",
     timeout: float = 10.0,
+    headers: dict[str, str] | None = None,
 ) -> tuple[int, Any]:
-    """One plain HTTP call to the emulator: (status, decoded JSON or text)."""
+    """One plain HTTP call to the emulator: (status, decoded JSON or text); ``headers`` are
+    sent besides Content-Type and Accept."""
     import json
     import urllib.error
     import urllib.request
@@ -46,7 +48,7 @@ def raw_request(
         base_url + path,
         data=data,
         method=method,
-        headers={"Content-Type": content_type, "Accept": accept},
+        headers={"Content-Type": content_type, "Accept": accept, **(headers or {})},
     )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
