@@ -22,6 +22,12 @@ DEFAULT_RELEASE = "bud-gateway"
 DEFAULT_NAMESPACE = "bud-gateway"
 CHART_SERVICE_PORT = 4000
 """The chart's default ``service.port``."""
+MASTER_KEY_SECRET_KEY = "master-key"
+"""The key of the master-key Secret the chart reads (its ``masterKeySecret.key`` default)."""
+MASTER_KEY_HEADER = "x-litellm-api-key"
+"""LiteLLM's own key header. The API server's service proxy consumes ``Authorization``
+(it authenticates the caller with it), so the check sends the key in this one, which
+LiteLLM reads first."""
 CONFIG_HASH_ANNOTATION = "budcluster.io/config-hash"
 """Set on the gateway's Deployment: the hash of the values it was rendered from."""
 _IN_CLUSTER_SUFFIXES = (".svc", ".svc.cluster.local")
@@ -63,9 +69,10 @@ class GatewayCheck:
     base_url: str
     listed_models: list[str]
     completion_tokens: dict[str, int] = field(default_factory=dict)
-    """Tokens of one completion per routed model; empty when a master key kept the
-    routes from being called (the API server's proxy passes no client credentials)."""
-    routes_checked: bool = True
+    """Tokens of one completion per routed model."""
+    key_enforced: bool = False
+    """True when the gateway has a master key and was seen to refuse a request without
+    it (401) before the routes were called with it."""
     seconds_waited: float = 0.0
 
 
@@ -178,6 +185,11 @@ class GatewayConfig:
     """Chart values, ``configHash`` included."""
     config_hash: str
     master_key: bool
+
+    @property
+    def master_key_secret(self) -> str | None:
+        """The Secret (in ``namespace``) that holds the proxy's master key, if any."""
+        return str(self.values.get("masterKeySecret", {}).get("name") or "") or None
 
     @property
     def service_url(self) -> str:

@@ -127,8 +127,14 @@ def apply_gateway(config: GatewayConfig, timeout_s: float) -> dict[str, Any]:
             log.info("applied gateway %s (config %s)", config.release, config.config_hash)
         else:
             log.info("gateway %s already runs config %s", config.release, config.config_hash)
+        # The key stays inside verify_gateway: read from the Secret, sent in a header,
+        # never logged, returned or put in an artifact.
         check = target.verify_gateway(
-            config.namespace, config.release, config.routes, timeout_s, master_key=config.master_key
+            config.namespace,
+            config.release,
+            config.routes,
+            timeout_s,
+            master_key_secret=config.master_key_secret,
         )
     if manifests:
         rendered = yaml.safe_dump_all(manifests, sort_keys=True)
@@ -147,6 +153,6 @@ def apply_gateway(config: GatewayConfig, timeout_s: float) -> dict[str, Any]:
         "service_url": config.service_url,
         "routes": [r.model_name for r in config.routes],
         "listed_models": check.listed_models,
-        "routes_checked": check.routes_checked,
+        "key_enforced": check.key_enforced,
         "completion_tokens": check.completion_tokens,
     }

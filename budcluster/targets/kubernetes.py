@@ -26,7 +26,14 @@ from budcluster.adapters import helm
 from budcluster.adapters import kubernetes as kube
 from budcluster.endpoints import EndpointCheck, EndpointNotReady, EndpointWrongModel
 from budcluster.errors import BudClusterError, TemporaryError
-from budcluster.gateway import GatewayCheck, GatewayRoute, listed_models, missing_routes
+from budcluster.gateway import (
+    MASTER_KEY_HEADER,
+    MASTER_KEY_SECRET_KEY,
+    GatewayCheck,
+    GatewayRoute,
+    listed_models,
+    missing_routes,
+)
 from budcluster.hardware.advertised_gpus import extend_to_advertised
 from budcluster.hardware.inventory import NodeInventory
 from budcluster.hardware.merge import merge_fragments
@@ -921,7 +928,7 @@ class KubernetesTarget:
         routes: Sequence[GatewayRoute],
         timeout_s: float,
         *,
-        master_key: bool = False,
+        master_key_secret: str | None = None,
     ) -> GatewayCheck:
         """Wait until the gateway's rollout is complete, then prove it routes through its
         Service (the API server's service proxy, as ``verify_endpoint``):
@@ -929,10 +936,15 @@ class KubernetesTarget:
         one-token completion of each routed model returns, so every ``api_base`` reaches
         its runtime.
 
-        With ``master_key`` the routes cannot be called: the API server's proxy passes no
-        client credentials, so ``/v1/models`` must answer 401 (the key is enforced) and
-        ``routes_checked`` is False. Raises KubernetesRuntimeFailed when the gateway's pods
-        fail; EndpointNotReady when the checks do not pass within ``timeout_s``.
+        With ``master_key_secret`` (a Secret in ``namespace``, key ``master-key``, as the
+        chart reads it) the key is read from the Secret once the rollout is done;
+        ``/v1/models`` must first refuse a request without it (401, ``key_enforced``), then
+        the routes are called with it in ``x-litellm-api-key`` (the API server's proxy
+        consumes ``Authorization``). The key is never logged nor returned, and error
+        messages never contain it. Raises KubernetesRuntimeFailed when the gateway's pods
+        fail (a missing Secret is their CreateContainerConfigError); KubernetesTargetError
+        when the key is refused; EndpointNotReady when the checks do not pass within
+        ``timeout_s``.
         """
         started = time.monotonic()
         deadline = started + timeout_s
@@ -948,13 +960,12 @@ class KubernetesTarget:
             port = self._service_port(namespace, release)
         except kube.KubernetesError as exc:
             raise _wrap(exc, f"find the Service of {what}") from exc
+        key = self._gateway_key(namespace, master_key_secret, what) if master_key_secret else None
         probe = _ServiceProbe(self._api, namespace, release, port)
         while True:
             left = deadline - time.monotonic()
             try:
-                check = probe.gateway_check(
-                    routes, master_key, max(1.0, min(self._timeouts.api_s, left))
-                )
+                check = probe.gateway_check(routes, key, max(1.0, min(self._timeouts.api_s, left)))
             except EndpointNotReady as exc:
                 if left <= 0:
                     raise EndpointNotReady(
@@ -964,6 +975,18 @@ class KubernetesTarget:
                 return replace(check, seconds_waited=time.monotonic() - started)
             _raise_unless_serving(what, self.release_status(namespace, release), starting=True)
             time.sleep(max(0.0, min(self._timeouts.endpoint_poll_s, deadline - time.monotonic())))
+
+    def _gateway_key(self, namespace: str, secret: str, what: str) -> str:
+        try:
+            return kube.secret_value(
+                self._api, namespace, secret, MASTER_KEY_SECRET_KEY, timeout_s=self._timeouts.api_s
+            )
+        except kube.KubernetesError as exc:
+            raise _wrap(
+                exc,
+                f"read the master key of {what} (the kubeconfig's user needs get on secrets "
+                f"in {namespace})",
+            ) from exc
 
     def _service_port(self, namespace: str, release: str) -> str:
         """The release's Service port to proxy to: its name, else its number."""
@@ -1059,7 +1082,12 @@ class _ServiceProbe:
         self.base_url = host + kube.service_proxy_path(namespace, service, port).rstrip("/")
 
     def _call(
-        self, method: str, path: str, timeout_s: float, body: Any = None
+        self,
+        method: str,
+        path: str,
+        timeout_s: float,
+        body: Any = None,
+        headers: Mapping[str, str] | None = None,
     ) -> kube.ProxyResponse:
         try:
             answer = kube.service_proxy(
@@ -1070,6 +1098,7 @@ class _ServiceProbe:
                 path,
                 method=method,
                 body=body,
+                headers=headers,
                 timeout_s=timeout_s,
             )
         except kube.KubernetesError as exc:
@@ -1123,33 +1152,47 @@ class _ServiceProbe:
         return served, tokens, text
 
     def gateway_check(
-        self, routes: Sequence[GatewayRoute], master_key: bool, timeout_s: float
+        self, routes: Sequence[GatewayRoute], master_key: str | None, timeout_s: float
     ) -> GatewayCheck:
-        """One pass of the gateway checks; raises EndpointNotReady when one fails."""
+        """One pass of the gateway checks; raises EndpointNotReady when one fails. With
+        ``master_key``, a request without it must be refused before the routes are called
+        with it; no message carries the key."""
         where = f"{self._namespace}/{self._service}:{self._port}"
+
+        def shown(answer: kube.ProxyResponse) -> str:
+            text = answer.excerpt()
+            return text.replace(master_key, "***") if master_key else text
+
         alive = self._call("GET", "health/liveliness", timeout_s)
         if alive.status != 200:
             raise EndpointNotReady(
-                f"{where} /health/liveliness answered {alive.status}: {alive.excerpt()}"
+                f"{where} /health/liveliness answered {alive.status}: {shown(alive)}"
             )
         models = self._call("GET", "v1/models", timeout_s)
-        if master_key:
+        keyed: dict[str, str] = {}
+        if master_key is not None:
             if models.status != 401:
                 raise EndpointNotReady(
-                    f"{where} /v1/models answered {models.status} without a key, not 401: is "
-                    f"the master key Secret set? {models.excerpt()}"
+                    f"{where} /v1/models answered {models.status} without a key, not 401: the "
+                    f"proxy does not enforce the master key (yet); {shown(models)}"
                 )
-            return GatewayCheck(self.base_url, [], routes_checked=False)
-        if models.status == 401:
+            keyed = {MASTER_KEY_HEADER: f"Bearer {master_key}"}
+            models = self._call("GET", "v1/models", timeout_s, headers=keyed)
+            if models.status in (400, 401, 403):
+                raise KubernetesTargetError(
+                    f"{where} refused the master key from its Secret ({models.status}: "
+                    f"{shown(models)}): the proxy read another key when it started; restart "
+                    f"it (kubectl -n {self._namespace} rollout restart deployment/"
+                    f"{self._service}) so it reads the Secret again"
+                )
+        elif models.status == 401:
             raise KubernetesTargetError(
                 f"{where} asks for a key, but no master key Secret was given; name it in "
                 "master_key_secret"
             )
         listing = models.json() if models.status == 200 else None
         if not isinstance(listing, dict):
-            raise EndpointNotReady(
-                f"{where} /v1/models answered {models.status}: {models.excerpt()}"
-            )
+            raise EndpointNotReady(f"{where} /v1/models answered {models.status}: {shown(models)}")
         missing = missing_routes(listing, routes)
         if missing:
             raise EndpointNotReady(
@@ -1162,14 +1205,17 @@ class _ServiceProbe:
                 "v1/completions",
                 timeout_s,
                 {"model": name, "prompt": "Hello", "max_tokens": 1},
+                headers=keyed,
             )
             body = answer.json() if answer.status == 200 else None
             if not isinstance(body, dict) or not body.get("choices"):
                 raise EndpointNotReady(
-                    f"{where} could not complete with {name!r}: {answer.status} {answer.excerpt()}"
+                    f"{where} could not complete with {name!r}: {answer.status} {shown(answer)}"
                 )
             tokens[name] = int((body.get("usage") or {}).get("completion_tokens") or 0)
-        return GatewayCheck(self.base_url, listed_models(listing), tokens)
+        return GatewayCheck(
+            self.base_url, listed_models(listing), tokens, key_enforced=master_key is not None
+        )
 
 
 def _progress_payload(maps: Sequence[Mapping[str, Any]]) -> dict[str, Any]:

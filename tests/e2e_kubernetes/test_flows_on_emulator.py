@@ -7,6 +7,7 @@ failed with its log and nothing left behind; node health.
 
 from __future__ import annotations
 
+import secrets
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -36,6 +37,8 @@ class Platform:
     emulator: Emulator
     openshift: Emulator
     database_url: str
+    workdir: Path
+    """The Prefect server's home and database, the results store, keys and reports."""
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +78,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
             for name, emu in (("lab-k8s", kube), ("lab-ocp", openshift)):
                 text = yaml.safe_dump(emu.kubeconfig_dict())
                 KubeconfigCredentials.from_kubeconfig(name, text).save(name)
-            yield Platform(kube, openshift, database_url)
+            yield Platform(kube, openshift, database_url, workdir)
     finally:
         kube.stop()
         openshift.stop()
@@ -256,14 +259,39 @@ def test_cluster_health_records_node_readiness(platform: Platform) -> None:
     assert all(r["reachable"] and r["ready"] and r["schedulable"] for r in rows)
 
 
-def _gateway(platform: Platform, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-    """A client's request to the gateway's Service (through the API server's proxy)."""
+def _gateway(
+    platform: Platform, method: str, path: str, body: Any = None, key: str | None = None
+) -> tuple[int, Any]:
+    """A client's request to the gateway's Service (through the API server's proxy), with
+    the master key in LiteLLM's own header when given."""
     return raw_request(
         platform.emulator.url,
         method,
         f"/api/v1/namespaces/bud-gateway/services/bud-gateway:http/proxy/{path}",
         body,
+        headers={"x-litellm-api-key": f"Bearer {key}"} if key else None,
     )
+
+
+def _master_key_secret(platform: Platform, name: str, key: str) -> None:
+    """What an operator does: ``kubectl -n bud-gateway create secret generic <name>
+    --from-literal=master-key=...``."""
+    status, answer = raw_request(
+        platform.emulator.url,
+        "POST",
+        "/api/v1/namespaces/bud-gateway/secrets",
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": name, "namespace": "bud-gateway"},
+            "stringData": {"master-key": key},
+        },
+    )
+    assert status == 201, answer
+
+
+def _files_holding(root: Path, text: str) -> list[Path]:
+    return [p for p in root.rglob("*") if p.is_file() and text.encode() in p.read_bytes()]
 
 
 def test_publish_gateway_routes_every_ready_model_and_follows_teardowns(
@@ -302,15 +330,40 @@ def test_publish_gateway_routes_every_ready_model_and_follows_teardowns(
     assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
     assert after["metadata"]["generation"] == before["metadata"]["generation"]
 
+    # A master key from a Secret: the check is refused without it and calls every route
+    # with it; clients need it too.
+    key = "sk-" + secrets.token_hex(16)
+    _master_key_secret(platform, "gateway-key", key)
+    request = PublishGatewayRequest(cluster="lab-k8s", master_key_secret="gateway-key")
+    keyed = publish_gateway(request)
+    assert keyed["changed"] and keyed["key_enforced"]
+    assert keyed["listed_models"] == ["chat-gaudi", "chat-h100"]
+    assert keyed["completion_tokens"] == {"chat-gaudi": 1, "chat-h100": 1}
+    assert _gateway(platform, "GET", "v1/models")[0] == 401
+    status, listing = _gateway(platform, "GET", "v1/models", key=key)
+    assert status == 200 and [m["id"] for m in listing["data"]] == ["chat-gaudi", "chat-h100"]
+
     # A model torn down loses its route on the next publish.
     teardown_deployment(TeardownRequest(cluster="lab-k8s", deployment="chat-gaudi"))
     third = publish_gateway(request)
-    assert third["changed"] and third["config_hash"] != first["config_hash"]
+    assert third["changed"] and third["config_hash"] != keyed["config_hash"]
     assert third["routes"] == third["listed_models"] == ["chat-h100"]
     status, answer = _gateway(
-        platform, "POST", "v1/completions", {"model": "chat-gaudi", "prompt": "Hi"}
+        platform, "POST", "v1/completions", {"model": "chat-gaudi", "prompt": "Hi"}, key=key
     )
     assert status == 400 and "Invalid model name passed in model=chat-gaudi" in str(answer)
+
+    # The key is in no log, artifact, flow result or store: every file under the work
+    # directory (the Prefect server's database and logs, the results store) is free of it,
+    # though the gateway's artifacts and the Secret's name are there.
+    from prefect.logging.handlers import APILogWorker
+
+    APILogWorker.drain_all(timeout=5)
+    assert _files_holding(platform.workdir, "gateway-manifests-lab-k8s")
+    assert _files_holding(platform.workdir, "gateway-key")
+    assert _files_holding(platform.workdir, f"published (config {third['config_hash']})")
+    assert not _files_holding(platform.workdir, key)
+    assert key not in repr(keyed) + repr(third)
 
     # Nothing left to route: publishing fails and leaves the gateway as it was.
     teardown_deployment(TeardownRequest(cluster="lab-k8s", deployment="chat-h100"))
