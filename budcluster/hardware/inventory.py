@@ -154,6 +154,21 @@ class HostInfo(_Model):
     source: str | None = None
 
 
+class DevicesInUse(_Model):
+    """Accelerators that pods already request on the node, as its scheduler counts them."""
+
+    resource: str = Field(
+        description="The extended resource: nvidia.com/gpu, nvidia.com/mig-<profile>, "
+        "habana.ai/gaudi."
+    )
+    count: int = Field(ge=0)
+    holder: str | None = Field(
+        None,
+        description="The served model name of the bud-serve-cluster runtime whose pods "
+        "request them; null for any other pods.",
+    )
+
+
 class NodeInventory(_Model):
     """Everything the planner needs to know about one node."""
 
@@ -168,9 +183,24 @@ class NodeInventory(_Model):
     pci_vendors_present: list[str] = Field(
         default_factory=list, description="PCI vendor ids seen by NFD: 10de NVIDIA, 1da3 Habana."
     )
+    devices_in_use: list[DevicesInUse] = Field(
+        default_factory=list,
+        description="What the node's non-terminated pods request (Kubernetes only); the "
+        "planner counts that many devices of each resource as taken. Empty where no "
+        "scheduler hands out devices (hosts): there, only the tools' in_use flags count.",
+    )
     tools: list[ToolStatus] = Field(default_factory=list)
     sources: list[SourceRecord] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
+
+    def devices_held(self, resource: str, replacing: str | None = None) -> int:
+        """How many ``resource`` devices pods hold, less those of the runtime serving
+        ``replacing`` (a redeploy replaces its own pods before it starts new ones)."""
+        return sum(
+            entry.count
+            for entry in self.devices_in_use
+            if entry.resource == resource and (replacing is None or entry.holder != replacing)
+        )
 
     @classmethod
     def from_fragment(cls, data: dict[str, Any]) -> NodeInventory:

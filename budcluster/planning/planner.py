@@ -10,7 +10,15 @@ from budcluster.hardware._text import format_cpu_list
 from budcluster.hardware.inventory import NodeInventory, NumaNode
 from budcluster.modelfacts import ModelFacts
 from budcluster.planning import commands
-from budcluster.planning.devices import MIB, DeviceGroup, cuda_groups, hpu_groups, node_name
+from budcluster.planning.devices import (
+    MIB,
+    DeviceGroup,
+    Occupancy,
+    cuda_groups,
+    hpu_groups,
+    node_name,
+    occupancy,
+)
 from budcluster.planning.errors import Candidate, NoFeasiblePlan
 from budcluster.planning.images import image_for
 from budcluster.planning.memory import (
@@ -131,6 +139,12 @@ def _choose(fits: list[_Fit]) -> _Fit:
     return min(fits, key=lambda f: (f.tp, f.group.memory_bytes, f.group.node_name))
 
 
+def _held_note(group: DeviceGroup) -> str:
+    if not group.held_by_pods:
+        return ""
+    return f" ({group.held_by_pods} more {group.resource_name} in use by other pods)"
+
+
 def _replicas(request: PlanRequest, fit: _Fit) -> int:
     available = fit.group.count // fit.tp
     if request.replicas == "auto":
@@ -138,7 +152,8 @@ def _replicas(request: PlanRequest, fit: _Fit) -> int:
     if request.replicas > available:
         raise NoFeasiblePlan(
             f"{request.replicas} replicas of TP {fit.tp} need {request.replicas * fit.tp} free "
-            f"devices on one node; {fit.group.node_name} has {fit.group.count}",
+            f"devices on one node; {fit.group.node_name} has {fit.group.count} free"
+            + _held_note(fit.group),
             [],
             [f"ask for at most {available} replicas, or add nodes with free devices"],
         )
@@ -220,7 +235,8 @@ def _accelerator_plan(
         "limits": {group.resource_name: str(tp), "memory": f"{host_ram}Gi"},
     }
     decisions = [
-        f"device kind {group.kind}: {group.count}x {group.product} free on {group.node_name}",
+        f"device kind {group.kind}: {group.count}x {group.product} free on {group.node_name}"
+        + _held_note(group),
         f"TP {tp}: smallest size that divides {facts.num_attention_heads} heads and "
         f"{facts.num_kv_heads} KV heads and fits weights + KV for {max_len} tokens x "
         f"{request.concurrency} sequences",
@@ -448,13 +464,27 @@ def _cpu_plan(
     )
 
 
-def _fixes(facts: ModelFacts, misses: list[_Miss], request: PlanRequest, max_len: int) -> list[str]:
+def _fixes(
+    facts: ModelFacts,
+    misses: list[_Miss],
+    request: PlanRequest,
+    max_len: int,
+    occupied: list[Occupancy],
+) -> list[str]:
     """Concrete ways out, computed on the closest candidate's device size."""
+    freeing = [
+        f"free {o.resource_name} on {o.node_name}: tear down a deployment there (or wait for "
+        "its pods to end), then plan again"
+        for o in occupied
+    ]
     best = min(
         (m for m in misses if m.memory), key=lambda m: m.candidate.shortfall_bytes, default=None
     )
     if best is None or best.memory is None:
-        return ["add a node with a free CUDA GPU, a Gaudi card, or a CPU with enough RAM"]
+        return [
+            *freeing,
+            "add a node with a free CUDA GPU, a Gaudi card, or a CPU with enough RAM",
+        ]
     mem = best.memory
     heads = facts.num_attention_heads or 1
     kv_heads = facts.num_kv_heads or heads
@@ -508,7 +538,7 @@ def _fixes(facts: ModelFacts, misses: list[_Miss], request: PlanRequest, max_len
             f"{kv_heads} KV heads), so {top} devices of at least {need / GIB:.0f} GiB each "
             "are needed on one node"
         )
-    return fixes
+    return [*freeing, *fixes]
 
 
 def plan(
@@ -542,7 +572,10 @@ def _best_plan(
     max_len = _max_model_len(facts, request)
     kinds = AUTO_ORDER if request.device == "auto" else (request.device,)
     misses: list[_Miss] = []
+    occupied: list[Occupancy] = []
     named = [(node_name(inv, i), inv) for i, inv in enumerate(inventories)]
+    # A redeploy's own pods go before its new ones start: their devices count as free.
+    replacing = request.served_model_name
     for kind in kinds:
         if kind in {"cuda", "hpu"}:
             if request.engine == "llama.cpp":
@@ -551,8 +584,13 @@ def _best_plan(
             groups = [
                 g
                 for name, inv in named
-                for g in (cuda_groups(inv, name) if kind == "cuda" else hpu_groups(inv, name))
+                for g in (
+                    cuda_groups(inv, name, replacing)
+                    if kind == "cuda"
+                    else hpu_groups(inv, name, replacing)
+                )
             ]
+            occupied += [o for name, inv in named for o in occupancy(inv, name, kind, replacing)]
             fits = _fit_groups(groups, facts, request, dtype, max_len, misses)
             if fits:
                 chosen = _choose(fits)
@@ -590,5 +628,10 @@ def _best_plan(
         f"{facts.name} ({(facts.weight_bytes or 0) / GIB:.1f} GiB of weights, "
         f"{max_len} tokens x {request.concurrency} sequences) fits no {searched} device"
         + ("" if misses else " (no such devices are free in the inventories)")
+        + (
+            "; devices exist but are in use: " + "; ".join(o.describe() for o in occupied)
+            if occupied
+            else ""
+        )
     )
-    raise NoFeasiblePlan(reason, closest, _fixes(facts, misses, request, max_len))
+    raise NoFeasiblePlan(reason, closest, _fixes(facts, misses, request, max_len, occupied))
