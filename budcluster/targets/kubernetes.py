@@ -35,7 +35,7 @@ from budcluster.gateway import (
     missing_routes,
 )
 from budcluster.hardware.advertised_gpus import extend_to_advertised
-from budcluster.hardware.inventory import NodeInventory
+from budcluster.hardware.inventory import DevicesInUse, NodeInventory
 from budcluster.hardware.merge import merge_fragments
 from budcluster.hardware.node_labels import parse_node_labels
 from budcluster.targets.base import (
@@ -263,10 +263,90 @@ def node_state(node: Mapping[str, Any]) -> NodeState:
     )
 
 
+RUNTIME_SELECTOR = "app.kubernetes.io/name=bud-runtime"
+SERVED_MODEL_ANNOTATION = "budcluster.io/served-model-name"
+# What the scheduler counts against a node: every pod bound to it that has not ended.
+_HOLDING_PODS = "spec.nodeName={node},status.phase!=Succeeded,status.phase!=Failed"
+
+
+def is_accelerator(resource: str) -> bool:
+    return resource in (GPU_RESOURCE, GAUDI_RESOURCE) or resource.startswith("nvidia.com/mig-")
+
+
+def _container_requests(container: Mapping[str, Any]) -> dict[str, int]:
+    resources = container.get("resources") or {}
+    # Extended resources cannot be overcommitted: requests equal limits, and the API server
+    # copies a limit into an absent request.
+    merged = {**(resources.get("limits") or {}), **(resources.get("requests") or {})}
+    return {
+        str(k): int(str(v))
+        for k, v in merged.items()
+        if is_accelerator(str(k)) and str(v).isdigit()
+    }
+
+
+def pod_accelerator_requests(pod: Mapping[str, Any]) -> dict[str, int]:
+    """The accelerators the scheduler counts for a pod: per resource, the larger of the sum
+    over its containers (with restartable init containers, the sidecars that run beside them)
+    and the largest ordinary init container."""
+    spec = pod.get("spec") or {}
+    inits = spec.get("initContainers") or []
+    running = [
+        *(spec.get("containers") or []),
+        *(c for c in inits if c.get("restartPolicy") == "Always"),
+    ]
+    total: dict[str, int] = {}
+    for container in running:
+        for resource, count in _container_requests(container).items():
+            total[resource] = total.get(resource, 0) + count
+    for container in inits:
+        if container.get("restartPolicy") != "Always":
+            for resource, count in _container_requests(container).items():
+                total[resource] = max(total.get(resource, 0), count)
+    return total
+
+
+def devices_in_use(
+    pods: Sequence[Mapping[str, Any]], runtimes: Mapping[tuple[str, str], str]
+) -> list[DevicesInUse]:
+    """What the pods request, per resource and holder. A pod of a bud-serve-cluster runtime
+    (``budcluster.io/release`` naming one of ``runtimes``, (namespace, release) -> served
+    model name) is held by that served name; any other pod by no one in particular."""
+    totals: dict[tuple[str, str | None], int] = {}
+    for pod in pods:
+        meta = pod.get("metadata") or {}
+        release = (meta.get("labels") or {}).get(kube.RELEASE_LABEL)
+        holder = runtimes.get((str(meta.get("namespace")), str(release))) if release else None
+        for resource, count in pod_accelerator_requests(pod).items():
+            if count:
+                totals[(resource, holder)] = totals.get((resource, holder), 0) + count
+    return [
+        DevicesInUse(resource=resource, count=count, holder=holder)
+        for (resource, holder), count in sorted(
+            totals.items(), key=lambda i: (i[0][0], i[0][1] or "")
+        )
+    ]
+
+
+def _in_use_note(in_use: Sequence[DevicesInUse]) -> str | None:
+    if not in_use:
+        return None
+    parts = []
+    for resource in sorted({e.resource for e in in_use}):
+        entries = [e for e in in_use if e.resource == resource]
+        held = ", ".join(f"{e.count} by runtime {e.holder!r}" for e in entries if e.holder)
+        parts.append(f"{resource}={sum(e.count for e in entries)}" + (f" ({held})" if held else ""))
+    return "kubernetes: requested by pods on this node: " + ", ".join(parts)
+
+
 def reconcile_node(
-    collector_json: str | None, node: Mapping[str, Any], state: NodeState
+    collector_json: str | None,
+    node: Mapping[str, Any],
+    state: NodeState,
+    in_use: Sequence[DevicesInUse] = (),
 ) -> NodeInventory:
-    """The collector's report, gaps filled from NFD/GFD labels, checked against allocatable.
+    """The collector's report, gaps filled from NFD/GFD labels, checked against allocatable,
+    with what the node's pods already request (``in_use``, for the planner).
 
     GPUs the device plugin advertises beyond those the collector described are added from
     the GFD labels when they agree (``budcluster.hardware.advertised_gpus``); any other
@@ -308,7 +388,12 @@ def reconcile_node(
             f"kubernetes: allocatable {GAUDI_RESOURCE}={allocatable_cards} but the node "
             f"reports {cards} Gaudi cards"
         )
-    return inventory.model_copy(update={"notes": [*inventory.notes, *notes]})
+    note = _in_use_note(in_use)
+    if note:
+        notes.append(note)
+    return inventory.model_copy(
+        update={"notes": [*inventory.notes, *notes], "devices_in_use": list(in_use)}
+    )
 
 
 def _count(value: str | None) -> int | None:
@@ -539,14 +624,57 @@ class KubernetesTarget:
             )
         except kube.KubernetesError as exc:
             raise _wrap(exc, "detect nodes") from exc
-        return [
-            reconcile_node(
-                reports.get(f"{NODE_INFO_PREFIX}{n['metadata']['name']}"),
-                n,
-                states[n["metadata"]["name"]],
+        in_use, refused = self._devices_in_use([str(n["metadata"]["name"]) for n in nodes])
+        inventories = []
+        for node in sorted(nodes, key=lambda n: str(n["metadata"]["name"])):
+            name = str(node["metadata"]["name"])
+            inventory = reconcile_node(
+                reports.get(f"{NODE_INFO_PREFIX}{name}"), node, states[name], in_use.get(name, ())
             )
-            for n in sorted(nodes, key=lambda n: str(n["metadata"]["name"]))
-        ]
+            if refused:
+                inventory = inventory.model_copy(update={"notes": [*inventory.notes, refused]})
+            inventories.append(inventory)
+        return inventories
+
+    def _devices_in_use(
+        self, nodes: Sequence[str]
+    ) -> tuple[dict[str, list[DevicesInUse]], str | None]:
+        """Per node, what its non-terminated pods request (``kubectl describe node``'s
+        "Allocated resources"), and a note when the API server refuses to say."""
+        try:
+            deployments, _ = kube.list_objects(
+                self._api,
+                "Deployment",
+                None,
+                label_selector=RUNTIME_SELECTOR,
+                timeout_s=self._timeouts.api_s,
+            )
+            runtimes = {
+                (str(d["metadata"].get("namespace")), str(d["metadata"]["name"])): str(served)
+                for d in deployments
+                if (served := (d["metadata"].get("annotations") or {}).get(SERVED_MODEL_ANNOTATION))
+            }
+            found: dict[str, list[DevicesInUse]] = {}
+            for node in nodes:
+                pods, _ = kube.list_objects(
+                    self._api,
+                    "Pod",
+                    None,
+                    field_selector=_HOLDING_PODS.format(node=node),
+                    timeout_s=self._timeouts.api_s,
+                )
+                found[node] = devices_in_use(pods, runtimes)
+        except kube.KubernetesApiError as exc:
+            if exc.status != 403:
+                raise _wrap(exc, "list the pods on each node") from exc
+            # Without the right to list pods the planner still works, on what the tools see.
+            return {}, (
+                f"kubernetes: devices other pods hold are not counted ({exc}); give the "
+                "kubeconfig's user list on pods and deployments in all namespaces"
+            )
+        except kube.KubernetesError as exc:
+            raise _wrap(exc, "list the pods on each node") from exc
+        return found, None
 
     def stage_model(
         self,

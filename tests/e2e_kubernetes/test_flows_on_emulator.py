@@ -1,12 +1,15 @@
 """The flows on a Kubernetes cluster (the API emulator): register both flavours; detect
 the nodes (the 8-GPU H100 node counted from its device plugin and GFD labels); deploy
 Llama 3.1 70B, which needs TP 2, onto that node with 2 GPUs, ready through its Service,
-with its revision kept, then tear it down leaving nothing; a rollout that crashes ending
-failed with its log and nothing left behind; node health.
+with its revision kept, a second one refused at planning while the first holds every GPU,
+then tear it down leaving nothing; a rollout that crashes ending failed with its log and
+nothing left behind; node health; the gateway in front of the ready models, with and
+without a master key.
 """
 
 from __future__ import annotations
 
+import re
 import secrets
 import shutil
 from collections.abc import Iterator
@@ -207,6 +210,21 @@ def test_a_tp2_model_deploys_onto_the_h100_node_serves_and_tears_down(
             assert revisions and any(m["kind"] == "Deployment" for m in revisions[-1].manifests)
     finally:
         store.dispose()
+    # Its replicas hold all 8 GPUs: a second 70B is refused at planning, naming the node and
+    # the count, instead of rolling out pods the scheduler cannot place.
+    from budcluster.planning import NoFeasiblePlan
+
+    with pytest.raises(
+        NoFeasiblePlan, match=re.escape("gpu-h100-0 has 8 nvidia.com/gpu, 8 in use by other")
+    ):
+        deploy_model(
+            _deploy_request("llama-70b-b", model={"uri": LLAMA_70B_URI, "registry_block": "models"})
+        )
+    assert not [
+        o
+        for o in platform.emulator.objects("deployments", "apps")
+        if "llama-70b-b" in o["metadata"]["name"]
+    ]
     assert (
         teardown_deployment(TeardownRequest(cluster="lab-k8s", deployment="llama-70b")) == "deleted"
     )
@@ -330,24 +348,19 @@ def test_publish_gateway_routes_every_ready_model_and_follows_teardowns(
     assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
     assert after["metadata"]["generation"] == before["metadata"]["generation"]
 
-    # A master key from a Secret: the check is refused without it and calls every route
-    # with it; clients need it too.
+    # A model torn down loses its route on the next publish, here with a master key from a
+    # Secret: the check is refused without the key and calls every route with it.
     key = "sk-" + secrets.token_hex(16)
     _master_key_secret(platform, "gateway-key", key)
+    teardown_deployment(TeardownRequest(cluster="lab-k8s", deployment="chat-gaudi"))
     request = PublishGatewayRequest(cluster="lab-k8s", master_key_secret="gateway-key")
-    keyed = publish_gateway(request)
-    assert keyed["changed"] and keyed["key_enforced"]
-    assert keyed["listed_models"] == ["chat-gaudi", "chat-h100"]
-    assert keyed["completion_tokens"] == {"chat-gaudi": 1, "chat-h100": 1}
+    third = publish_gateway(request)
+    assert third["changed"] and third["config_hash"] != first["config_hash"]
+    assert third["routes"] == third["listed_models"] == ["chat-h100"]
+    assert third["key_enforced"] and third["completion_tokens"] == {"chat-h100": 1}
     assert _gateway(platform, "GET", "v1/models")[0] == 401
     status, listing = _gateway(platform, "GET", "v1/models", key=key)
-    assert status == 200 and [m["id"] for m in listing["data"]] == ["chat-gaudi", "chat-h100"]
-
-    # A model torn down loses its route on the next publish.
-    teardown_deployment(TeardownRequest(cluster="lab-k8s", deployment="chat-gaudi"))
-    third = publish_gateway(request)
-    assert third["changed"] and third["config_hash"] != keyed["config_hash"]
-    assert third["routes"] == third["listed_models"] == ["chat-h100"]
+    assert status == 200 and [m["id"] for m in listing["data"]] == ["chat-h100"]
     status, answer = _gateway(
         platform, "POST", "v1/completions", {"model": "chat-gaudi", "prompt": "Hi"}, key=key
     )
@@ -363,7 +376,7 @@ def test_publish_gateway_routes_every_ready_model_and_follows_teardowns(
     assert _files_holding(platform.workdir, "gateway-key")
     assert _files_holding(platform.workdir, f"published (config {third['config_hash']})")
     assert not _files_holding(platform.workdir, key)
-    assert key not in repr(keyed) + repr(third)
+    assert key not in repr(third)
 
     # Nothing left to route: publishing fails and leaves the gateway as it was.
     teardown_deployment(TeardownRequest(cluster="lab-k8s", deployment="chat-h100"))
