@@ -22,7 +22,6 @@ import asyncio
 import contextvars
 import functools
 import json
-import re
 import select
 import time
 from collections.abc import Callable
@@ -263,11 +262,9 @@ class StreamingClient:
         """Request bodies by prompt: a run cycles through a fixed set of prompts."""
         self._url = config.endpoint
         self._chat = config.api == "chat"
-        # Text-carrying events are counted with a key pattern on the fast path (see
-        # _scan_parts); every sse_verify_every-th read is also fully parsed to check it.
-        self._text_key = _CHAT_TEXT_KEY if self._chat else _COMPLETION_TEXT_KEY
+        # Text-carrying events are counted by key on the fast path (see _count_read);
+        # every sse_verify_every-th read is also fully parsed to check it.
         key = b'"content":' if self._chat else b'"text":'
-        self._bare_key = key[:-1]
         self._compact_key, self._compact_empty = key + b'"', key + b'""'
         self._reads = 0
         self.fast_path_disabled: str | None = None
@@ -452,44 +449,13 @@ class StreamingClient:
         self._finish(record, state, prompt)
 
     def _scan_read(self, data: bytes, state: _StreamState) -> int:
-        """Fast path over a read of whole ``data:`` events; -1 when the read has another
-        shape (a partial event, a first line that is not data, a [DONE] before the
-        end), which the line-by-line path handles.
-
-        Inside JSON every quote in a string is escaped, so ``"text":"<char>`` can only be
-        a ``text`` key with a non-empty string value: counting that pattern counts the
-        text-carrying events exactly, without building every event's objects (which costs
-        more than the rest of the client). Only events that mention usage or an error
-        are parsed.
-
-        Each count or search is one pass over the read in C, and those passes, not the
-        Python around them, are most of the client's own cost per request; so the fast
-        path makes only the passes whose answer changes from read to read:
-
-        * Lines between events are not inspected: a comment (``: ping``) or another
-          field (``event:``, ``id:``) adds no text, usage, error or [DONE], so counting
-          over the whole read gives the line path's answer. Verified reads (below) check
-          the framing exactly and go through the line path when it is not pure data.
-        * Text keys: when every ``"text"`` in the read is written compactly as
-          ``"text":"`` (vLLM and most servers), substring counts give the answer; any
-          other form (spaces, nulls, "text" as a value) goes through a regular
-          expression.
-
-        The first and every ``sse_verify_every``-th read are parsed in full to check
-        the fast path; on any disagreement or bad JSON the client switches to full
-        parsing for good and the run records why. ``bytes.find``, not ``in``: ``in``
-        first tries the needle as an int and raises inside CPython.
-        """
+        """Text-carrying events in a read of whole ``data:`` events; -1 for another shape
+        (a partial event, a first line that is not data), which the line-by-line path
+        handles. The first and every ``sse_verify_every``-th read are parsed in full and
+        check the fast path (:meth:`_count_read`); on any disagreement or bad JSON the
+        client parses every read for the rest of the run and the run records why."""
         if not data.startswith(b"data:") or not data.endswith(b"\n\n"):
             return -1
-        done = False
-        done_at = data.find(b"[DONE]")
-        if done_at >= 0:
-            last = data.rfind(b"\n\ndata:")
-            last = 5 if last < 0 else last + 7
-            if done_at < last or data[last:-2].strip() != b"[DONE]":
-                return -1  # a [DONE] before the last event: the line path cuts there
-            done = True
         reads = self._reads = self._reads + 1
         if (
             reads == 1
@@ -497,64 +463,118 @@ class StreamingClient:
             or self.fast_path_disabled is not None
             or self.tokenizer is not None  # the text itself is needed to count tokens
         ):
-            return self._parse_read(data, done, state)
-        keys = data.count(self._bare_key)
-        if not keys:
-            texts = 0
-        elif keys == (compact := data.count(self._compact_key)):
-            # Every key written compactly (vLLM and most servers): substring counts.
-            texts = compact - data.count(self._compact_empty)
-        else:
-            texts = len(self._text_key.findall(data))  # spaces, nulls, "text" as a value
-        try:
-            # Servers put the usage block in the last event: search from the end.
-            at = data.rfind(b'"usage"')
-            while at >= 0:
-                start = data.rfind(b"\n\ndata:", 0, at)
-                start = 5 if start < 0 else start + 7
-                if usage := _loads(data[start : data.find(b"\n\n", at)]).get("usage"):
-                    state.usage = usage
-                    break
-                at = data.rfind(b'"usage"', 0, start)
-            if data.find(b'"error"') >= 0:
-                parts = data[5:-2].split(b"\n\ndata:")
-                errors = [_loads(p) for p in parts if p.find(b'"error"') >= 0]
-                self._scan_events(errors, data, state)
-        except (ValueError, AttributeError):
-            if _only_data_events(data):
-                self._disable_fast_path("an event was not valid JSON")
-            return self._handle_lines(data.split(b"\n"), state)
-        state.done = done
-        return texts
+            return self._parse_read(data, state)
+        return self._count_read(data, state)
 
-    def _parse_read(self, data: bytes, done: bool, state: _StreamState) -> int:
-        """Full parse of a read, checking the fast path."""
+    def _count_read(self, data: bytes, state: _StreamState) -> int:
+        """The fast path: -1 unless the read is text events, then a few others.
+
+        Inside JSON every quote in a string is escaped, so ``"text":"`` can only be a
+        ``text`` key written compactly (vLLM, llama.cpp, TGI and SGLang all write it so)
+        with a string value, and ``"text":""`` one with an empty value. The events after
+        the last such key (usage, a finish event, [DONE]) are few and parsed one by one.
+        The events before it are counted, not parsed: a ``data:`` event is two newlines,
+        so when the newlines there are exactly twice the keys, every one of those events
+        is a text event. Anything else among them (an error event, a key written another
+        way, a comment, another field, a [DONE] in the middle) breaks the equality and
+        the line path reads the read exactly.
+
+        Each count is one pass over the read in C, and those passes, not the Python
+        around them, are the fast path's cost: three here (the newline count is the
+        cheapest kind, a single byte). What counting cannot see is an event with two
+        text keys (``n`` > 1 choices, never asked for) next to an event with none;
+        verified reads catch that.
+        """
+        key = self._compact_key
+        keys = data.count(key)
+        tail_at = 0
+        if keys:
+            last_key = data.rfind(key)
+            tail_at = data.find(b"\n\n", last_key) + 2
+            if tail_at == 1 or data.count(b"\n", 0, tail_at) != 2 * keys:
+                return -1
+            # Usage rides on the last text event on some servers (llama.cpp) and on
+            # every event with vLLM's continuous usage stats: the last one is the total.
+            last_event = data.rfind(b"\n\ndata:", 0, last_key)
+            last_event = 0 if last_event < 0 else last_event + 2
+            if data.find(b'"usage"', last_event, tail_at) >= 0:
+                try:
+                    usage = _loads(data[last_event + 5 : tail_at - 2]).get("usage")
+                except (ValueError, AttributeError):
+                    return -1  # the line path names the bad event
+                if usage:
+                    state.usage = usage
+        done = False
+        if tail_at < len(data):
+            tail = self._read_tail(data[tail_at:-2], state)
+            if tail is None:
+                return -1
+            done = tail
+        state.done = done
+        return keys - data.count(self._compact_empty, 0, tail_at) if keys else 0
+
+    def _read_tail(self, tail: bytes, state: _StreamState) -> bool | None:
+        """Parse the events after the last text event; whether the last is [DONE].
+        None for what the line path must decide: a comment or other field, an event
+        after [DONE], bad JSON, or text written in a form the count did not see."""
+        done = False
+        for part in tail.split(b"\n\n"):
+            if done or not part.startswith(b"data:"):
+                return None
+            payload = part[5:].strip()
+            if payload == b"[DONE]":
+                done = True
+                continue
+            try:
+                event = _loads(payload)
+            except ValueError:
+                return None
+            if type(event) is not dict:
+                return None
+            if (choices := event.get("choices")) and type(choice := choices[0]) is dict:
+                if self._chat:
+                    delta = choice.get("delta")
+                    if type(delta) is dict and delta.get("content"):
+                        return None
+                elif choice.get("text"):
+                    return None
+            if usage := event.get("usage"):
+                state.usage = usage
+            if "error" in event:
+                state.error = f"error event: {str(event['error'])[:300]}"
+        return done
+
+    def _parse_read(self, data: bytes, state: _StreamState) -> int:
+        """Full parse of a read of whole ``data:`` events, checking the fast path."""
         parts = data[5:-2].split(b"\n\ndata:")
+        done = parts[-1].strip() == b"[DONE]"
         if done:
             parts.pop()
         try:
             events = _loads(b"[" + b",".join(parts) + b"]") if parts else []
         except ValueError:
-            # A line that is not data (a comment, another field) lands inside a part
-            # and fails the parse too: that is a shape for the line path, not bad JSON.
-            if _only_data_events(data):
+            # A line that is not data (a comment, another field) or a [DONE] before the
+            # end lands inside a part and fails the parse too: that is a shape for the
+            # line path, not bad JSON.
+            if _only_data_events(data) and not any(p.strip() == b"[DONE]" for p in parts):
                 self._disable_fast_path("an event was not valid JSON")
             return self._handle_lines(data.split(b"\n"), state)  # names the bad event
+        usage_before, error_before = state.usage, state.error
         texts = self._scan_events(events, data, state)
-        if self.fast_path_disabled is None and texts != self._count_text_keys(data):
-            self._disable_fast_path("the text-key count disagreed with full parsing")
         state.done = done
+        if self.fast_path_disabled is None:
+            counted = _StreamState()
+            fast = self._count_read(data, counted)
+            usage = state.usage if state.usage is not usage_before else None
+            error = state.error if state.error is not error_before else None
+            if fast >= 0 and (
+                fast != texts
+                or counted.done != done
+                or counted.usage != usage
+                or (counted.error is None) != (error is None)
+            ):
+                self._disable_fast_path("the fast path disagreed with full parsing")
         return texts
-
-    def _count_text_keys(self, data: bytes) -> int:
-        """Text keys with a non-empty string value. When every ``"text"`` in the read is
-        written compactly as ``"text":"`` (vLLM and most servers), substring counts give
-        the answer at C speed; anything else (spaces, nulls, "text" as a value) goes
-        through the regular expression."""
-        keys = data.count(self._bare_key)
-        if keys == data.count(self._compact_key):
-            return keys - data.count(self._compact_empty)
-        return len(self._text_key.findall(data))
 
     def _disable_fast_path(self, why: str) -> None:
         if self.fast_path_disabled is None:
@@ -665,7 +685,3 @@ def _only_data_events(data: bytes) -> bool:
         and data.endswith(b"\n\n")
         and data.count(b"\n") == 2 * data.count(b"\n\ndata:") + 2
     )
-
-
-_COMPLETION_TEXT_KEY = re.compile(rb'"text"\s*:\s*"(?!")')
-_CHAT_TEXT_KEY = re.compile(rb'"content"\s*:\s*"(?!")')

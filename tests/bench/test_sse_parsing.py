@@ -94,9 +94,22 @@ COMPACT_STREAM = (
         compact_event("a") + compact_event(None, {"completion_tokens": 7})[:-1]
         + b": usage above\n\n",
         compact_event("a") + b'data: {"error": {"message": "overloaded"}}\n\n',
+        compact_event("a") + compact_event(" b", {"completion_tokens": 2})
+        + b"data: [DONE]\n\n",  # usage on the last text event (llama.cpp)
+        compact_event("a", {"completion_tokens": 1}) + compact_event("b", {"completion_tokens": 2})
+        + compact_event(None, {"completion_tokens": 2}),  # usage on every event (vLLM option)
+        compact_event("a") + b'data: {"error": {"message": "overloaded"}}\n\n'
+        + compact_event("b"),  # an error between text events
+        compact_event("a") + b"data: [DONE]\n\n" + compact_event("b"),  # [DONE] inside
+        compact_event("a") + event("b") + compact_event("c"),  # one event written spaced
+        compact_event(None, {"completion_tokens": 3}) + b"data: [DONE]\n\n",  # no text
+        compact_event("a") + b'data: {"choices":[{"index":0,"text":null}]}\n\n',
+        compact_event("a") + b'data: {"choices":[{"index":0,"text": "late"}]}\n\n',
     ],
     ids=["compact", "spaced", "comment", "id-field", "event-field", "after-done",
-         "usage-then-comment", "error"],
+         "usage-then-comment", "error", "usage-on-last-text", "usage-on-every-event",
+         "error-between-texts", "done-inside", "one-spaced", "usage-only", "null-text",
+         "spaced-text-in-tail"],
 )  # fmt: skip
 async def test_unverified_fast_path_agrees_with_the_line_path(read: bytes) -> None:
     """An unverified read through the fast path must give what parsing every line
@@ -185,3 +198,52 @@ async def test_error_event_is_a_stream_error() -> None:
 async def test_stream_without_text_is_an_error() -> None:
     record = await parse([event("") + b"data: [DONE]\n\n"])
     assert record.error_kind == "empty_stream"
+
+
+async def test_what_counting_cannot_see_is_caught_by_a_verified_read() -> None:
+    # Two text keys in one event (n=2 choices) next to an error event with none: the
+    # newlines still match the keys. A full parse sees the error, disagrees, and every
+    # later read is parsed in full.
+    two_choices = b'data: {"choices":[{"index":0,"text":"a"},{"index":1,"text":"b"}]}\n\n'
+    read = two_choices + b'data: {"error":{"message":"overloaded"}}\n\n' + compact_event("c")
+    record = await parse([read], verify_every=1)
+    assert record.error_kind == "stream_error"
+    config = ClientConfig("http://x", "m", sse_verify_every=1)
+    client = StreamingClient(config, time.perf_counter())
+    try:
+        record = RequestRecord(0, 0, 0.0, sent_s=0.0)
+        await client._read_stream(FakeResponse([read]), record, Prompt("p", 1, 4))  # type: ignore[arg-type]
+    finally:
+        await client.close()
+    assert client.fast_path_disabled == "the fast path disagreed with full parsing"
+
+
+@pytest.mark.parametrize(
+    ("read", "expected"),
+    [
+        (COMPACT_STREAM, 2),
+        (compact_event("a") + compact_event(" b", {"completion_tokens": 2}), 2),
+        (compact_event("a", {"completion_tokens": 1}) + compact_event(None, {"x": 1}), 1),
+        (compact_event(None, {"completion_tokens": 3}) + b"data: [DONE]\n\n", 0),
+        (STREAM, -1),  # spaced keys
+        (compact_event("a") + b": ping\n\n" + compact_event("b"), -1),
+        (compact_event("a") + b'data: {"error": {"message": "x"}}\n\n' + compact_event("b"), -1),
+        (compact_event("a") + b"data: [DONE]\n\n" + compact_event("b"), -1),
+        (compact_event("a") + b"data: {not json\n\n", -1),
+    ],
+    ids=["vllm", "usage-on-last", "usage-on-every", "usage-only", "spaced", "comment",
+         "error-between", "done-inside", "bad-json-in-tail"],
+)  # fmt: skip
+async def test_the_fast_path_takes_the_common_shapes_and_refuses_the_rest(
+    read: bytes, expected: int
+) -> None:
+    from budcluster.bench.client import _StreamState
+
+    client = StreamingClient(ClientConfig("http://x", "m"), time.perf_counter())
+    try:
+        state = _StreamState()
+        assert client._count_read(read, state) == expected
+    finally:
+        await client.close()
+    if expected >= 0 and b"completion_tokens" in read:
+        assert state.usage is not None
