@@ -276,7 +276,10 @@ class StreamingClient:
         self._compact_key, self._compact_empty = key + b'"', key + b'""'
         self._reads = 0
         self.fast_path_disabled: str | None = None
-        self._headers = {"Content-Type": "application/json"}
+        # The stream is read undecoded (auto_decompress=False), so ask for it that way:
+        # aiohttp otherwise offers gzip, and a server or proxy that compresses event
+        # streams would make every read unparseable.
+        self._headers = {"Content-Type": "application/json", "Accept-Encoding": "identity"}
         if config.api_key:
             self._headers["Authorization"] = f"Bearer {config.api_key}"
         timeout = aiohttp.ClientTimeout(

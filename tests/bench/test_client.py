@@ -296,3 +296,36 @@ def test_a_response_bigger_than_the_read_buffer_pauses_resumes_and_arrives_whole
         records = run_on_fast_loop(run(url))
     assert [(r.error_kind, len(r.chunk_times_s)) for r in records] == [(None, chunks)] * 2
     assert pauses, "the response never filled aiohttp's buffer: the test proves nothing"
+
+
+async def test_a_server_that_compresses_what_the_client_accepts_sends_it_plain() -> None:
+    # aiohttp's web server compresses a response with enable_compression() when the
+    # request accepts gzip, as compressing proxies do. The client reads the stream
+    # undecoded, so it must ask for identity or every read would be gzip bytes.
+    from aiohttp import web
+
+    seen: list[str] = []
+
+    async def completions(request: web.Request) -> web.StreamResponse:
+        seen.append(request.headers.get("Accept-Encoding", ""))
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        response.enable_compression()
+        await response.prepare(request)
+        for word in ("a", "b", "c"):
+            await response.write(b'data: {"choices":[{"index":0,"text":"%s"}]}\n\n' % word.encode())
+        await response.write(b"data: [DONE]\n\n")
+        await response.write_eof()
+        return response
+
+    app = web.Application()
+    app.router.add_post("/v1/completions", completions)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        records, _ = await send_many(f"http://127.0.0.1:{port}", n=2)
+    finally:
+        await runner.cleanup()
+    assert [(r.error_kind, len(r.chunk_times_s)) for r in records] == [(None, 3)] * 2
+    assert seen == ["identity", "identity"]
