@@ -330,3 +330,40 @@ def _workload_causes(rt: ResourceType, spec: Any) -> list[tuple[str, str]]:
                 )
             )
     return causes
+
+
+_SELECTOR_IMMUTABLE = ("deployments", "replicasets", "daemonsets", "statefulsets", "jobs")
+
+
+def validate_update(rt: ResourceType, new: Obj, live: Obj) -> None:
+    """The fields the real server refuses to change on update (422 "field is immutable"):
+    apps/v1 workload selectors, and a Job's selector and pod template. (Since 1.27 a
+    suspended Job that never started may change some scheduling fields of its template;
+    the emulator lets a suspended Job change its template at all.)"""
+    spec, old = new.get("spec") or {}, live.get("spec") or {}
+    causes: list[tuple[str, str]] = []
+    if rt.plural in _SELECTOR_IMMUTABLE and spec.get("selector") != old.get("selector"):
+        causes.append(
+            (
+                "spec.selector",
+                f"Invalid value: {json.dumps(spec.get('selector'))}: field is immutable",
+            )
+        )
+    if rt.plural == "jobs":
+        suspended = bool(spec.get("suspend")) and bool(old.get("suspend"))
+        if not suspended and spec.get("template") != old.get("template"):
+            causes.append(
+                ("spec.template", "Invalid value: core.PodTemplateSpec{...}: field is immutable")
+            )
+        if (
+            spec.get("completions") != old.get("completions")
+            and spec.get("completionMode") != "Indexed"
+        ):
+            causes.append(
+                (
+                    "spec.completions",
+                    f"Invalid value: {spec.get('completions')}: field is immutable",
+                )
+            )
+    if causes:
+        raise invalid(rt, str(new["metadata"].get("name", "")), causes)

@@ -272,6 +272,8 @@ class Store:
                 new.pop("status", None)
         admission.default(rt, new, self, live)
         admission.validate(rt, new)
+        if subresource is None:
+            admission.validate_update(rt, new, live)
         if rt.tracks_generation and new.get("spec") != live.get("spec"):
             meta["generation"] = int(old_meta.get("generation", 1)) + 1
         if new == live:
