@@ -22,27 +22,25 @@ from budcluster.targets.kubernetes import (
     KubernetesTarget,
     KubernetesTargetError,
     KubernetesTimeouts,
-    namespace_for,
     release_for,
 )
 from tests.k8s_emulator.emulator import Emulator
 from tests.k8s_emulator.fixtures import emulator_factory  # noqa: F401  (pytest fixture)
 from tests.k8s_emulator.nodes import amx_cpu_node, gaudi2_node, h100_mig_node, h100_node
-from tests.kubernetes.helpers import make_tp2_plan, make_tp2_rollout
+from tests.kubernetes.helpers import (
+    MODEL_NAMESPACE,
+    model_rollout,
+    target_for,
+    target_with_model_volume,
+)
 
 FAST = KubernetesTimeouts(api_s=10, detect_s=20, transfer_s=20, ready_s=20, resync_s=1)
-MODEL_NAMESPACE = namespace_for("bud", "llama-70b")
 INSTANCE = "app.kubernetes.io/instance"
 Factory = Callable[..., Emulator]
 
 
 def three_nodes() -> list[Any]:
     return [h100_mig_node(), gaudi2_node(), amx_cpu_node()]
-
-
-def target_for(emu: Emulator) -> KubernetesTarget:
-    api = kube.api_client_from_kubeconfig(emu.kubeconfig_dict())
-    return KubernetesTarget(api, timeouts=FAST)
 
 
 @pytest.fixture
@@ -57,7 +55,7 @@ def k8s(emulator_factory: Factory) -> Emulator:  # noqa: F811
 @pytest.mark.parametrize("flavour", ["kubernetes", "openshift"])
 def test_register_reads_version_and_platform(emulator_factory: Factory, flavour: str) -> None:  # noqa: F811
     emu = emulator_factory(flavour=flavour, nodes=three_nodes())
-    target = target_for(emu)
+    target = target_for(emu, FAST)
     report = target.verify_access()
     assert report.kind == flavour
     assert report.server_version == "v1.31.4"
@@ -73,7 +71,7 @@ def test_register_reads_version_and_platform(emulator_factory: Factory, flavour:
 
 def test_detect_a_three_node_cluster(emulator_factory: Factory) -> None:  # noqa: F811
     emu = emulator_factory(flavour="kubernetes", nodes=three_nodes())
-    target = target_for(emu)
+    target = target_for(emu, FAST)
     inventories = {i.node_name: i for i in target.detect_nodes()}
     h100, gaudi, cpu = (inventories[n.name] for n in three_nodes())
 
@@ -106,7 +104,7 @@ def test_detect_a_three_node_cluster(emulator_factory: Factory) -> None:  # noqa
 def test_stage_model_follows_the_transfer_job(k8s: Emulator) -> None:
     from budcluster.targets.base import ModelSourceSpec, TransferProgress
 
-    target = target_for(k8s)
+    target = target_for(k8s, FAST)
     seen: list[TransferProgress] = []
     source = ModelSourceSpec(
         "s3://models/llama",
@@ -135,46 +133,20 @@ def test_a_failed_transfer_job_is_an_error(k8s: Emulator) -> None:
 
     k8s.inject_fault("JobFailed", selector="app.kubernetes.io/name=model-transfer")
     with pytest.raises(KubernetesTargetError, match="source unreachable"):
-        target_for(k8s).stage_model(ModelSourceSpec("s3://models/x"), "broken", [])
+        target_for(k8s, FAST).stage_model(ModelSourceSpec("s3://models/x"), "broken", [])
 
 
 # --- deploy, ready, teardown --------------------------------------------------------------------
 
 
-def _model_pvc(target: KubernetesTarget) -> None:
-    kube.apply_objects(
-        target._api,
-        [
-            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": MODEL_NAMESPACE}},
-            {
-                "apiVersion": "v1",
-                "kind": "PersistentVolumeClaim",
-                "metadata": {"name": "llama-model", "namespace": MODEL_NAMESPACE},
-                "spec": {
-                    "accessModes": ["ReadWriteOnce"],
-                    "resources": {"requests": {"storage": "1Gi"}},
-                },
-            },
-        ],
-        release="model-llama",
-    )
-
-
-def _spec(name: str, **plan_update: Any) -> RolloutSpec:
-    plan = make_tp2_plan(h100_node().name).model_copy(update=plan_update)
-    base = make_tp2_rollout(plan, deployment_name=name)
-    return RolloutSpec(name, base.plan, f"pvc://{MODEL_NAMESPACE}/llama-model/llama")
-
-
 def _deployed(k8s: Emulator, spec: RolloutSpec) -> KubernetesTarget:
-    target = target_for(k8s)
-    _model_pvc(target)
+    target = target_with_model_volume(k8s, FAST)
     target.roll_out(spec)
     return target
 
 
 def test_deploy_tp2_onto_the_h100_node_then_tear_down(k8s: Emulator) -> None:
-    spec = _spec("llama-70b")
+    spec = model_rollout("llama-70b")
     assert spec.plan.tensor_parallel_size == 2
     target = _deployed(k8s, spec)
     manifests = {kube.ObjectRef.of(o) for o in target.last_manifests}
@@ -224,12 +196,12 @@ def test_deploy_tp2_onto_the_h100_node_then_tear_down(k8s: Emulator) -> None:
 
 
 def test_failed_scheduling_reason_then_rollback(k8s: Emulator) -> None:
-    good = _spec("sched")
+    good = model_rollout("sched")
     target = _deployed(k8s, good)
     assert target.wait_until_settled("sched").state is RuntimeState.RUNNING
     previous = list(target.last_manifests)
     too_big = {k: {**v, "nvidia.com/gpu": "64"} for k, v in good.plan.resources.items()}
-    target.roll_out(_spec("sched", resources=too_big))
+    target.roll_out(model_rollout("sched", resources=too_big))
 
     status = target.wait_until_settled("sched")
     assert status.state is RuntimeState.FAILED
@@ -248,12 +220,12 @@ def test_failed_scheduling_reason_then_rollback(k8s: Emulator) -> None:
 
 
 def test_image_pull_backoff_on_update_rolls_back(k8s: Emulator) -> None:
-    good = _spec("pull")
+    good = model_rollout("pull")
     target = _deployed(k8s, good)
     assert target.wait_until_settled("pull").state is RuntimeState.RUNNING
     previous = list(target.last_manifests)
     k8s.inject_fault("ImagePullBackOff", image="v9.9.9-missing")
-    target.roll_out(_spec("pull", image="vllm/vllm-openai:v9.9.9-missing"))
+    target.roll_out(model_rollout("pull", image="vllm/vllm-openai:v9.9.9-missing"))
 
     status = target.wait_until_settled("pull")
     assert status.state is RuntimeState.FAILED
@@ -272,7 +244,7 @@ def test_a_first_rollout_that_crashes_is_deleted(k8s: Emulator, fault: str) -> N
     name = f"f-{fault.lower()}"
     release = release_for(name)
     k8s.inject_fault(fault, selector=f"{INSTANCE}={release}")
-    target = _deployed(k8s, _spec(name))
+    target = _deployed(k8s, model_rollout(name))
 
     status = target.wait_until_settled(name)
     assert status.state is RuntimeState.FAILED
@@ -286,7 +258,7 @@ def test_a_first_rollout_that_crashes_is_deleted(k8s: Emulator, fault: str) -> N
 
 
 def test_watch_relists_after_410_gone(k8s: Emulator) -> None:
-    api = target_for(k8s)._api
+    api = target_for(k8s, FAST)._api
     kube.apply_objects(
         api, [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "w"}}], "w"
     )
@@ -318,9 +290,8 @@ def test_watch_relists_after_410_gone(k8s: Emulator) -> None:
 def test_rollout_manifests_are_yaml_of_what_was_applied(k8s: Emulator) -> None:
     import yaml
 
-    target = target_for(k8s)
-    _model_pvc(target)
-    status = target.roll_out(_spec("yaml"))
+    target = target_with_model_volume(k8s, FAST)
+    status = target.roll_out(model_rollout("yaml"))
     documents = list(yaml.safe_load_all(status.detail["manifests"]))
     assert documents == target.last_manifests
     assert json.loads(json.dumps(documents))  # plain data, storable as a revision
@@ -335,9 +306,8 @@ def test_openshift_rollout_has_a_route_and_teardown_removes_it(
     from tests.k8s_emulator.fixtures import kubectl_path
 
     emu = emulator_factory(flavour="openshift", nodes=[h100_node(), *three_nodes()])
-    target = target_for(emu)
-    _model_pvc(target)
-    target.roll_out(_spec("ocp"))
+    target = target_with_model_volume(emu, FAST)
+    target.roll_out(model_rollout("ocp"))
     assert target.wait_until_settled("ocp").state is RuntimeState.RUNNING
     release = release_for("ocp")
     kinds = {r.kind for r in kube.list_release(target._api, release, MODEL_NAMESPACE)}

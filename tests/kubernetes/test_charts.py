@@ -10,8 +10,8 @@ import pytest
 from budcluster.adapters.helm import HelmChartError, HelmRenderError, lint_chart, render_chart
 from budcluster.planning.models import RuntimePlan
 from budcluster.targets.base import RolloutSpec
-from budcluster.targets.kubernetes import runtime_values, transfer_values
-from tests.kubernetes.helpers import CHARTS, H100_NODE, by_kind, render
+from budcluster.targets.kubernetes import runtime_values
+from tests.kubernetes.helpers import CHARTS, H100_NODE, by_kind, llama_transfer_values, render
 
 K8S_VERSION = "1.31.0"
 CHART_NAMES = [
@@ -130,16 +130,7 @@ def test_collector_variant_can_be_switched_off() -> None:
 
 
 def transfer(**overrides: Any) -> list[dict[str, Any]]:
-    values = transfer_values(
-        image="registry/bud:1",
-        model_name="Llama-3.1-8B",
-        source_uri="s3://models/llama",
-        model_bytes=16_060_522_496,
-        s3_secret="llama-s3",
-        node_name=None,
-        pvc_name="llama-model",
-    )
-    values.update(overrides)
+    values = llama_transfer_values("registry/bud:1", **overrides)
     return render("model_transfer", values, release="model-llama")
 
 

@@ -24,16 +24,14 @@ from budcluster.targets.kubernetes import (
     KubernetesTarget,
     KubernetesTimeouts,
     devices_in_use,
-    namespace_for,
     pod_accelerator_requests,
 )
 from tests.k8s_emulator.emulator import Emulator
 from tests.k8s_emulator.fixtures import emulator_factory  # noqa: F401  (pytest fixture)
 from tests.k8s_emulator.nodes import gaudi2_node, h100_node
-from tests.kubernetes.helpers import MODELS
+from tests.kubernetes.helpers import MODEL_PATH, MODELS, apply_model_volume, target_for
 
 FAST = KubernetesTimeouts(api_s=10, detect_s=20, ready_s=20, resync_s=1)
-MODEL_NAMESPACE = namespace_for("bud", "llama-70b")
 OTHERS = "other-team"
 Factory = Callable[..., Emulator]
 
@@ -109,25 +107,6 @@ def _reasons(target: KubernetesTarget, pod: str) -> str:
     return " ".join(e.get("reason", "") for e in kube.events_for(target._api, OTHERS, name=pod))
 
 
-def _model_pvc(target: KubernetesTarget) -> None:
-    kube.apply_objects(
-        target._api,
-        [
-            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": MODEL_NAMESPACE}},
-            {
-                "apiVersion": "v1",
-                "kind": "PersistentVolumeClaim",
-                "metadata": {"name": "llama-model", "namespace": MODEL_NAMESPACE},
-                "spec": {
-                    "accessModes": ["ReadWriteOnce"],
-                    "resources": {"requests": {"storage": "1Gi"}},
-                },
-            },
-        ],
-        release="model-llama",
-    )
-
-
 def _h100(target: KubernetesTarget) -> NodeInventory:
     return next(i for i in target.detect_nodes() if i.node_name == h100_node().name)
 
@@ -136,7 +115,7 @@ def test_detection_counts_held_devices_and_the_plan_fits_what_is_left(
     emulator_factory: Factory,  # noqa: F811
 ) -> None:
     emu = emulator_factory(flavour="kubernetes", nodes=[h100_node(), gaudi2_node()])
-    target = KubernetesTarget(kube.api_client_from_kubeconfig(emu.kubeconfig_dict()), timeouts=FAST)
+    target = target_for(emu, FAST)
     _other_teams_pods(target)
 
     inventories = {i.node_name: i for i in target.detect_nodes()}
@@ -160,8 +139,8 @@ def test_detection_counts_held_devices_and_the_plan_fits_what_is_left(
         plan(facts, [h100], request.model_copy(update={"concurrency": 16}))
 
     # The scheduler agrees: the replica binds to the node and runs.
-    _model_pvc(target)
-    target.roll_out(RolloutSpec("chat", chat, f"pvc://{MODEL_NAMESPACE}/llama-model/llama"))
+    apply_model_volume(target._api)
+    target.roll_out(RolloutSpec("chat", chat, MODEL_PATH))
     assert target.wait_until_settled("chat").state is RuntimeState.RUNNING
 
     # Now all 8 are requested, 2 of them by the runtime serving "chat". Redeploying "chat"

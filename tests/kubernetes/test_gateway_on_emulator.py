@@ -13,7 +13,6 @@ import base64
 import json
 import secrets
 import subprocess
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,49 +26,19 @@ from budcluster.targets.kubernetes import (
     KubernetesRuntimeFailed,
     KubernetesTarget,
     KubernetesTargetError,
-    KubernetesTimeouts,
-    namespace_for,
 )
 from tests.k8s_emulator.emulator import Emulator
-from tests.k8s_emulator.fixtures import (
-    emulator_factory,  # noqa: F401  (pytest fixture)
-    kubectl_path,
-)
+from tests.k8s_emulator.fixtures import kubectl_path
 from tests.k8s_emulator.litellm_http import SimulatedLiteLLM
 from tests.k8s_emulator.nodes import h100_node
 from tests.k8s_emulator.runtime_http import HttpAnswer
 from tests.k8s_emulator.waiting import raw_request
-from tests.kubernetes.helpers import make_tp2_plan
-
-FAST = KubernetesTimeouts(api_s=10, ready_s=20, resync_s=1, endpoint_poll_s=0.1)
-MODEL_NAMESPACE = namespace_for("bud", "llama-70b")
-Factory = Callable[..., Emulator]
-
-
-@pytest.fixture
-def k8s(emulator_factory: Factory) -> Emulator:  # noqa: F811
-    return emulator_factory(flavour="kubernetes", nodes=[h100_node()])
-
-
-def _target(emu: Emulator) -> KubernetesTarget:
-    target = KubernetesTarget(kube.api_client_from_kubeconfig(emu.kubeconfig_dict()), timeouts=FAST)
-    kube.apply_objects(
-        target._api,
-        [
-            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": MODEL_NAMESPACE}},
-            {
-                "apiVersion": "v1",
-                "kind": "PersistentVolumeClaim",
-                "metadata": {"name": "llama-model", "namespace": MODEL_NAMESPACE},
-                "spec": {
-                    "accessModes": ["ReadWriteOnce"],
-                    "resources": {"requests": {"storage": "1Gi"}},
-                },
-            },
-        ],
-        release="model-llama",
-    )
-    return target
+from tests.kubernetes.helpers import (
+    MODEL_NAMESPACE,
+    MODEL_PATH,
+    make_tp2_plan,
+    target_with_model_volume,
+)
 
 
 def _serve(target: KubernetesTarget, name: str) -> ReadyDeployment:
@@ -78,9 +47,7 @@ def _serve(target: KubernetesTarget, name: str) -> ReadyDeployment:
     args = list(plan.args)
     args[args.index("--served-model-name") + 1] = name
     plan = plan.model_copy(update={"args": args, "served_model_name": name})
-    status = target.roll_out(
-        RolloutSpec(name, plan, f"pvc://{MODEL_NAMESPACE}/llama-model/llama", port=8000)
-    )
+    status = target.roll_out(RolloutSpec(name, plan, MODEL_PATH, port=8000))
     assert target.wait_until_settled(name).state is RuntimeState.RUNNING
     return ReadyDeployment(name, name, status.endpoint_url, target.last_manifests)
 
@@ -97,8 +64,8 @@ def _ask(
     )
 
 
-def test_the_gateway_routes_a_completion_to_the_runtime(k8s: Emulator, tmp_path: Path) -> None:
-    target = _target(k8s)
+def test_the_gateway_routes_a_completion_to_the_runtime(h100_k8s: Emulator, tmp_path: Path) -> None:
+    target = target_with_model_volume(h100_k8s)
     config = gateway_config("lab", [_serve(target, "alpha")])
     manifests = _publish(target, config)
     assert {o["kind"] for o in manifests} == {"ConfigMap", "Deployment", "Service"}
@@ -136,7 +103,7 @@ def test_the_gateway_routes_a_completion_to_the_runtime(k8s: Emulator, tmp_path:
     kubectl = [
         str(kubectl_path()),
         "--kubeconfig",
-        str(k8s.write_kubeconfig(tmp_path / "kubeconfig")),
+        str(h100_k8s.write_kubeconfig(tmp_path / "kubeconfig")),
         "-n",
         "bud-gateway",
     ]
@@ -165,8 +132,8 @@ def test_the_gateway_routes_a_completion_to_the_runtime(k8s: Emulator, tmp_path:
     assert config.routes[0].api_base in shown.stdout
 
 
-def test_a_new_config_rolls_the_pods_so_the_proxy_reads_it(k8s: Emulator) -> None:
-    target = _target(k8s)
+def test_a_new_config_rolls_the_pods_so_the_proxy_reads_it(h100_k8s: Emulator) -> None:
+    target = target_with_model_volume(h100_k8s)
     alpha = _serve(target, "alpha")
     first = gateway_config("lab", [alpha])
     _publish(target, first)
@@ -180,8 +147,8 @@ def test_a_new_config_rolls_the_pods_so_the_proxy_reads_it(k8s: Emulator) -> Non
     assert check.completion_tokens == {"alpha": 1, "beta": 1}
 
 
-def test_a_route_to_a_runtime_that_is_gone_fails_the_check(k8s: Emulator) -> None:
-    target = _target(k8s)
+def test_a_route_to_a_runtime_that_is_gone_fails_the_check(h100_k8s: Emulator) -> None:
+    target = target_with_model_volume(h100_k8s)
     gone = ReadyDeployment("gone", "gone", f"http://rt-gone.{MODEL_NAMESPACE}.svc:8000")
     config = gateway_config("lab", [_serve(target, "alpha"), gone])
     _publish(target, config)
@@ -207,9 +174,9 @@ def _key_secret(target: KubernetesTarget, key: str, name: str = "gw-key") -> Non
     )
 
 
-def test_with_a_master_key_the_check_calls_every_route_with_it(k8s: Emulator) -> None:
+def test_with_a_master_key_the_check_calls_every_route_with_it(h100_k8s: Emulator) -> None:
     key = "sk-" + secrets.token_hex(12)
-    target = _target(k8s)
+    target = target_with_model_volume(h100_k8s)
     _key_secret(target, key)
     config = gateway_config("lab", [_serve(target, "alpha")], master_key_secret="gw-key")
     assert config.master_key_secret == "gw-key"
@@ -230,10 +197,10 @@ def test_with_a_master_key_the_check_calls_every_route_with_it(k8s: Emulator) ->
 
 
 def test_the_api_server_consumes_authorization_and_forwards_the_litellm_header(
-    k8s: Emulator,
+    h100_k8s: Emulator,
 ) -> None:
     key = "sk-" + secrets.token_hex(12)
-    target = _target(k8s)
+    target = target_with_model_volume(h100_k8s)
     _key_secret(target, key)
     config = gateway_config("lab", [_serve(target, "alpha")], master_key_secret="gw-key")
     _publish(target, config)
@@ -243,14 +210,14 @@ def test_the_api_server_consumes_authorization_and_forwards_the_litellm_header(
     path = "/api/v1/namespaces/bud-gateway/services/bud-gateway:http/proxy/v1/models"
 
     def ask(headers: dict[str, str]) -> tuple[int, Any]:
-        return raw_request(k8s.url, "GET", path, headers=headers)
+        return raw_request(h100_k8s.url, "GET", path, headers=headers)
 
     # Authorization is the API server's own: a bearer it does not know is its 401 ...
     status, body = ask({"Authorization": f"Bearer {key}"})
     assert status == 401 and body["kind"] == "Status" and body["reason"] == "Unauthorized"
     # ... and the cluster's token authenticates the caller and is gone before the proxy
     # sees the request, so LiteLLM finds no key at all.
-    status, body = ask({"Authorization": f"Bearer {k8s.token}"})
+    status, body = ask({"Authorization": f"Bearer {h100_k8s.token}"})
     assert status == 401
     assert body["error"]["message"] == "Authentication Error, No api key passed in."
     # LiteLLM's own header goes through, with or without the Bearer prefix ...
@@ -258,7 +225,7 @@ def test_the_api_server_consumes_authorization_and_forwards_the_litellm_header(
         status, body = ask({"x-litellm-api-key": value})
         assert status == 200 and [m["id"] for m in body["data"]] == ["alpha"], value
     # ... also beside the caller's own credentials, as the adapter sends them.
-    status, _ = ask({"x-litellm-api-key": key, "Authorization": f"Bearer {k8s.token}"})
+    status, _ = ask({"x-litellm-api-key": key, "Authorization": f"Bearer {h100_k8s.token}"})
     assert status == 200
     # A wrong key falls through to the virtual-key lookup, which has no database.
     status, body = ask({"x-litellm-api-key": "Bearer sk-wrong"})
@@ -296,10 +263,10 @@ def test_the_api_server_consumes_authorization_and_forwards_the_litellm_header(
 
 
 def test_a_key_changed_after_the_proxy_started_is_refused_without_showing_it(
-    k8s: Emulator,
+    h100_k8s: Emulator,
 ) -> None:
     old, new = "sk-" + secrets.token_hex(12), "sk-" + secrets.token_hex(12)
-    target = _target(k8s)
+    target = target_with_model_volume(h100_k8s)
     _key_secret(target, old)
     config = gateway_config("lab", [_serve(target, "alpha")], master_key_secret="gw-key")
     _publish(target, config)
@@ -317,8 +284,8 @@ def test_a_key_changed_after_the_proxy_started_is_refused_without_showing_it(
     assert old not in str(caught.value) and new not in str(caught.value)
 
 
-def test_a_missing_master_key_secret_keeps_the_proxy_from_starting(k8s: Emulator) -> None:
-    target = _target(k8s)
+def test_a_missing_master_key_secret_keeps_the_proxy_from_starting(h100_k8s: Emulator) -> None:
+    target = target_with_model_volume(h100_k8s)
     config = gateway_config("lab", [_serve(target, "alpha")], master_key_secret="absent")
     _publish(target, config)
     with pytest.raises(KubernetesRuntimeFailed) as caught:
@@ -330,22 +297,22 @@ def test_a_missing_master_key_secret_keeps_the_proxy_from_starting(k8s: Emulator
     assert caught.value.reason.endswith('secret "absent" not found')
     pods = [
         p
-        for p in k8s.objects("pods", "", "bud-gateway")
+        for p in h100_k8s.objects("pods", "", "bud-gateway")
         if p["metadata"]["name"].startswith("bud-gateway-")
     ]
     assert pods and all(p["status"]["phase"] == "Pending" for p in pods)
     events = [
         e
-        for e in k8s.objects("events", "", "bud-gateway")
+        for e in h100_k8s.objects("events", "", "bud-gateway")
         if e["reason"] == "Failed" and e["type"] == "Warning"
     ]
     assert any(e["message"] == 'Error: secret "absent" not found' for e in events)
 
 
 def test_without_a_secret_name_a_gateway_that_asks_for_a_key_fails_clearly(
-    k8s: Emulator,
+    h100_k8s: Emulator,
 ) -> None:
-    target = _target(k8s)
+    target = target_with_model_volume(h100_k8s)
     _key_secret(target, "sk-" + secrets.token_hex(12))
     config = gateway_config("lab", [_serve(target, "alpha")], master_key_secret="gw-key")
     _publish(target, config)

@@ -30,11 +30,11 @@ from kubernetes.client import CoreV1Api
 
 from budcluster.adapters import kubernetes as kube
 from budcluster.gateway import GatewayRoute, gateway_values
-from budcluster.targets.kubernetes import runtime_values, transfer_values
+from budcluster.targets.kubernetes import runtime_values
 from tests.k8s_emulator.emulator import Emulator
 from tests.k8s_emulator.fixtures import emulator_factory  # noqa: F401  (pytest fixture)
 from tests.k8s_emulator.nodes import amx_cpu_node, gaudi2_node, h100_node
-from tests.kubernetes.helpers import CHARTS, make_tp2_plan, make_tp2_rollout
+from tests.kubernetes.helpers import CHARTS, llama_transfer_values, make_tp2_plan, make_tp2_rollout
 
 T = TypeVar("T")
 Obj = dict[str, Any]
@@ -84,17 +84,7 @@ def _tp2_values(**overrides: Any) -> Obj:
 
 
 def _transfer_values(**overrides: Any) -> Obj:
-    values = transfer_values(
-        image="ghcr.io/budecosystem/bud-serve-cluster:0.1.0",
-        model_name="Llama-3.1-8B",
-        source_uri="s3://models/llama",
-        model_bytes=16_060_522_496,
-        s3_secret="llama-s3",
-        node_name=None,
-        pvc_name="llama-model",
-    )
-    values.update(overrides)
-    return values
+    return llama_transfer_values("ghcr.io/budecosystem/bud-serve-cluster:0.1.0", **overrides)
 
 
 ROUTE_A = GatewayRoute("llama-8b", "llama-8b", "http://rt-a.bud-llama.svc:8000/v1")

@@ -7,9 +7,6 @@ path, the ports and the served name that the plan configured, and the failure pa
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 import pytest
 
 from budcluster.adapters import kubernetes as kube
@@ -17,62 +14,25 @@ from budcluster.endpoints import EndpointNotReady, EndpointWrongModel
 from budcluster.targets.base import ClusterTarget, RolloutSpec, RuntimeState
 from budcluster.targets.kubernetes import (
     KubernetesRuntimeFailed,
-    KubernetesTarget,
     KubernetesTargetError,
-    KubernetesTimeouts,
     _ServiceProbe,
-    namespace_for,
     release_for,
 )
 from tests.k8s_emulator.emulator import Emulator
-from tests.k8s_emulator.fixtures import emulator_factory  # noqa: F401  (pytest fixture)
-from tests.k8s_emulator.nodes import h100_node
-from tests.kubernetes.helpers import make_tp2_plan, make_tp2_rollout
-
-FAST = KubernetesTimeouts(api_s=10, ready_s=20, resync_s=1, endpoint_poll_s=0.1)
-MODEL_NAMESPACE = namespace_for("bud", "llama-70b")
-Factory = Callable[..., Emulator]
+from tests.kubernetes.helpers import (
+    MODEL_NAMESPACE,
+    model_rollout,
+    target_with_model_volume,
+)
 
 
-@pytest.fixture
-def k8s(emulator_factory: Factory) -> Emulator:  # noqa: F811
-    return emulator_factory(flavour="kubernetes", nodes=[h100_node()])
+def test_the_target_has_the_protocol_method(h100_k8s: Emulator) -> None:
+    assert isinstance(target_with_model_volume(h100_k8s), ClusterTarget)
 
 
-def _target(emu: Emulator) -> KubernetesTarget:
-    target = KubernetesTarget(kube.api_client_from_kubeconfig(emu.kubeconfig_dict()), timeouts=FAST)
-    kube.apply_objects(
-        target._api,
-        [
-            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": MODEL_NAMESPACE}},
-            {
-                "apiVersion": "v1",
-                "kind": "PersistentVolumeClaim",
-                "metadata": {"name": "llama-model", "namespace": MODEL_NAMESPACE},
-                "spec": {
-                    "accessModes": ["ReadWriteOnce"],
-                    "resources": {"requests": {"storage": "1Gi"}},
-                },
-            },
-        ],
-        release="model-llama",
-    )
-    return target
-
-
-def _spec(name: str, **plan_update: Any) -> RolloutSpec:
-    plan = make_tp2_plan(h100_node().name).model_copy(update=plan_update)
-    base = make_tp2_rollout(plan, deployment_name=name)
-    return RolloutSpec(name, base.plan, f"pvc://{MODEL_NAMESPACE}/llama-model/llama")
-
-
-def test_the_target_has_the_protocol_method(k8s: Emulator) -> None:
-    assert isinstance(_target(k8s), ClusterTarget)
-
-
-def test_a_ready_rollout_serves_its_name_through_the_service(k8s: Emulator) -> None:
-    target = _target(k8s)
-    spec = _spec("served")
+def test_a_ready_rollout_serves_its_name_through_the_service(h100_k8s: Emulator) -> None:
+    target = target_with_model_volume(h100_k8s)
+    spec = model_rollout("served")
     served = spec.plan.served_model_name
     target.roll_out(spec)
     # Straight after the rollout no pod is Ready: the Service has no endpoints yet.
@@ -87,28 +47,28 @@ def test_a_ready_rollout_serves_its_name_through_the_service(k8s: Emulator) -> N
     assert check.completion_tokens == 8  # the max_tokens asked for
     assert len(check.completion_text.split()) == 8
     assert check.base_url == (
-        f"{k8s.url}/api/v1/namespaces/{MODEL_NAMESPACE}/services/{release_for('served')}:http/proxy"
+        f"{h100_k8s.url}/api/v1/namespaces/{MODEL_NAMESPACE}/services/{release_for('served')}:http/proxy"
     )
     assert 0 < check.seconds_waited < 20
 
 
-def test_another_served_name_is_the_wrong_model(k8s: Emulator) -> None:
-    target = _target(k8s)
-    spec = _spec("named")
+def test_another_served_name_is_the_wrong_model(h100_k8s: Emulator) -> None:
+    target = target_with_model_volume(h100_k8s)
+    spec = model_rollout("named")
     target.roll_out(spec)
     with pytest.raises(EndpointWrongModel) as caught:
         target.verify_endpoint("named", "not-" + spec.plan.served_model_name, timeout_s=20)
     assert f"serves [{spec.plan.served_model_name!r}]" in str(caught.value)
 
 
-def test_a_crashing_rollout_fails_with_its_reason_and_log(k8s: Emulator) -> None:
-    k8s.inject_fault(
+def test_a_crashing_rollout_fails_with_its_reason_and_log(h100_k8s: Emulator) -> None:
+    h100_k8s.inject_fault(
         "CrashLoopBackOff",
         selector=f"app.kubernetes.io/instance={release_for('crash')}",
         log="RuntimeError: CUDA out of memory",
     )
-    target = _target(k8s)
-    spec = _spec("crash")
+    target = target_with_model_volume(h100_k8s)
+    spec = model_rollout("crash")
     target.roll_out(spec)
     with pytest.raises(KubernetesRuntimeFailed) as caught:
         target.verify_endpoint("crash", spec.plan.served_model_name, timeout_s=20)
@@ -117,11 +77,11 @@ def test_a_crashing_rollout_fails_with_its_reason_and_log(k8s: Emulator) -> None
     assert "CUDA out of memory" in str(caught.value)
 
 
-def test_a_port_the_engine_does_not_listen_on_never_serves(k8s: Emulator) -> None:
+def test_a_port_the_engine_does_not_listen_on_never_serves(h100_k8s: Emulator) -> None:
     # The pod declares --port 8000 as its container port but the engine listens on 8001:
     # the pods are Ready (the emulator does not run probes) but the dial is refused.
-    target = _target(k8s)
-    spec = _spec("skew")
+    target = target_with_model_volume(h100_k8s)
+    spec = model_rollout("skew")
     args = list(spec.plan.args)
     plan = spec.plan.model_copy(update={"args": [*args, "--port", "8001"]})
     target.roll_out(RolloutSpec("skew", plan, spec.model_path))
@@ -130,22 +90,22 @@ def test_a_port_the_engine_does_not_listen_on_never_serves(k8s: Emulator) -> Non
         target.verify_endpoint("skew", plan.served_model_name, timeout_s=1.5)
 
 
-def test_absent_deployment_is_an_error(k8s: Emulator) -> None:
+def test_absent_deployment_is_an_error(h100_k8s: Emulator) -> None:
     with pytest.raises(KubernetesTargetError, match="not deployed"):
-        _target(k8s).verify_endpoint("nothing", "x", timeout_s=5)
+        target_with_model_volume(h100_k8s).verify_endpoint("nothing", "x", timeout_s=5)
 
 
-def test_wait_timeout_is_endpoint_not_ready(k8s: Emulator) -> None:
-    target = _target(k8s)
-    spec = _spec("slow")
+def test_wait_timeout_is_endpoint_not_ready(h100_k8s: Emulator) -> None:
+    target = target_with_model_volume(h100_k8s)
+    spec = model_rollout("slow")
     target.roll_out(spec)
     with pytest.raises(EndpointNotReady, match="did not become ready"):
         target.verify_endpoint("slow", spec.plan.served_model_name, timeout_s=0.01)
     assert target.status("slow").state in (RuntimeState.STARTING, RuntimeState.RUNNING)
 
 
-def test_a_refusal_by_the_api_server_names_the_rbac_it_needs(k8s: Emulator) -> None:
-    config = k8s.kubeconfig_dict()
+def test_a_refusal_by_the_api_server_names_the_rbac_it_needs(h100_k8s: Emulator) -> None:
+    config = h100_k8s.kubeconfig_dict()
     config["users"][0]["user"] = {"token": "not-the-token"}
     probe = _ServiceProbe(kube.api_client_from_kubeconfig(config), "ns", "svc", "http")
     with pytest.raises(KubernetesTargetError, match="needs get and create on services/proxy"):
