@@ -11,16 +11,16 @@ import json
 import re
 from collections.abc import Callable
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from budcluster.bench.runner import BenchmarkConfig
 from budcluster.bench.specs import parse_profile, parse_slos, parse_token_spec
 from budcluster.errors import ConfigurationError
 from budcluster.gateway import DEFAULT_NAMESPACE as DEFAULT_GATEWAY_NAMESPACE
 from budcluster.gateway import DEFAULT_RELEASE as DEFAULT_GATEWAY_RELEASE
-from budcluster.planning.models import PlanRequest
+from budcluster.planning.models import PlanRequest, RuntimePlan
 
 # Deployment and cluster names become host directory names, unit names, Kubernetes
 # object names and label values, so they follow the strictest of those: DNS-1123 labels.
@@ -34,6 +34,29 @@ def _check_name(value: str, what: str) -> str:
             "ending with a letter or digit (e.g. 'qwen-cpu-1')"
         )
     return value
+
+
+def _replicas(value: object) -> object:
+    # Checked before pydantic's int|"auto" union so the error says what to write instead
+    # of listing both union branches; digits in a string (a CLI --param) are accepted.
+    if value == "auto":
+        return value
+    count = int(value.strip()) if isinstance(value, str) and value.strip().isdigit() else value
+    if isinstance(count, int) and not isinstance(count, bool) and count >= 1:
+        return count
+    raise ValueError(
+        f"replicas {value!r} is not a replica count: give a positive integer (1, 2, ...) or "
+        "'auto' (as many replicas as the free devices allow)"
+    )
+
+
+Replicas = Annotated[Annotated[int, Field(ge=1)] | Literal["auto"], BeforeValidator(_replicas)]
+"""How many copies of the runtime to run: a positive integer or "auto"."""
+
+REPLICAS_DESCRIPTION = (
+    "Copies of the runtime, each on its own devices of one node (a TP-2 model takes 2 GPUs "
+    "per replica). auto: as many replicas as the chosen node's free devices allow (1 on CPU)."
+)
 
 
 class ClusterKindChoice(StrEnum):
@@ -180,6 +203,7 @@ class DeployModelRequest(_Form):
         None, gt=0, description="Context length (default min(model, 8192))."
     )
     concurrency: int = Field(4, gt=0, description="Sequences that must fit at max_model_len.")
+    replicas: Replicas = Field(1, description=REPLICAS_DESCRIPTION)
     port: int = Field(8000, gt=1024, lt=65536, description="Port the runtime listens on.")
     ready_timeout_s: float = Field(
         600, gt=0, description="How long to wait for a healthy endpoint."
@@ -207,10 +231,31 @@ class DeployModelRequest(_Form):
             engine=self.engine.value,
             max_model_len=self.max_model_len,
             concurrency=self.concurrency,
+            replicas=self.replicas,
             port=self.port,
             served_model_name=self.name,
             extra_args=self.engine_args,
         )
+
+    def check_plan(self, plan: RuntimePlan, cluster_kind: str) -> None:
+        """Refuse a plan the cluster would not run as asked, before anything is staged.
+
+        CPU plans are one replica on one node whatever was asked, and a hosts cluster runs
+        one runtime per deployment (on the plan's first placement).
+        """
+        if isinstance(self.replicas, int) and plan.replicas != self.replicas:
+            raise ConfigurationError(
+                f"replicas: {self.replicas} asked, but the {plan.engine} plan on "
+                f"{plan.device_kind} runs {plan.replicas} (CPU plans run one replica on one "
+                f"node); set replicas to {plan.replicas}, or choose device cuda or hpu"
+            )
+        if cluster_kind == "hosts" and plan.replicas > 1:
+            raise ConfigurationError(
+                f"replicas: a hosts cluster runs one runtime per deployment, but the plan has "
+                f"{plan.replicas} (replicas={self.replicas!r}, TP {plan.tensor_parallel_size} on "
+                f"{plan.placements[0].node_name}); set replicas to 1, or deploy each copy as a "
+                "deployment of its own with its own name and port"
+            )
 
     def spec_hash(self) -> str:
         """Hash of what defines the running deployment; a change means redeploy.

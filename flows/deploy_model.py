@@ -69,7 +69,7 @@ def _deploy(request: DeployModelRequest) -> dict[str, Any]:
         }
 
     # 1. Verify the cluster.  2. Detect and record its nodes.
-    verify_registered_cluster(request.cluster)
+    access = verify_registered_cluster(request.cluster)
     inventories = detect_nodes(request.cluster)
     publish_inventory_table(request.cluster, record_nodes(request.cluster, inventories))
 
@@ -78,6 +78,8 @@ def _deploy(request: DeployModelRequest) -> dict[str, Any]:
     facts = read_model_facts(locate_model_metadata(source))
     plan = plan_runtime(facts, inventories, request.plan_request())
     publish_plan_artifact(plan)
+    # A replica count the cluster would not run fails here, before weights move.
+    request.check_plan(plan, access.kind)
     fmt = model_format(facts)
     model_id = record_model(
         request.model.model_name, request.model.uri, fmt, [], facts.model_dump(mode="json")

@@ -27,11 +27,13 @@ from pydantic import (
 from budcluster.bench.compare import parse_thresholds
 from budcluster.errors import ConfigurationError
 from budcluster.job_requests import (
+    REPLICAS_DESCRIPTION,
     BenchmarkProfile,
     DeployModelRequest,
     DeviceChoice,
     EngineChoice,
     ModelSourceRequest,
+    Replicas,
     _check_name,
 )
 
@@ -52,6 +54,7 @@ class RuntimeOverrides(_Strict):
     engine: EngineChoice = EngineChoice.AUTO
     max_model_len: int | None = Field(None, gt=0)
     concurrency: int = Field(4, gt=0)
+    replicas: Replicas = Field(1, description=REPLICAS_DESCRIPTION)
     port: int = Field(8000, gt=1024, lt=65536)
     ready_timeout_s: float = Field(600, gt=0)
     engine_args: list[str] = Field(
@@ -162,6 +165,7 @@ class CatalogueEntry(_Strict):
             engine=self.runtime.engine,
             max_model_len=self.runtime.max_model_len,
             concurrency=self.runtime.concurrency,
+            replicas=self.runtime.replicas,
             port=self.runtime.port,
             ready_timeout_s=self.runtime.ready_timeout_s,
             engine_args=self.runtime.engine_args,

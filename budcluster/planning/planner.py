@@ -155,7 +155,13 @@ def _replicas(request: PlanRequest, fit: _Fit) -> int:
             f"devices on one node; {fit.group.node_name} has {fit.group.count} free"
             + _held_note(fit.group),
             [],
-            [f"ask for at most {available} replicas, or add nodes with free devices"],
+            [
+                f"set replicas (deploy-model's replicas, runtime.replicas in deployments.yaml, "
+                f"--replicas of `budcluster plan`) to at most {available}, or to 'auto' for as "
+                "many as the free devices allow",
+                f"free {fit.group.resource_name} on {fit.group.node_name}, or add a node with "
+                f"{request.replicas * fit.tp} free {fit.group.resource_name}",
+            ],
         )
     return request.replicas
 

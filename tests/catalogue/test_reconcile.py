@@ -57,6 +57,16 @@ def test_each_entry_gets_the_action_its_stored_state_calls_for() -> None:
     assert "spec changed" in by_name["changed"].reason
 
 
+def test_a_changed_replica_count_is_a_redeploy() -> None:
+    one = _catalogue(_entry("chat"))
+    two = _catalogue({**_entry("chat"), "runtime": {"replicas": 2}})
+    stored = [StoredDeployment("chat", "lab", "ready", one.entry("chat").spec_hash(), "running")]
+    assert _kinds(plan_reconcile(one, stored)) == {("lab", "chat"): ActionKind.UNCHANGED}
+    (action,) = plan_reconcile(two, stored)
+    assert action.kind is ActionKind.REDEPLOY and "spec changed" in action.reason
+    assert action.entry is not None and action.entry.deploy_request().replicas == 2
+
+
 def test_unlisted_deployments_are_drift_unless_prune_is_on() -> None:
     stored = [
         StoredDeployment("keep", "lab", "ready", None),

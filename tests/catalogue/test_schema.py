@@ -101,6 +101,11 @@ def test_every_problem_is_listed_not_only_the_first() -> None:
             "field benchmark.profile",
             "unknown profile 'warp'",
         ),
+        (
+            {"runtime": {"replicas": 0}},
+            "field runtime.replicas",
+            "replicas 0 is not a replica count: give a positive integer (1, 2, ...) or 'auto'",
+        ),
     ],
 )
 def test_bad_fields_are_reported_with_their_path(
@@ -144,9 +149,23 @@ def test_spec_hash_follows_what_runs_and_ignores_the_benchmark() -> None:
         {"runtime": {"max_model_len": 4096}},
         {"hardware": {"device": "cuda"}},
         {"model": {"uri": "/models/qwen-v2"}},
+        {"runtime": {"max_model_len": 2048, "replicas": 2}},
+        {"runtime": {"max_model_len": 2048, "replicas": "auto"}},
     ):
         changed = parse_catalogue({"deployments": [_entry(**change)]}).deployments[0]
         assert changed.spec_hash() != base.spec_hash(), change
+
+
+def test_replicas_reach_the_deploy_request() -> None:
+    """Absent: one replica, as the deploy form's default; a count or auto passes through."""
+    for given, wanted in ((None, 1), (3, 3), ("auto", "auto")):
+        runtime: dict[str, Any] = {"max_model_len": 2048}
+        if given is not None:
+            runtime["replicas"] = given
+        entry = parse_catalogue({"deployments": [_entry(runtime=runtime)]}).deployments[0]
+        request = entry.deploy_request()
+        assert request.replicas == wanted and request.plan_request().replicas == wanted
+        assert entry.spec_hash() == request.spec_hash()
 
 
 def test_schedules_are_due_when_the_cron_fired_within_the_window() -> None:

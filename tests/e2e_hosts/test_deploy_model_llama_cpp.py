@@ -1,7 +1,8 @@
 """deploy-model on this machine with llama.cpp, for real: stage, start, verify, measure.
 
 Then the same deployment again (a no-op that says so), a runtime that cannot start
-(fails with its log tail, nothing left running), and teardown.
+(fails with its log tail, nothing left running), two replicas refused before anything is
+staged, and teardown.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from budcluster.errors import ConfigurationError
 from budcluster.job_requests import (
     BenchmarkProfile,
     DeployModelRequest,
@@ -142,6 +144,25 @@ def test_a_runtime_that_cannot_start_fails_with_its_log_and_leaves_nothing(
         ["pgrep", "-af", "--", "--no-such-flag"], capture_output=True, text=True, timeout=10
     ).stdout
     assert leftover.strip() == "", f"processes left running: {leftover}"
+
+
+def test_more_replicas_than_the_plan_runs_fail_before_anything_is_staged(
+    main_job: MainJob,
+) -> None:
+    """A CPU plan is one replica, and a hosts cluster runs one runtime per deployment:
+    asking for two fails after planning, with nothing recorded, staged or started."""
+    store = Store(main_job.database_url)
+    try:
+        with store.session() as session:
+            transfers = session.scalar(select(func.count()).select_from(Transfer))
+        with pytest.raises(ConfigurationError, match=r"^replicas: 2 asked, but the llama.cpp "):
+            deploy_model(_request(main_job, "two-copies", port=18433, replicas=2))
+        with store.session() as session:
+            assert session.scalar(select(Deployment).where(Deployment.name == "two-copies")) is None
+            assert session.scalar(select(func.count()).select_from(Transfer)) == transfers
+    finally:
+        store.dispose()
+    assert not (main_job.workdir / "host-state" / "runtimes" / "two-copies").exists()
 
 
 def test_teardown_stops_the_runtime(deployed: dict[str, object], main_job: MainJob) -> None:

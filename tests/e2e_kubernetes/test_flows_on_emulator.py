@@ -1,15 +1,14 @@
 """The flows on a Kubernetes cluster (the API emulator): register both flavours; detect
 the nodes (the 8-GPU H100 node counted from its device plugin and GFD labels); deploy
-Llama 3.1 70B, which needs TP 2, onto that node with 2 GPUs, ready through its Service,
-with its revision kept, a second one refused at planning while the first holds every GPU,
-then tear it down leaving nothing; a rollout that crashes ending failed with its log and
-nothing left behind; node health; the gateway in front of the ready models, with and
-without a master key.
+Llama 3.1 70B, which needs TP 2, onto that node as one replica with 2 GPUs, ready through
+its Service, with its revision kept; a second one asking for more replicas than the free
+GPUs hold refused at planning; tear it down leaving nothing; a rollout that crashes ending
+failed with its log and nothing left behind; node health; the gateway in front of the ready
+models, with and without a master key.
 """
 
 from __future__ import annotations
 
-import re
 import secrets
 import shutil
 from collections.abc import Iterator
@@ -179,23 +178,11 @@ def test_a_tp2_model_deploys_onto_the_h100_node_serves_and_tears_down(
     plan = outcome["plan"]
     assert plan["tensor_parallel_size"] == 2
     assert {p["node_name"] for p in plan["placements"]} == {"gpu-h100-0"}
-    # Replicas fill the node: 8 GPUs // TP 2. Each pod gets its 2 GPUs and runs TP 2.
-    runtime_pods = [
-        p
-        for p in platform.emulator.objects("pods")
-        if p["metadata"]["labels"].get("app.kubernetes.io/instance", "").startswith("rt-llama-70b")
-    ]
-    assert len(runtime_pods) == plan["replicas"] >= 1
-    for pod in runtime_pods:
-        assert pod["spec"]["nodeName"] == "gpu-h100-0"
-        container = pod["spec"]["containers"][0]
-        assert container["resources"]["limits"]["nvidia.com/gpu"] == "2"
-        args = container["args"]
-        assert args[args.index("--tensor-parallel-size") + 1] == "2"
-        assert any(
-            c.get("type") == "Ready" and c.get("status") == "True"
-            for c in pod["status"]["conditions"]
-        )
+    # One replica by default: one pod with its 2 GPUs running TP 2; the node's other 6 stay
+    # free for other deployments.
+    assert plan["replicas"] == 1
+    assert [p["device_indices"] for p in plan["placements"]] == [[0, 1]]
+    _assert_one_ready_tp2_pod(platform, "llama-70b")
     store = Store(platform.database_url)
     try:
         with store.session() as session:
@@ -210,16 +197,25 @@ def test_a_tp2_model_deploys_onto_the_h100_node_serves_and_tears_down(
             assert revisions and any(m["kind"] == "Deployment" for m in revisions[-1].manifests)
     finally:
         store.dispose()
-    # Its replicas hold all 8 GPUs: a second 70B is refused at planning, naming the node and
-    # the count, instead of rolling out pods the scheduler cannot place.
+    # Its pod holds 2 GPUs: a second 70B asking for 4 replicas (8 GPUs) is refused at
+    # planning, naming the node, what is held and the field to change, instead of rolling
+    # out pods the scheduler cannot place.
     from budcluster.planning import NoFeasiblePlan
 
-    with pytest.raises(
-        NoFeasiblePlan, match=re.escape("gpu-h100-0 has 8 nvidia.com/gpu, 8 in use by other")
-    ):
+    with pytest.raises(NoFeasiblePlan) as refused:
         deploy_model(
-            _deploy_request("llama-70b-b", model={"uri": LLAMA_70B_URI, "registry_block": "models"})
+            _deploy_request(
+                "llama-70b-b",
+                model={"uri": LLAMA_70B_URI, "registry_block": "models"},
+                replicas=4,
+            )
         )
+    assert refused.value.reason == (
+        "4 replicas of TP 2 need 8 free devices on one node; gpu-h100-0 has 6 free "
+        "(2 more nvidia.com/gpu in use by other pods)"
+    )
+    assert "set replicas (deploy-model's replicas" in refused.value.fixes[0]
+    assert "to at most 3" in refused.value.fixes[0]
     assert not [
         o
         for o in platform.emulator.objects("deployments", "apps")
@@ -241,6 +237,26 @@ def test_a_tp2_model_deploys_onto_the_h100_node_serves_and_tears_down(
     ]
     # The runtime's release is gone; the model's (PVC, finished transfer Job) stays cached.
     assert not left, [o["metadata"]["name"] for o in left]
+
+
+def _assert_one_ready_tp2_pod(platform: Platform, deployment: str) -> None:
+    """The deployment runs exactly one pod, on the H100 node, with 2 GPUs and TP 2."""
+    from budcluster.targets.kubernetes import release_for
+
+    release = release_for(deployment)
+    (pod,) = [
+        p
+        for p in platform.emulator.objects("pods")
+        if p["metadata"]["labels"].get("app.kubernetes.io/instance") == release
+    ]
+    assert pod["spec"]["nodeName"] == "gpu-h100-0"
+    container = pod["spec"]["containers"][0]
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == "2"
+    args = container["args"]
+    assert args[args.index("--tensor-parallel-size") + 1] == "2"
+    assert any(
+        c.get("type") == "Ready" and c.get("status") == "True" for c in pod["status"]["conditions"]
+    )
 
 
 def test_a_crashing_rollout_fails_with_its_log_and_is_removed(platform: Platform) -> None:

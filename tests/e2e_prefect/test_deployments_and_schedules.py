@@ -48,7 +48,10 @@ def test_deploy_all_created_one_deployment_per_flow(platform: Platform) -> None:
     # The UI renders a form from this schema: the request's fields with descriptions.
     schema = deploy["parameter_openapi_schema"]
     definitions = schema.get("definitions") or schema.get("$defs")
-    assert "device" in definitions["DeployModelRequest"]["properties"]
+    properties = definitions["DeployModelRequest"]["properties"]
+    assert "device" in properties
+    assert properties["replicas"]["default"] == 1
+    assert {"type": "string", "const": "auto"} in properties["replicas"]["anyOf"]
 
 
 def test_schedules_exist_and_produce_scheduled_runs(platform: Platform) -> None:
