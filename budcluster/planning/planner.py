@@ -133,10 +133,21 @@ def _fit_groups(
     return fits
 
 
-def _choose(fits: list[_Fit]) -> _Fit:
-    # Smallest TP first (least communication), then the smallest device that fits (best fit:
-    # a small model takes a small MIG slice and leaves the big ones free).
-    return min(fits, key=lambda f: (f.tp, f.group.memory_bytes, f.group.node_name))
+def _choose(fits: list[_Fit], replicas: int | str) -> _Fit:
+    # A group that can hold the replicas asked for comes first (else another node with
+    # room would be refused because a fuller one sorts earlier); then the smallest TP
+    # (least communication), then the smallest device that fits (best fit: a small model
+    # takes a small MIG slice and leaves the big ones free).
+    wanted = replicas if isinstance(replicas, int) else 1
+    return min(
+        fits,
+        key=lambda f: (
+            f.group.count // f.tp < wanted,
+            f.tp,
+            f.group.memory_bytes,
+            f.group.node_name,
+        ),
+    )
 
 
 def _held_note(group: DeviceGroup) -> str:
@@ -599,7 +610,7 @@ def _best_plan(
             occupied += [o for name, inv in named for o in occupancy(inv, name, kind, replacing)]
             fits = _fit_groups(groups, facts, request, dtype, max_len, misses)
             if fits:
-                chosen = _choose(fits)
+                chosen = _choose(fits, request.replicas)
                 inventory = next(inv for name, inv in named if name == chosen.group.node_name)
                 return _accelerator_plan(
                     chosen,

@@ -160,3 +160,18 @@ def test_devices_in_use_survive_a_json_round_trip() -> None:
     assert again.devices_held("nvidia.com/gpu") == 6
     assert again.devices_held("nvidia.com/gpu", replacing="chat") == 0
     assert again.devices_held("habana.ai/gaudi") == 0
+
+
+def test_asked_for_replicas_go_to_the_node_with_room_for_them() -> None:
+    """Llama 3.1 8B (14.96 GiB of bf16 weights) fits one H100 at TP 1. Node a has 1 free
+    GPU (7 held), node b has 8: two replicas need 2 free // TP 1, so only b can hold
+    them, although a sorts first and is as good a fit for one replica."""
+    full = _gpus(7).model_copy(update={"node_name": "a-node"})
+    empty = gpu_node(8, H100, 81559).model_copy(update={"node_name": "b-node"})
+    model = facts("Llama-3.1-8B-Instruct")
+    request = PlanRequest(max_model_len=8192, concurrency=1, replicas=2)
+    result = plan(model, [full, empty], request)
+    assert result.tensor_parallel_size == 1 and result.replicas == 2
+    assert {p.node_name for p in result.placements} == {"b-node"}
+    one = plan(model, [full, empty], PlanRequest(max_model_len=8192, concurrency=1, replicas=1))
+    assert [p.node_name for p in one.placements] == ["a-node"]  # best fit is unchanged
