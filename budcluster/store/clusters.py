@@ -5,8 +5,16 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from budcluster.lifecycle import DeploymentStatus
 from budcluster.store.errors import Conflict, NotFound, translated_errors
-from budcluster.store.models import Cluster, ClusterKind, ClusterProvider, ClusterStatus
+from budcluster.store.models import (
+    Cluster,
+    ClusterKind,
+    ClusterProvider,
+    ClusterStatus,
+    Deployment,
+    Transfer,
+)
 from budcluster.store.validation import parse_choice, require_text
 
 
@@ -51,6 +59,10 @@ def register_cluster(
     return cluster
 
 
+def find_cluster(session: Session, name: str) -> Cluster | None:
+    return session.scalar(select(Cluster).where(Cluster.name == name))
+
+
 def get_cluster(session: Session, name: str) -> Cluster:
     cluster = session.scalar(select(Cluster).where(Cluster.name == name))
     if cluster is None:
@@ -85,3 +97,49 @@ def delete_cluster(session: Session, name: str) -> None:
     session.delete(cluster)
     with translated_errors(f"delete cluster {name!r} (delete its deployments first)"):
         session.flush()
+
+
+# Deployments in these statuses run nothing on the cluster any more.
+_SETTLED = frozenset({DeploymentStatus.DELETED, DeploymentStatus.FAILED})
+
+
+def _deployments(session: Session, cluster_id: int) -> list[Deployment]:
+    query = select(Deployment).where(Deployment.cluster_id == cluster_id).order_by(Deployment.name)
+    return list(session.scalars(query))
+
+
+def live_deployments(session: Session, name: str) -> list[str]:
+    """Deployments of the cluster that may still run something, as 'name (status)'."""
+    cluster = get_cluster(session, name)
+    return [
+        f"{d.name} ({d.status.value})"
+        for d in _deployments(session, cluster.id)
+        if d.status not in _SETTLED
+    ]
+
+
+def deregister_cluster(session: Session, name: str, *, force: bool = False) -> list[str]:
+    """Forget a cluster: its nodes, deployments and transfers go; benchmark results stay.
+
+    Refused while a deployment may still be running on it, unless ``force`` (its runtimes
+    are then left as they are). Returns the names of the deployments that were forgotten.
+    """
+    cluster = get_cluster(session, name)
+    live = live_deployments(session, name)
+    if live and not force:
+        raise Conflict(
+            f"cluster {name!r} still has {len(live)} deployment(s) that may be running: "
+            f"{', '.join(live)}; remove them with teardown-deployment first, or pass "
+            "force=true to forget them (their runtimes are left running)"
+        )
+    deployments = _deployments(session, cluster.id)
+    for transfer in session.scalars(select(Transfer).where(Transfer.cluster_id == cluster.id)):
+        session.delete(transfer)
+    session.flush()
+    for deployment in deployments:
+        session.delete(deployment)
+    session.flush()
+    session.delete(cluster)
+    with translated_errors(f"deregister cluster {name!r}"):
+        session.flush()
+    return [d.name for d in deployments]

@@ -336,3 +336,36 @@ class BenchmarkSummary(Base):
     latencies_ms: Mapped[dict[str, Any]]
     errors_by_kind: Mapped[dict[str, Any]]
     retries: Mapped[int]
+
+
+class ProvisioningStatus(StrEnum):
+    PLANNED = "planned"
+    APPLYING = "applying"
+    APPLIED = "applied"
+    FAILED = "failed"
+    DESTROYING = "destroying"
+    DESTROYED = "destroyed"
+
+
+class Provisioning(_Timestamps, Base):
+    """A cluster this project created with Terraform: enough to plan, apply or destroy again.
+
+    Kept apart from ``clusters``: the infrastructure can exist before the cluster is
+    registered (registration failed) and outlive its registration (deregistered first).
+    """
+
+    __tablename__ = "provisionings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cluster_name: Mapped[str] = mapped_column(String(253), unique=True)
+    cloud: Mapped[ClusterProvider] = mapped_column(_enum_column_type(ClusterProvider, "cloud"))
+    module: Mapped[str] = mapped_column(String(64))
+    credentials_block: Mapped[str] = mapped_column(String(253))
+    request: Mapped[dict[str, Any]]
+    """The provisioning form as submitted (no secrets: credentials are a block name)."""
+    outputs: Mapped[dict[str, Any] | None]
+    kubeconfig_block: Mapped[str | None] = mapped_column(String(253))
+    status: Mapped[ProvisioningStatus] = mapped_column(
+        _enum_column_type(ProvisioningStatus, "provisioning_status")
+    )
+    status_reason: Mapped[str | None] = mapped_column(Text)

@@ -26,6 +26,7 @@ EXPECTED_TABLES = {
     "benchmark_runs",
     "benchmark_requests",
     "benchmark_summaries",
+    "provisionings",
 }
 
 
