@@ -202,15 +202,16 @@ class TerraformWorkspace:
         local_state: Path | None = None,
         plugin_mirror: Path | None = None,
         timeout_s: float = 3600.0,
+        modules_dir: Path = MODULES_DIR,
     ) -> TerraformWorkspace:
         """Lay out ``directory`` with a fresh copy of ``terraform/<module>`` and its variables.
 
         ``local_state`` swaps the module's remote backend for a local state file (for
         development); otherwise the backend is configured at :meth:`init`.
         """
-        source = MODULES_DIR / module
+        source = modules_dir / module
         if not (source / "versions.tf").is_file():
-            raise TerraformConfigError(f"no Terraform module {module!r} in {MODULES_DIR}")
+            raise TerraformConfigError(f"no Terraform module {module!r} in {modules_dir}")
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         # Refreshed on every run, so a fixed module reaches clusters created earlier.
         for stale in directory.glob("*.tf"):
@@ -293,7 +294,8 @@ class TerraformWorkspace:
                     f"terraform {command}: the state is locked by {lock.get('Who', 'another run')} "
                     f"(operation {lock.get('Operation', '?')}, since {lock.get('Created', '?')}, "
                     f"lock ID {lock.get('ID', '?')}). Wait for that run to finish; if it died, "
-                    "release the lock with `terraform force-unlock <lock ID>` in the workspace.",
+                    f"release the lock: terraform -chdir={self.directory} force-unlock "
+                    f"{lock.get('ID', '<lock ID>')}",
                     lock,
                 )
         reported = "; ".join(str(d) for d in errors) or _tail(outcome.stdout)
