@@ -55,14 +55,18 @@ def test_a_provisioning_is_recorded_and_a_rerun_refreshes_it(store: Store) -> No
 def test_provisioning_refuses_a_hand_registered_name_and_another_cloud(store: Store) -> None:
     with store.session() as session:
         register_cluster(session, name="lab", kind="kubernetes", provider="onprem")
-    with pytest.raises(Conflict, match="already registered and was not provisioned"):
-        with store.session() as session:
-            _start(session, "lab")
+    with (
+        pytest.raises(Conflict, match="already registered and was not provisioned"),
+        store.session() as session,
+    ):
+        _start(session, "lab")
     with store.session() as session:
         _start(session, "prod-eks", "eks")
-    with pytest.raises(Conflict, match="was provisioned on eks, not aks"):
-        with store.session() as session:
-            _start(session, "prod-eks", "aks")
+    with (
+        pytest.raises(Conflict, match="was provisioned on eks, not aks"),
+        store.session() as session,
+    ):
+        _start(session, "prod-eks", "aks")
     with store.session() as session:
         assert find_provisioning(session, "lab") is None
     with pytest.raises(NotFound, match="deregister-cluster"), store.session() as session:
@@ -99,17 +103,20 @@ def _cluster_with_history(store: Store, status: str) -> None:
                 settings={},
             )
         )
-        for step in {"ready": ["planning", "deploying", "ready"], "deleted": ["deleting", "deleted"]}[
-            status
-        ]:
+        for step in {
+            "ready": ["planning", "deploying", "ready"],
+            "deleted": ["deleting", "deleted"],
+        }[status]:
             dep.transition(session, deployment.id, step)
 
 
 def test_deregister_refuses_live_deployments_unless_forced(store: Store) -> None:
     _cluster_with_history(store, "ready")
-    with pytest.raises(Conflict, match=r"qwen \(ready\).*teardown-deployment.*force=true"):
-        with store.session() as session:
-            deregister_cluster(session, "c1")
+    with (
+        pytest.raises(Conflict, match=r"qwen \(ready\).*teardown-deployment.*force=true"),
+        store.session() as session,
+    ):
+        deregister_cluster(session, "c1")
     with store.session() as session:
         assert find_cluster(session, "c1") is not None
         assert deregister_cluster(session, "c1", force=True) == ["qwen"]
