@@ -109,6 +109,17 @@ class RegisterClusterRequest(_Form):
         return _check_name(value, "cluster name")
 
 
+class DeregisterClusterRequest(_Form):
+    name: str = Field(description="Name of a registered cluster.")
+    force: bool = Field(
+        False,
+        description=(
+            "Forget it even while deployments are recorded as running there (their runtimes "
+            "are left running)."
+        ),
+    )
+
+
 class BenchmarkProfile(_Form):
     """How to load an endpoint. The strings use the `budcluster bench run` syntax."""
 

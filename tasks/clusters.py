@@ -5,9 +5,12 @@ from __future__ import annotations
 from prefect import task
 from prefect.artifacts import create_table_artifact
 
+from budcluster.errors import ConfigurationError
 from budcluster.hardware.inventory import NodeInventory
+from budcluster.store import clusters as cluster_rows
 from budcluster.targets.base import AccessReport
 from tasks._logging import task_logger
+from tasks._store import results_store
 from tasks.targets import registered_target, target_for
 
 
@@ -42,3 +45,30 @@ def publish_inventory_table(cluster: str, rows: list[dict[str, object]]) -> None
     create_table_artifact(
         table=rows, key=f"node-inventory-{cluster}", description=f"Nodes of {cluster}"
     )
+
+
+@task(retries=2, retry_delay_seconds=5, timeout_seconds=60, task_run_name="check-{cluster}-can-go")
+def check_cluster_can_go(cluster: str, force: bool) -> None:
+    """Refuse to destroy a cluster with live deployments (unless forced), before planning."""
+    with results_store().session() as session:
+        if cluster_rows.find_cluster(session, cluster) is None:
+            return
+        live = cluster_rows.live_deployments(session, cluster)
+    if live and not force:
+        raise ConfigurationError(
+            f"cluster {cluster!r} still runs {len(live)} deployment(s): {', '.join(live)}; "
+            "tear them down with teardown-deployment first, or set force=true to destroy "
+            "them with the cluster"
+        )
+
+
+@task(retries=2, retry_delay_seconds=5, timeout_seconds=60, task_run_name="deregister-{cluster}")
+def deregister_cluster(cluster: str, force: bool = False) -> list[str]:
+    """Forget a cluster in the store; returns the deployments forgotten with it."""
+    with results_store().session() as session:
+        if cluster_rows.find_cluster(session, cluster) is None:
+            task_logger(__name__).info("cluster %s is not registered; nothing to forget", cluster)
+            return []
+        forgotten = cluster_rows.deregister_cluster(session, cluster, force=force)
+    task_logger(__name__).info("deregistered %s (deployments forgotten: %s)", cluster, forgotten)
+    return forgotten
