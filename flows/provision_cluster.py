@@ -7,7 +7,7 @@ from typing import Any
 from prefect import flow
 
 from budcluster.job_requests import ClusterKindChoice, RegisterClusterRequest
-from budcluster.provisioning import ProvisionClusterRequest
+from budcluster.provisioning import NotRegistered, ProvisionClusterRequest
 from flows.detect_nodes import detect_nodes
 from flows.register_cluster import register_cluster
 from tasks.provisioning import (
@@ -52,17 +52,20 @@ def provision_cluster(request: ProvisionClusterRequest) -> dict[str, Any]:
     print(f"{request.name}: {plan.headline()} API server {outputs.get('endpoint')}")
     # 5. Register it and inventory its nodes (a registered cluster is only re-detected).
     if request.register_cluster:
-        if cluster_exists(request.name):
-            detect_nodes(request.name)
-        else:
-            register_cluster(
-                RegisterClusterRequest(
-                    name=request.name,
-                    kind=ClusterKindChoice.KUBERNETES,
-                    credentials_block=kubeconfig_block,
-                    provider=request.cloud.value,
+        try:
+            if cluster_exists(request.name):
+                detect_nodes(request.name)
+            else:
+                register_cluster(
+                    RegisterClusterRequest(
+                        name=request.name,
+                        kind=ClusterKindChoice.KUBERNETES,
+                        credentials_block=kubeconfig_block,
+                        provider=request.cloud.value,
+                    )
                 )
-            )
+        except Exception as exc:
+            raise NotRegistered(request.name, kubeconfig_block, exc) from exc
     return {
         "cluster": request.name,
         "plan": plan.as_dict(),

@@ -9,6 +9,7 @@ from budcluster.provisioning.forms import (
     CpuNodePool,
     DestroyClusterRequest,
     GpuNodePool,
+    NotRegistered,
     ProvisionClusterRequest,
     StateBackend,
 )
@@ -22,6 +23,7 @@ __all__ = [
     "DestroyClusterRequest",
     "GpuNodePool",
     "ModuleInputs",
+    "NotRegistered",
     "PlanSummary",
     "ProvisionClusterRequest",
     "ResourceChange",

