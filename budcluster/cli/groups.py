@@ -17,6 +17,7 @@ _GROUPS: list[tuple[str, str]] = [
     ("bench", "budcluster.cli.bench"),
     ("demo-model", "budcluster.cli.demo"),
     ("model", "budcluster.cli.transfer"),
+    ("cluster", "budcluster.cli.cluster"),
 ]
 
 

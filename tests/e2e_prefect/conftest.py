@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.moto_server import PLUGIN_MIRROR, MotoServer, running_moto_server
 from tests.support.prefect_server import PREFECT, PrefectServer, running_prefect_server
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -45,9 +46,15 @@ class Platform:
     reports_dir: Path
     workdir: Path
     worker_log: Path
+    moto: MotoServer
+    """moto's EC2/IAM/EKS/S3, which the worker's Terraform runs are pointed at."""
 
     def env(self) -> dict[str, str]:
         return self.server.env(
+            # The operator's setting that sends Terraform to moto instead of AWS.
+            AWS_ENDPOINT_URL=self.moto.endpoint,
+            BUDCLUSTER_TERRAFORM_ENV_PASSTHROUGH="AWS_ENDPOINT_URL",
+            BUDCLUSTER_TERRAFORM_PLUGIN_MIRROR=str(PLUGIN_MIRROR),
             BUDCLUSTER_DATABASE_URL=self.store_url,
             BUDCLUSTER_REPORTS_DIR=str(self.reports_dir),
             BUDCLUSTER_DATA_DIR=str(self.workdir / "data"),
@@ -149,9 +156,12 @@ def platform(
     upgrade(databases["store"])
     workdir = tmp_path_factory.mktemp("e2e-prefect")
     print(f"\ne2e workdir (server and worker logs): {workdir}")
-    with running_prefect_server(workdir, databases["prefect"], ui=True) as server:
+    with (
+        running_moto_server(workdir / "moto.log") as moto,
+        running_prefect_server(workdir, databases["prefect"], ui=True) as server,
+    ):
         platform = Platform(
-            server, databases["store"], workdir / "reports", workdir, workdir / "worker.log"
+            server, databases["store"], workdir / "reports", workdir, workdir / "worker.log", moto
         )
         platform.prefect("work-pool", "create", POOL, "--type", "process")
         # Holding the Kubernetes variants costs nothing without a Kubernetes worker. The

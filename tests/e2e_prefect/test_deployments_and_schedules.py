@@ -27,6 +27,9 @@ FLOWS = [
     "scheduled-benchmarks",
     "cluster-health",
     "publish-gateway",
+    "provision-cluster",
+    "destroy-cluster",
+    "deregister-cluster",
 ]
 
 
