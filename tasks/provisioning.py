@@ -52,7 +52,7 @@ _RECORDED_OUTPUTS = (
 class PlanDecision(RunInput):
     """The answer to a paused provision-cluster or destroy-cluster run."""
 
-    approve: bool = Field(False, description="Tick to apply the plan shown above.")
+    approve: bool = Field(False, description="On: apply the plan shown above.")
     comment: str = Field("", max_length=500, description="Who decided, and why (recorded).")
 
 
@@ -188,7 +188,8 @@ def wait_for_approval(cluster: str, plan_text: str, approval: Approval, *, destr
         approval.timeout_s,
     )
     form = PlanDecision.with_initial_data(
-        description=f"{plan_text}\n\nTick **approve** to {verb} `{cluster}`.", approve=False
+        description=f"{plan_text}\n\nTurn on **approve** and submit to {verb} `{cluster}`.",
+        approve=False,
     )
     try:
         decision = pause_flow_run(wait_for_input=form, timeout=approval.timeout_s, poll_interval=3)

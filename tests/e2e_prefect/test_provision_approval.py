@@ -156,12 +156,13 @@ def _approve_in_the_ui(platform: Platform, run_id: str) -> None:
             page.wait_for_timeout(1500)
             page.screenshot(path=str(ARTIFACTS / "ui-destroy-resume-form.png"), full_page=True)
             expect(page.get_by_text("to destroy").first).to_be_visible(timeout=30_000)
-            page.get_by_role("checkbox").first.check()
+            # Prefect renders the boolean as a toggle switch.
+            page.get_by_role("switch").first.click()
             page.get_by_role("textbox").last.fill("approved in the UI e2e")
             page.screenshot(path=str(ARTIFACTS / "ui-destroy-approve-filled.png"), full_page=True)
             page.get_by_role("button", name="Submit").click()
-            expect(page.get_by_text("Completed").first).to_be_visible(timeout=300_000)
-            page.screenshot(path=str(ARTIFACTS / "ui-destroy-completed.png"), full_page=True)
+            expect(page.get_by_text("Flow run resumed").first).to_be_visible(timeout=60_000)
+            page.screenshot(path=str(ARTIFACTS / "ui-destroy-resumed.png"), full_page=True)
         finally:
             browser.close()
     if os.environ.get("CI"):
