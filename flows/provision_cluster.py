@@ -17,6 +17,7 @@ from tasks.provisioning import (
     publish_plan,
     read_cluster_outputs,
     record_provisioning,
+    resolve_state_bucket,
     save_kubeconfig_block,
     wait_for_approval,
 )
@@ -30,7 +31,9 @@ def provision_cluster(request: ProvisionClusterRequest) -> dict[str, Any]:
     A rerun with the same form converges: the plan shows only what is missing (nothing,
     once the cluster is complete), and registration is skipped for a registered cluster.
     """
-    # 1. Record the request (refused if the name belongs to a cluster registered by hand).
+    # 1. Name (and if need be create) the state bucket, then record the request (refused
+    #    if the name belongs to a cluster registered by hand).
+    request = resolve_state_bucket(request)
     record_provisioning(request)
     # 2. Plan into a saved file and show it: counts and every resource it touches.
     plan = plan_cluster(request)

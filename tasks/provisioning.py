@@ -20,6 +20,7 @@ from pydantic import Field
 
 from blocks.cloud import AwsCredentials, AzureCredentials
 from blocks.kubeconfig import KubeconfigCredentials
+from budcluster.adapters import s3
 from budcluster.adapters.terraform import TerraformEngine, TerraformWorkspace, terraform_environment
 from budcluster.errors import ConfigurationError, PermanentError
 from budcluster.provisioning import (
@@ -123,6 +124,43 @@ def _log_event(event: dict[str, Any]) -> None:
 
 
 # --- tasks ------------------------------------------------------------------------------------
+
+
+@task(
+    retries=2,
+    retry_delay_seconds=10,
+    timeout_seconds=300,
+    task_run_name="state-bucket-{request.name}",
+)
+def resolve_state_bucket(request: ProvisionClusterRequest) -> ProvisionClusterRequest:
+    """The request with its S3 state bucket named, the bucket created if it is missing."""
+    if request.state.kind != "s3":
+        return request
+    credentials_env, _ = _credentials(request)
+    region = request.state.region or request.region
+    key_id, secret = credentials_env["AWS_ACCESS_KEY_ID"], credentials_env["AWS_SECRET_ACCESS_KEY"]
+    token = credentials_env.get("AWS_SESSION_TOKEN")
+    timeout_s = get_settings().http_timeout_s
+    bucket = request.state.bucket or s3.state_bucket_name(
+        region=region,
+        access_key_id=key_id,
+        secret_access_key=secret,
+        session_token=token,
+        timeout_s=timeout_s,
+    )
+    client = s3.make_s3_client(
+        endpoint_url=None,
+        region=region,
+        access_key_id=key_id,
+        secret_access_key=secret,
+        session_token=token,
+        timeout_s=timeout_s,
+    )
+    if s3.ensure_state_bucket(client, bucket, region):
+        task_logger(__name__).info(
+            "created state bucket %s (versioned, encrypted, no public access)", bucket
+        )
+    return request.model_copy(update={"state": request.state.model_copy(update={"bucket": bucket})})
 
 
 @task(retries=2, retry_delay_seconds=5, timeout_seconds=60, task_run_name="record-{request.name}")

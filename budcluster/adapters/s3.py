@@ -237,3 +237,78 @@ class S3ModelSource:
         except Exception as exc:
             raise s3_error(exc, what) from exc
         return _BodyReader(response["Body"], what)
+
+
+# --- Terraform state buckets ------------------------------------------------------------------
+
+
+def state_bucket_name(
+    *,
+    region: str,
+    access_key_id: str,
+    secret_access_key: str,
+    session_token: str | None = None,
+    timeout_s: float = 30.0,
+) -> str:
+    """The default Terraform state bucket of the account these keys belong to.
+
+    Bucket names are global, so the account id keeps one account's name from clashing
+    with another's: ``bud-tfstate-<account id>-<region>``. (STS is asked which account
+    the keys are; it lives here because it only serves naming an S3 bucket.)
+    """
+    config = Config(connect_timeout=timeout_s, read_timeout=timeout_s, retries={"max_attempts": 3})
+    try:
+        sts = boto3.client(
+            "sts",
+            region_name=region,
+            aws_access_key_id=access_key_id,
+            aws_secret_access_key=secret_access_key,
+            aws_session_token=session_token,
+            config=config,
+        )
+        account = str(sts.get_caller_identity()["Account"])
+    except (ClientError, BotoCoreError) as exc:
+        raise s3_error(exc, "identify the AWS account for its state bucket") from exc
+    return f"bud-tfstate-{account}-{region}"
+
+
+def ensure_state_bucket(client: Any, bucket: str, region: str) -> bool:
+    """Create ``bucket`` for Terraform state unless it exists; True when it was created.
+
+    A created bucket has versioning (an older state can be restored), default encryption
+    and every form of public access blocked.
+    """
+    try:
+        client.head_bucket(Bucket=bucket)
+        return False
+    except ClientError as exc:
+        if str(exc.response.get("Error", {}).get("Code")) not in _MISSING_CODES:
+            raise s3_error(exc, f"check state bucket {bucket}") from exc
+    except BotoCoreError as exc:
+        raise s3_error(exc, f"check state bucket {bucket}") from exc
+    try:
+        if region == "us-east-1":  # the one region that refuses a LocationConstraint
+            client.create_bucket(Bucket=bucket)
+        else:
+            client.create_bucket(
+                Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": region}
+            )
+        client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+        client.put_bucket_encryption(
+            Bucket=bucket,
+            ServerSideEncryptionConfiguration={
+                "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+            },
+        )
+        client.put_public_access_block(
+            Bucket=bucket,
+            PublicAccessBlockConfiguration={
+                "BlockPublicAcls": True,
+                "IgnorePublicAcls": True,
+                "BlockPublicPolicy": True,
+                "RestrictPublicBuckets": True,
+            },
+        )
+    except (ClientError, BotoCoreError) as exc:
+        raise s3_error(exc, f"create state bucket {bucket}") from exc
+    return True

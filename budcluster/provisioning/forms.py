@@ -167,8 +167,6 @@ class StateBackend(_Form):
 
     @model_validator(mode="after")
     def _complete(self) -> StateBackend:
-        if self.kind == "s3" and not self.bucket:
-            raise ValueError("state.bucket is required for an s3 state backend")
         if self.kind == "azurerm":
             missing = [
                 name
@@ -228,7 +226,10 @@ class ProvisionClusterRequest(_Form):
         Annotated[str, _matching(_AZURE_NAME, "resource group", "prod-aks-rg")] | None
     ) = Field(None, description="AKS: resource group to create (default <name>-rg).")
     tags: dict[str, str] = Field(default_factory=dict, description="Tags on every resource.")
-    state: StateBackend = Field(description="Where Terraform keeps this cluster's state.")
+    state: StateBackend = Field(
+        default_factory=StateBackend,
+        description="Where Terraform keeps this cluster's state (default: S3, for eks).",
+    )
     approval: Approval = Field(default_factory=Approval)
     register_cluster: bool = Field(
         True,
@@ -258,7 +259,11 @@ class ProvisionClusterRequest(_Form):
             raise ValueError("state.kind azurerm is for aks; an eks cluster uses s3 (or local)")
         if self.cloud == Cloud.AKS:
             if self.state.kind == "s3":
-                raise ValueError("state.kind s3 is for eks; an aks cluster uses azurerm (or local)")
+                raise ValueError(
+                    "state.kind s3 is for eks; an aks cluster keeps its state in azurerm (set "
+                    "state.kind, state.storage_account, state.container, state.resource_group) "
+                    "or local"
+                )
             if self.cpu_nodes.min_count < 1:
                 raise ValueError("cpu_nodes.min_count: an AKS system pool needs at least 1 node")
             for where, pool in [("cpu_nodes", self.cpu_nodes)] + [

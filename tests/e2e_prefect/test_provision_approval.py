@@ -89,7 +89,6 @@ def aws_block(platform: Platform) -> str:
         env=CREDENTIALS,
     )  # fmt: skip
     platform.moto.reset()
-    platform.moto.client("s3").create_bucket(Bucket="team-tfstate")
     return "moto-aws"
 
 
@@ -102,7 +101,8 @@ def test_provision_approved_from_the_cli_and_destroy_approved_in_the_ui(
         "credentials_block": aws_block,
         "region": "us-east-1",
         "gpu_nodes": [{"name": "l4", "machine_types": ["g6.xlarge"], "max_count": 2}],
-        "state": {"kind": "s3", "bucket": "team-tfstate", "use_path_style": True},
+        # No bucket named: the account's default state bucket is created on first use.
+        "state": {"kind": "s3", "use_path_style": True},
         "register_cluster": False,
     }
     form = platform.workdir / "team-eks.yaml"
@@ -120,6 +120,13 @@ def test_provision_approved_from_the_cli_and_destroy_approved_in_the_ui(
     run = _wait_for_state(platform, run_id, {"COMPLETED"}, timeout_s=600)
     assert run["state_type"] == "COMPLETED"
     assert eks.list_clusters()["clusters"] == ["team-eks"]
+    # moto's account is 123456789012: the default bucket, versioned, holds the state.
+    s3 = platform.moto.client("s3")
+    bucket = "bud-tfstate-123456789012-us-east-1"
+    assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]] == [
+        "bud-serve-cluster/team-eks.tfstate"
+    ]
     logs = platform.api("POST", "/logs/filter", {"logs": {"flow_run_id": {"any_": [run_id]}}})
     messages = [entry["message"] for entry in logs]
     assert any("aws_eks_cluster.this: Creation complete" in m for m in messages)

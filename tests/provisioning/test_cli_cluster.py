@@ -23,7 +23,7 @@ from budcluster.store.models_catalog import ModelFile, save_model
             "name: Bad_Name\nregion: eu-west-1\ncredentials_block: aws\nstate: {bucket: b1b}\n",
             "name: Value error, cluster name 'Bad_Name'",
         ),
-        ("name: ok\nregion: eu-west-1\ncredentials_block: aws\n", "state: Field required"),
+        ("name: ok\nregion: eu-west-1\n", "credentials_block: Field required"),
         ("- a list\n", "must hold a mapping"),
         ("name: [unclosed\n", "is not UTF-8 YAML or JSON"),
     ],

@@ -29,7 +29,6 @@ def _request(**overrides: Any) -> ProvisionClusterRequest:
         ({"region": "eu west 1"}, "region 'eu west 1' is not valid"),
         ({"network_cidr": "10.0.0.1/16"}, "is not a network in CIDR form"),
         ({"api_allowed_cidrs": ["everyone"]}, "is not a network in CIDR form"),
-        ({"state": {"kind": "s3"}}, "state.bucket is required"),
         ({"state": {"kind": "s3", "bucket": "a/b"}}, "S3 bucket 'a/b' is not valid"),
         (
             {"state": {"kind": "azurerm"}},
@@ -185,6 +184,14 @@ def test_aks_inputs_take_the_account_ids_from_the_credentials_block() -> None:
         "key": "bud-serve-cluster/prod-aks.tfstate",
         "use_azuread_auth": "true",
     }
+
+
+def test_the_smallest_form_is_a_name_a_region_and_a_credentials_block() -> None:
+    request = ProvisionClusterRequest.model_validate(
+        {"name": "c1", "region": "eu-west-1", "credentials_block": "aws"}
+    )
+    assert request.state.kind == "s3" and request.state.bucket is None  # named at run time
+    assert module_inputs(request).variables["cpu_node_group"]["instance_types"] == ["m6i.xlarge"]
 
 
 def test_a_local_state_has_no_backend_configuration() -> None:
