@@ -26,12 +26,14 @@ def destroy_cluster(request: DestroyClusterRequest) -> str:
     # 2. Plan -destroy into a saved file and show it.
     plan = plan_cluster(provisioned, destroy=True)
     plan_text = publish_plan(request.name, plan, destroy=True)
-    # 3. A person approves; then exactly that plan is applied.
+    # 3. A person approves; deployments started meanwhile are checked again; then exactly
+    #    that plan is applied.
     if plan.has_changes:
         decision = wait_for_approval(request.name, plan_text, request.approval, destroy=True)
+        check_cluster_can_go(request.name, request.force)
         mark_provisioning(request.name, "destroying", decision)
         try:
-            apply_cluster_plan(provisioned)
+            apply_cluster_plan(provisioned, plan)
         except BaseException as exc:
             mark_provisioning(request.name, "failed", f"destroy failed: {exc}")
             raise

@@ -39,19 +39,24 @@ def provision_cluster(request: ProvisionClusterRequest) -> dict[str, Any]:
     plan = plan_cluster(request)
     plan_text = publish_plan(request.name, plan, destroy=False)
     # 3. A person approves (or the form pre-approves); then exactly that plan is applied.
+    decision = "no changes"
     if plan.has_changes:
         decision = wait_for_approval(request.name, plan_text, request.approval, destroy=False)
         mark_provisioning(request.name, "applying", decision)
-        try:
-            apply_cluster_plan(request)
-        except BaseException as exc:
-            # Terraform saved what it created; a rerun plans only the rest.
-            mark_provisioning(request.name, "failed", f"apply failed: {exc}")
-            raise
-    # 4. The outputs, and the kubeconfig sealed into a credentials block.
-    outputs = read_cluster_outputs(request)
-    kubeconfig_block = save_kubeconfig_block(request, outputs)
-    mark_provisioning(request.name, "applied", plan.headline(), outputs, kubeconfig_block)
+    try:
+        if plan.has_changes:
+            apply_cluster_plan(request, plan)
+        # 4. The outputs, and the kubeconfig sealed into a credentials block.
+        outputs = read_cluster_outputs(request)
+        kubeconfig_block = save_kubeconfig_block(request, outputs)
+    except BaseException as exc:
+        # Terraform saved what it created; a rerun plans only the rest.
+        mark_provisioning(request.name, "failed", f"apply failed: {exc}")
+        raise
+    mark_provisioning(
+        request.name, "applied", f"{plan.headline()} ({decision})", outputs, kubeconfig_block,
+        applied=request,
+    )  # fmt: skip
     print(f"{request.name}: {plan.headline()} API server {outputs.get('endpoint')}")
     # 5. Register it and inventory its nodes (a registered cluster is only re-detected).
     if request.register_cluster:

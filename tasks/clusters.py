@@ -10,6 +10,7 @@ from budcluster.hardware.inventory import NodeInventory
 from budcluster.store import clusters as cluster_rows
 from budcluster.targets.base import AccessReport
 from tasks._logging import task_logger
+from tasks._retry import unless_permanent
 from tasks._store import results_store
 from tasks.targets import registered_target, target_for
 
@@ -47,7 +48,13 @@ def publish_inventory_table(cluster: str, rows: list[dict[str, object]]) -> None
     )
 
 
-@task(retries=2, retry_delay_seconds=5, timeout_seconds=60, task_run_name="check-{cluster}-can-go")
+@task(
+    retries=2,
+    retry_delay_seconds=5,
+    retry_condition_fn=unless_permanent,
+    timeout_seconds=60,
+    task_run_name="check-{cluster}-can-go",
+)
 def check_cluster_can_go(cluster: str, force: bool) -> None:
     """Refuse to destroy a cluster with live deployments (unless forced), before planning."""
     with results_store().session() as session:
@@ -62,7 +69,13 @@ def check_cluster_can_go(cluster: str, force: bool) -> None:
         )
 
 
-@task(retries=2, retry_delay_seconds=5, timeout_seconds=60, task_run_name="deregister-{cluster}")
+@task(
+    retries=2,
+    retry_delay_seconds=5,
+    retry_condition_fn=unless_permanent,
+    timeout_seconds=60,
+    task_run_name="deregister-{cluster}",
+)
 def deregister_cluster(cluster: str, force: bool = False) -> list[str]:
     """Forget a cluster in the store; returns the deployments forgotten with it."""
     with results_store().session() as session:

@@ -7,8 +7,10 @@ result (which Prefect may persist).
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any, cast
 
 from prefect import task
@@ -36,6 +38,7 @@ from budcluster.provisioning.modules import MODULES
 from budcluster.settings import get_settings
 from budcluster.store import provisionings
 from tasks._logging import task_logger
+from tasks._retry import unless_permanent
 from tasks._store import results_store
 
 # Outputs kept in the store and shown in the UI; the kubeconfig goes into a sealed block.
@@ -141,13 +144,6 @@ def resolve_state_bucket(request: ProvisionClusterRequest) -> ProvisionClusterRe
     key_id, secret = credentials_env["AWS_ACCESS_KEY_ID"], credentials_env["AWS_SECRET_ACCESS_KEY"]
     token = credentials_env.get("AWS_SESSION_TOKEN")
     timeout_s = get_settings().http_timeout_s
-    bucket = request.state.bucket or s3.state_bucket_name(
-        region=region,
-        access_key_id=key_id,
-        secret_access_key=secret,
-        session_token=token,
-        timeout_s=timeout_s,
-    )
     client = s3.make_s3_client(
         endpoint_url=None,
         region=region,
@@ -156,14 +152,36 @@ def resolve_state_bucket(request: ProvisionClusterRequest) -> ProvisionClusterRe
         session_token=token,
         timeout_s=timeout_s,
     )
-    if s3.ensure_state_bucket(client, bucket, region):
+    if request.state.bucket:
+        # The user's own bucket: created if missing, its settings otherwise left alone.
+        bucket = request.state.bucket
+        created = s3.ensure_state_bucket(client, bucket, region)
+    else:
+        account = s3.aws_account_id(
+            region=region,
+            access_key_id=key_id,
+            secret_access_key=secret,
+            session_token=token,
+            timeout_s=timeout_s,
+        )
+        bucket = s3.default_state_bucket(account, region)
+        created = s3.ensure_state_bucket(
+            client, bucket, region, expected_owner=account, harden_existing=True
+        )
+    if created:
         task_logger(__name__).info(
             "created state bucket %s (versioned, encrypted, no public access)", bucket
         )
     return request.model_copy(update={"state": request.state.model_copy(update={"bucket": bucket})})
 
 
-@task(retries=2, retry_delay_seconds=5, timeout_seconds=60, task_run_name="record-{request.name}")
+@task(
+    retries=2,
+    retry_delay_seconds=5,
+    retry_condition_fn=unless_permanent,
+    timeout_seconds=60,
+    task_run_name="record-{request.name}",
+)
 def record_provisioning(request: ProvisionClusterRequest) -> None:
     with results_store().session() as session:
         provisionings.start_provisioning(
@@ -176,14 +194,18 @@ def record_provisioning(request: ProvisionClusterRequest) -> None:
         )
 
 
-@task(timeout_seconds=3600, task_run_name="plan-{request.name}")
+# No Prefect timeout on the tasks that run Terraform: the adapter interrupts each command
+# after BUDCLUSTER_TERRAFORM_TIMEOUT_S with SIGINT, so Terraform saves its state and
+# releases its lock; a Prefect timeout would abandon it mid-write instead.
+@task(task_run_name="plan-{request.name}")
 def plan_cluster(request: ProvisionClusterRequest, destroy: bool = False) -> PlanSummary:
-    """init, then a saved plan; returns what it would do."""
+    """init, then a plan saved to a file of this run's own; returns what it would do."""
+    plan_file = f"{'destroy' if destroy else 'apply'}-{uuid.uuid4().hex}.tfplan"
     with _workspace(request) as workspace:
-        workspace.plan(destroy=destroy, on_event=_log_event)
-        summary = summarize_plan(workspace.show_plan())
+        workspace.plan(destroy=destroy, on_event=_log_event, plan_file=plan_file)
+        summary = summarize_plan(workspace.show_plan(plan_file))
     task_logger(__name__).info("%s", summary.headline())
-    return summary
+    return replace(summary, plan_file=plan_file)
 
 
 def publish_plan(cluster: str, summary: PlanSummary, *, destroy: bool) -> str:
@@ -195,6 +217,8 @@ def publish_plan(cluster: str, summary: PlanSummary, *, destroy: bool) -> str:
     if summary.changes:
         lines += ["| action | resource | type |", "|---|---|---|"]
         lines += [f"| {c.action} | `{c.address}` | {c.resource_type} |" for c in summary.changes]
+    elif summary.outputs_changed:
+        lines.append(f"Only outputs change: {', '.join(summary.outputs_changed)}.")
     else:
         lines.append("No changes: the infrastructure matches the configuration.")
     text = "\n".join(lines)
@@ -246,14 +270,19 @@ def wait_for_approval(cluster: str, plan_text: str, approval: Approval, *, destr
     return f"approved: {decision.comment}" if decision.comment else "approved"
 
 
-@task(timeout_seconds=6 * 3600, task_run_name="apply-{request.name}")
-def apply_cluster_plan(request: ProvisionClusterRequest) -> None:
-    """Apply the plan saved by plan_cluster, streaming Terraform's progress to the log."""
+@task(task_run_name="apply-{request.name}")
+def apply_cluster_plan(request: ProvisionClusterRequest, plan: PlanSummary) -> None:
+    """Apply exactly the plan that was shown, streaming Terraform's progress to the log."""
     with _workspace(request) as workspace:
-        workspace.apply(on_event=_log_event)
+        workspace.apply(on_event=_log_event, plan_file=plan.plan_file)
 
 
-@task(retries=2, retry_delay_seconds=5, timeout_seconds=600, task_run_name="outputs-{request.name}")
+@task(
+    retries=2,
+    retry_delay_seconds=5,
+    retry_condition_fn=unless_permanent,
+    task_run_name="outputs-{request.name}",
+)
 def read_cluster_outputs(request: ProvisionClusterRequest) -> dict[str, Any]:
     """The module's outputs (the kubeconfig among them; it holds no credential)."""
     with _workspace(request) as workspace:
@@ -272,14 +301,22 @@ def save_kubeconfig_block(request: ProvisionClusterRequest, outputs: dict[str, A
     return block_name
 
 
-@task(retries=2, retry_delay_seconds=5, timeout_seconds=60, task_run_name="mark-{cluster}-{status}")
+@task(
+    retries=2,
+    retry_delay_seconds=5,
+    retry_condition_fn=unless_permanent,
+    timeout_seconds=60,
+    task_run_name="mark-{cluster}-{status}",
+)
 def mark_provisioning(
     cluster: str,
     status: str,
     reason: str | None = None,
     outputs: dict[str, Any] | None = None,
     kubeconfig_block: str | None = None,
+    applied: ProvisionClusterRequest | None = None,
 ) -> None:
+    """Record a provisioning's status; ``applied`` is the form whose plan was applied."""
     recorded = (
         {key: outputs[key] for key in _RECORDED_OUTPUTS if key in outputs}
         if outputs is not None
@@ -287,11 +324,24 @@ def mark_provisioning(
     )
     with results_store().session() as session:
         provisionings.set_provisioning_status(
-            session, cluster, status, reason, outputs=recorded, kubeconfig_block=kubeconfig_block
+            session,
+            cluster,
+            status,
+            reason,
+            outputs=recorded,
+            kubeconfig_block=kubeconfig_block,
+            request=applied.model_dump(mode="json") if applied else None,
+            credentials_block=applied.credentials_block if applied else None,
         )
 
 
-@task(retries=2, retry_delay_seconds=5, timeout_seconds=60, task_run_name="provisioned-{cluster}")
+@task(
+    retries=2,
+    retry_delay_seconds=5,
+    retry_condition_fn=unless_permanent,
+    timeout_seconds=60,
+    task_run_name="provisioned-{cluster}",
+)
 def provisioned_request(cluster: str) -> ProvisionClusterRequest:
     """The form a cluster was provisioned with, as recorded."""
     with results_store().session() as session:
@@ -313,5 +363,7 @@ def delete_kubeconfig_block(cluster: str) -> None:
         return
     try:
         KubeconfigCredentials.delete(block_name)
-    except ObjectNotFound:
+    except (ObjectNotFound, ValueError):  # Block.delete reports a missing block as ValueError
         task_logger(__name__).info("kubeconfig block %s was already deleted", block_name)
+    with results_store().session() as session:
+        provisionings.get_provisioning(session, cluster).kubeconfig_block = None

@@ -242,7 +242,7 @@ class S3ModelSource:
 # --- Terraform state buckets ------------------------------------------------------------------
 
 
-def state_bucket_name(
+def aws_account_id(
     *,
     region: str,
     access_key_id: str,
@@ -250,11 +250,10 @@ def state_bucket_name(
     session_token: str | None = None,
     timeout_s: float = 30.0,
 ) -> str:
-    """The default Terraform state bucket of the account these keys belong to.
+    """The AWS account these keys belong to (STS GetCallerIdentity).
 
-    Bucket names are global, so the account id keeps one account's name from clashing
-    with another's: ``bud-tfstate-<account id>-<region>``. (STS is asked which account
-    the keys are; it lives here because it only serves naming an S3 bucket.)
+    It lives here because it only serves S3: naming an account's state bucket and
+    checking that a bucket of that name is the account's own.
     """
     config = Config(connect_timeout=timeout_s, read_timeout=timeout_s, retries={"max_attempts": 3})
     try:
@@ -266,39 +265,66 @@ def state_bucket_name(
             aws_session_token=session_token,
             config=config,
         )
-        account = str(sts.get_caller_identity()["Account"])
+        return str(sts.get_caller_identity()["Account"])
     except (ClientError, BotoCoreError) as exc:
         raise s3_error(exc, "identify the AWS account for its state bucket") from exc
-    return f"bud-tfstate-{account}-{region}"
 
 
-def ensure_state_bucket(client: Any, bucket: str, region: str) -> bool:
+def default_state_bucket(account_id: str, region: str) -> str:
+    """``bud-tfstate-<account id>-<region>``: bucket names are global, the account id
+    keeps one account's name from clashing with another's."""
+    return f"bud-tfstate-{account_id}-{region}"
+
+
+def ensure_state_bucket(
+    client: Any,
+    bucket: str,
+    region: str,
+    *,
+    expected_owner: str | None = None,
+    harden_existing: bool = False,
+) -> bool:
     """Create ``bucket`` for Terraform state unless it exists; True when it was created.
 
-    A created bucket has versioning (an older state can be restored), default encryption
-    and every form of public access blocked.
+    A created bucket gets versioning (an older state can be restored), default encryption
+    and every form of public access blocked; with ``harden_existing`` an existing one gets
+    them again (a run that died after creating it may have left them out).
+    ``expected_owner`` (an account id) refuses a bucket of that name owned by someone else.
     """
+    owner = {"ExpectedBucketOwner": expected_owner} if expected_owner else {}
+    created = False
     try:
-        client.head_bucket(Bucket=bucket)
-        return False
+        client.head_bucket(Bucket=bucket, **owner)
     except ClientError as exc:
-        if str(exc.response.get("Error", {}).get("Code")) not in _MISSING_CODES:
+        code = str(exc.response.get("Error", {}).get("Code"))
+        if code in {"403", "AccessDenied"} and expected_owner:
+            raise S3ConfigError(
+                f"state bucket {bucket} exists but is not account {expected_owner}'s; name "
+                "your own bucket in the form's state.bucket"
+            ) from exc
+        if code not in _MISSING_CODES:
             raise s3_error(exc, f"check state bucket {bucket}") from exc
+        created = True
     except BotoCoreError as exc:
         raise s3_error(exc, f"check state bucket {bucket}") from exc
+    if not (created or harden_existing):
+        return False
     try:
-        if region == "us-east-1":  # the one region that refuses a LocationConstraint
+        if created and region == "us-east-1":  # the one region refusing a LocationConstraint
             client.create_bucket(Bucket=bucket)
-        else:
+        elif created:
             client.create_bucket(
                 Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": region}
             )
-        client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+        client.put_bucket_versioning(
+            Bucket=bucket, VersioningConfiguration={"Status": "Enabled"}, **owner
+        )
         client.put_bucket_encryption(
             Bucket=bucket,
             ServerSideEncryptionConfiguration={
                 "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
             },
+            **owner,
         )
         client.put_public_access_block(
             Bucket=bucket,
@@ -308,7 +334,8 @@ def ensure_state_bucket(client: Any, bucket: str, region: str) -> bool:
                 "BlockPublicPolicy": True,
                 "RestrictPublicBuckets": True,
             },
+            **owner,
         )
     except (ClientError, BotoCoreError) as exc:
-        raise s3_error(exc, f"create state bucket {bucket}") from exc
-    return True
+        raise s3_error(exc, f"set up state bucket {bucket}") from exc
+    return created

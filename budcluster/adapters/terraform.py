@@ -150,8 +150,9 @@ def terraform_environment(
 ) -> dict[str, str]:
     """The whole environment of a Terraform child: allow-listed variables plus ``credentials``.
 
-    Shared AWS config and credential files and the instance metadata service are switched
-    off, so the run uses exactly the credentials it was given, not whatever the worker has.
+    Shared AWS config and credential files, the instance metadata service and Azure's
+    CLI and managed-identity logins are switched off, so the run uses exactly the
+    credentials it was given, not whatever the worker has.
     """
     source = os.environ if source is None else source
     env = {name: source[name] for name in _BASE_ENVIRONMENT if name in source}
@@ -162,6 +163,9 @@ def terraform_environment(
         AWS_CONFIG_FILE=os.devnull,
         AWS_SHARED_CREDENTIALS_FILE=os.devnull,
         AWS_EC2_METADATA_DISABLED="true",
+        # The azurerm provider and backend fall back to `az login` and managed identity.
+        ARM_USE_CLI="false",
+        ARM_USE_MSI="false",
     )
     for name in passthrough:
         if name in source:
@@ -213,7 +217,15 @@ class TerraformWorkspace:
         if not (source / "versions.tf").is_file():
             raise TerraformConfigError(f"no Terraform module {module!r} in {modules_dir}")
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        # Refreshed on every run, so a fixed module reaches clusters created earlier.
+        # Refreshed on every run, so a fixed module reaches clusters created earlier. The
+        # provider lock file goes when the module's requirements change, or init would
+        # refuse the new constraints.
+        old_versions = directory / "versions.tf"
+        if (
+            old_versions.is_file()
+            and old_versions.read_bytes() != (source / "versions.tf").read_bytes()
+        ):
+            (directory / ".terraform.lock.hcl").unlink(missing_ok=True)
         for stale in directory.glob("*.tf"):
             stale.unlink()
         for tf_file in sorted(source.glob("*.tf")):
@@ -246,9 +258,19 @@ class TerraformWorkspace:
         args += [f"-backend-config={key}={value}" for key, value in backend_config.items()]
         self._checked("init", self._run(args, on_event=on_event))
 
-    def plan(self, *, destroy: bool = False, on_event: EventHandler | None = None) -> bool:
-        """Save a plan to ``tfplan``; True when it changes anything."""
-        args = ["plan", "-input=false", "-json", "-detailed-exitcode", f"-out={PLAN_FILE}"]
+    def plan(
+        self,
+        *,
+        destroy: bool = False,
+        on_event: EventHandler | None = None,
+        plan_file: str = PLAN_FILE,
+    ) -> bool:
+        """Save a plan to ``plan_file``; True when it changes anything.
+
+        Give each run its own file: a plan applied later (after an approval) must be the
+        one that was shown, not one another run saved in the meantime.
+        """
+        args = ["plan", "-input=false", "-json", "-detailed-exitcode", f"-out={plan_file}"]
         args.append(f"-var-file={VARIABLES_FILE}")
         if destroy:
             args.append("-destroy")
@@ -258,13 +280,18 @@ class TerraformWorkspace:
         self._checked("plan", outcome)
         return False
 
-    def show_plan(self) -> dict[str, Any]:
+    def show_plan(self, plan_file: str = PLAN_FILE) -> dict[str, Any]:
         """The saved plan as ``terraform show -json`` describes it."""
-        return self._json_document("show", ["show", "-json", PLAN_FILE])
+        return self._json_document("show", ["show", "-json", plan_file])
 
-    def apply(self, on_event: EventHandler | None = None) -> None:
+    def apply(self, on_event: EventHandler | None = None, *, plan_file: str = PLAN_FILE) -> None:
         """Apply the saved plan (and only it: a stale plan is refused by Terraform)."""
-        self._checked("apply", self._run(["apply", "-input=false", "-json", PLAN_FILE], on_event))
+        args = ["apply", "-input=false", "-json", plan_file]
+        try:
+            self._checked("apply", self._run(args, on_event))
+        finally:
+            # Applied or refused, a saved plan is never applied twice.
+            (self.directory / plan_file).unlink(missing_ok=True)
 
     def outputs(self) -> dict[str, Any]:
         """Root module outputs as ``{name: value}``."""
@@ -293,9 +320,10 @@ class TerraformWorkspace:
                 raise TerraformStateLocked(
                     f"terraform {command}: the state is locked by {lock.get('Who', 'another run')} "
                     f"(operation {lock.get('Operation', '?')}, since {lock.get('Created', '?')}, "
-                    f"lock ID {lock.get('ID', '?')}). Wait for that run to finish; if it died, "
-                    f"release the lock: terraform -chdir={self.directory} force-unlock "
-                    f"{lock.get('ID', '<lock ID>')}",
+                    f"lock ID {lock.get('ID', '?')}). Wait for that run to finish. If it died, "
+                    f"release the lock (`terraform force-unlock {lock.get('ID', '<lock ID>')}` "
+                    "with the same backend, or delete the lock object next to the state, e.g. "
+                    "<key>.tflock in the S3 bucket) and run again.",
                     lock,
                 )
         reported = "; ".join(str(d) for d in errors) or _tail(outcome.stdout)
@@ -349,7 +377,7 @@ class TerraformWorkspace:
             if process.poll() is None:
                 _interrupt(process, threading.Event())
             reader.join(timeout=10)
-        if timed_out.is_set():
+        if timed_out.is_set() and returncode != 0:
             raise TerraformTimeout(
                 f"terraform {args[0]} ran past {self.timeout_s:.0f} s and was interrupted; "
                 "its state was saved, so a rerun continues (BUDCLUSTER_TERRAFORM_TIMEOUT_S)"

@@ -77,7 +77,10 @@ def provision(
     if not isinstance(loaded, dict):
         raise _fail(f"{request_file} must hold a mapping (the form's fields)", 2)
     if approve:
-        loaded.setdefault("approval", {})["auto_approve"] = True
+        approval = loaded.get("approval") or {}
+        if not isinstance(approval, dict):
+            raise _fail(f"{request_file}: approval must be a mapping (auto_approve, timeout_s)", 2)
+        loaded["approval"] = {**approval, "auto_approve": True}
     try:
         request = ProvisionClusterRequest.model_validate(loaded)
     except ValidationError as exc:

@@ -43,12 +43,29 @@ def _cidr(value: str) -> str:
         network = ipaddress.ip_network(value, strict=True)
     except ValueError as exc:
         raise ValueError(f"{value!r} is not a network in CIDR form such as '10.42.0.0/16'") from exc
+    if network.version != 4:
+        raise ValueError(f"{value!r}: the modules take IPv4 networks, e.g. '10.42.0.0/16'")
     return str(network)
+
+
+def _cluster_network(value: str) -> str:
+    network = ipaddress.ip_network(_cidr(value))
+    if not 16 <= network.prefixlen <= 24:
+        raise ValueError(
+            f"{value!r}: the cluster network must be a /16 to /24 (room for a subnet per zone)"
+        )
+    return value
+
+
+# The AKS module's Kubernetes service range; its VNet must not overlap it.
+AKS_SERVICE_CIDR = ipaddress.ip_network("10.0.0.0/16")
+_MAX_TAGS = 40
 
 
 MachineType = Annotated[str, _matching(_MACHINE_TYPE, "machine type", "g5.2xlarge")]
 Region = Annotated[str, _matching(_REGION, "region", "eu-west-1")]
 Cidr = Annotated[str, AfterValidator(_cidr)]
+ClusterNetwork = Annotated[str, AfterValidator(_cluster_network)]
 
 
 class NotRegistered(TemporaryError):
@@ -214,7 +231,9 @@ class ProvisionClusterRequest(_Form):
         Annotated[str, _matching(re.compile(r"^1\.[0-9]{1,2}$"), "Kubernetes version", "1.31")]
         | None
     ) = Field(None, description="Kubernetes minor version; empty: the module's default.")
-    network_cidr: Cidr = Field("10.42.0.0/16", description="The cluster network's address range.")
+    network_cidr: ClusterNetwork = Field(
+        "10.42.0.0/16", description="The cluster network's address range, a /16 to /24."
+    )
     api_allowed_cidrs: list[Cidr] = Field(
         default_factory=lambda: ["0.0.0.0/0"],
         min_length=1,
@@ -242,6 +261,8 @@ class ProvisionClusterRequest(_Form):
     @field_validator("tags")
     @classmethod
     def _tags(cls, tags: dict[str, str]) -> dict[str, str]:
+        if len(tags) > _MAX_TAGS:
+            raise ValueError(f"at most {_MAX_TAGS} tags (one more is added by the project)")
         for key, value in tags.items():
             if not key or not _TAG_TEXT.fullmatch(key) or not _TAG_TEXT.fullmatch(value):
                 raise ValueError(
@@ -264,6 +285,14 @@ class ProvisionClusterRequest(_Form):
                     "state.kind, state.storage_account, state.container, state.resource_group) "
                     "or local"
                 )
+            if ipaddress.ip_network(self.network_cidr).overlaps(AKS_SERVICE_CIDR):
+                raise ValueError(
+                    f"network_cidr {self.network_cidr} overlaps {AKS_SERVICE_CIDR}, the AKS "
+                    "cluster's service range: use e.g. 10.42.0.0/16"
+                )
+            slashed = [key for key in self.tags if "/" in key]
+            if slashed:
+                raise ValueError(f"tags: Azure tag names cannot contain '/': {slashed}")
             if self.cpu_nodes.min_count < 1:
                 raise ValueError("cpu_nodes.min_count: an AKS system pool needs at least 1 node")
             for where, pool in [("cpu_nodes", self.cpu_nodes)] + [

@@ -43,10 +43,14 @@ class PlanSummary:
     destroy: int
     changes: list[ResourceChange] = field(default_factory=list)
     terraform_version: str = ""
+    outputs_changed: list[str] = field(default_factory=list)
+    """Root outputs the plan sets or changes (a module update may change only outputs)."""
+    plan_file: str = ""
+    """The saved plan this summarizes, in the run's workspace (set by whoever saved it)."""
 
     @property
     def has_changes(self) -> bool:
-        return bool(self.add or self.change or self.destroy)
+        return bool(self.add or self.change or self.destroy or self.outputs_changed)
 
     @property
     def replaced(self) -> list[str]:
@@ -65,6 +69,7 @@ class PlanSummary:
             "change": self.change,
             "destroy": self.destroy,
             "terraform_version": self.terraform_version,
+            "outputs_changed": list(self.outputs_changed),
             "changes": [c.as_row() for c in self.changes],
         }
 
@@ -95,6 +100,11 @@ def summarize_plan(document: Mapping[str, Any]) -> PlanSummary:
                 reason=entry.get("action_reason"),
             )
         )
+    outputs_changed = sorted(
+        name
+        for name, entry in (document.get("output_changes") or {}).items()
+        if tuple((entry or {}).get("actions") or ()) not in ((), ("no-op",))
+    )
     order = {"delete": 0, "replace": 1, "update": 2, "create": 3}
     changes.sort(key=lambda c: (order.get(c.action, 4), c.address))
     return PlanSummary(
@@ -103,4 +113,5 @@ def summarize_plan(document: Mapping[str, Any]) -> PlanSummary:
         destroy=destroy,
         changes=changes,
         terraform_version=str(document.get("terraform_version", "")),
+        outputs_changed=outputs_changed,
     )

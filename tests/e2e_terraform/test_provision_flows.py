@@ -210,6 +210,11 @@ def test_provision_replan_clean_then_destroy_leaving_nothing(
     assert _provisioning(platform, "prod-eks").status.value == "destroyed"
     with pytest.raises(ValueError):
         KubeconfigCredentials.load("prod-eks-kubeconfig")
+    # Destroying it again finds nothing to do and says so, without failing.
+    assert destroy_cluster(_destroy("prod-eks")) == "destroyed"
+    assert _provisioning(platform, "prod-eks").status_reason == (
+        "Plan: 0 to add, 0 to change, 0 to destroy."
+    )
 
 
 def _run_in_thread(function: Any, *args: Any) -> tuple[threading.Thread, dict[str, Any]]:

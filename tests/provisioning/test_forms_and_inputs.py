@@ -28,6 +28,10 @@ def _request(**overrides: Any) -> ProvisionClusterRequest:
         ({"name": "Prod_EKS"}, "cluster name 'Prod_EKS' is not valid"),
         ({"region": "eu west 1"}, "region 'eu west 1' is not valid"),
         ({"network_cidr": "10.0.0.1/16"}, "is not a network in CIDR form"),
+        ({"network_cidr": "10.0.0.0/8"}, "must be a /16 to /24"),
+        ({"network_cidr": "fd00::/56"}, "the modules take IPv4 networks"),
+        ({"api_allowed_cidrs": ["2001:db8::/32"]}, "the modules take IPv4 networks"),
+        ({"tags": {f"t{i}": "x" for i in range(41)}}, "at most 40 tags"),
         ({"api_allowed_cidrs": ["everyone"]}, "is not a network in CIDR form"),
         ({"state": {"kind": "s3", "bucket": "a/b"}}, "S3 bucket 'a/b' is not valid"),
         (
@@ -83,6 +87,19 @@ def _request(**overrides: Any) -> ProvisionClusterRequest:
 def test_bad_input_is_refused_naming_the_field(overrides: dict[str, Any], message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         _request(**overrides)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"network_cidr": "10.0.0.0/20"}, "overlaps 10.0.0.0/16, the AKS cluster's service range"),
+        ({"tags": {"team/ml": "x"}}, "Azure tag names cannot contain '/'"),
+        ({"cpu_nodes": {"min_count": 0}}, "an AKS system pool needs at least 1 node"),
+    ],
+)
+def test_aks_limits_are_checked_in_the_form(overrides: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        _request(cloud="aks", state={"kind": "local"}, **overrides)
 
 
 def test_aks_pools_take_exactly_one_vm_size() -> None:

@@ -126,3 +126,21 @@ def test_aks_credentials_are_renamed_for_kubelogin() -> None:
 def test_an_unexpected_kubeconfig_output_is_refused(outputs: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
         registration_kubeconfig(Cloud.EKS, outputs, {})
+
+
+def test_a_plan_that_changes_only_outputs_still_has_changes() -> None:
+    assert summarize_plan(_plan("create")).outputs_changed == [
+        "certificate_authority_data",
+        "cluster_name",
+        "endpoint",
+        "kubeconfig",
+        "node_group_names",
+        "region",
+    ]
+    assert summarize_plan(_plan("update_replace")).outputs_changed == []
+    # A module update that only adds an output: nothing to add, change or destroy, yet
+    # applying is what puts the new output into the state.
+    only_outputs = {"resource_changes": [], "output_changes": {"gateway": {"actions": ["create"]}}}
+    summary = summarize_plan(only_outputs)
+    assert summary.headline() == "Plan: 0 to add, 0 to change, 0 to destroy."
+    assert summary.has_changes and summary.outputs_changed == ["gateway"]

@@ -19,24 +19,20 @@ from budcluster.store.provisionings import (
 from budcluster.store.transfers import create_transfer
 
 
-def _start(session, name: str = "prod-eks", cloud: str = "eks"):  # type: ignore[no-untyped-def]
+def _start(session, name: str = "prod-eks", cloud: str = "eks", **request):  # type: ignore[no-untyped-def]
     return start_provisioning(
         session,
         cluster_name=name,
         cloud=cloud,
         module="aws-eks" if cloud == "eks" else "azure-aks",
         credentials_block="prod-aws",
-        request={"name": name, "region": "eu-west-1"},
+        request={"name": name, "cloud": cloud, "region": "eu-west-1", **request},
     )
 
 
-def test_a_provisioning_is_recorded_and_a_rerun_refreshes_it(store: Store) -> None:
+def test_a_rerun_keeps_the_record_until_it_has_applied(store: Store) -> None:
     with store.session() as session:
-        _start(session)
-        set_provisioning_status(session, "prod-eks", "failed", "apply failed: boom")
-    with store.session() as session:
-        again = _start(session)
-        assert again.status.value == "planned" and again.status_reason is None
+        _start(session, cpu_nodes={"max_count": 3})
         set_provisioning_status(
             session,
             "prod-eks",
@@ -46,10 +42,58 @@ def test_a_provisioning_is_recorded_and_a_rerun_refreshes_it(store: Store) -> No
             kubeconfig_block="prod-eks-kubeconfig",
         )
     with store.session() as session:
+        # A rerun asking for more nodes: nothing changes until its plan is applied.
+        again = _start(session, cpu_nodes={"max_count": 5})
+        assert again.status.value == "applied"
+        assert again.request["cpu_nodes"] == {"max_count": 3}
+        set_provisioning_status(
+            session, "prod-eks", "applied", "Plan: 0 to add, 1 to change",
+            request={"name": "prod-eks", "cloud": "eks", "region": "eu-west-1",
+                     "cpu_nodes": {"max_count": 5}},
+            credentials_block="rotated-aws",
+        )  # fmt: skip
+    with store.session() as session:
         stored = get_provisioning(session, "prod-eks")
         assert stored.outputs == {"endpoint": "https://x"}
         assert stored.kubeconfig_block == "prod-eks-kubeconfig"
-        assert stored.request == {"name": "prod-eks", "region": "eu-west-1"}
+        assert stored.request["cpu_nodes"] == {"max_count": 5}
+        assert stored.credentials_block == "rotated-aws"
+
+
+def test_a_rerun_cannot_move_the_cluster_or_its_state(store: Store) -> None:
+    with store.session() as session:
+        _start(session, state={"kind": "s3", "bucket": "a"})
+    for change, field in (
+        ({"state": {"kind": "s3", "bucket": "b"}}, "state"),
+        ({"state": {"kind": "s3", "bucket": "a"}, "region": "us-east-1"}, "region"),
+    ):
+        with (
+            pytest.raises(Conflict, match=f"exists with other {field}.*destroy the cluster first"),
+            store.session() as session,
+        ):
+            start_provisioning(
+                session, cluster_name="prod-eks", cloud="eks", module="aws-eks",
+                credentials_block="prod-aws",
+                request={"name": "prod-eks", "cloud": "eks", "region": "eu-west-1", **change},
+            )  # fmt: skip
+
+
+def test_a_destroyed_cluster_starts_afresh_and_one_being_destroyed_is_refused(
+    store: Store,
+) -> None:
+    with store.session() as session:
+        _start(session)
+        set_provisioning_status(session, "prod-eks", "destroying", "approved")
+    with pytest.raises(Conflict, match="run destroy-cluster again"), store.session() as session:
+        _start(session)
+    with store.session() as session:
+        set_provisioning_status(
+            session, "prod-eks", "destroyed", "gone", outputs={"endpoint": "https://x"}
+        )
+    with store.session() as session:
+        fresh = _start(session, region="us-east-1")
+        assert fresh.status.value == "planned" and fresh.outputs is None
+        assert fresh.request["region"] == "us-east-1"
 
 
 def test_provisioning_refuses_a_hand_registered_name_and_another_cloud(store: Store) -> None:
@@ -63,7 +107,7 @@ def test_provisioning_refuses_a_hand_registered_name_and_another_cloud(store: St
     with store.session() as session:
         _start(session, "prod-eks", "eks")
     with (
-        pytest.raises(Conflict, match="was provisioned on eks, not aks"),
+        pytest.raises(Conflict, match=r"exists with other cloud \(cloud 'eks' -> 'aks'\)"),
         store.session() as session,
     ):
         _start(session, "prod-eks", "aks")

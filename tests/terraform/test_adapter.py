@@ -51,10 +51,24 @@ def test_plan_apply_outputs_replan_and_destroy(
     keys = [o["Key"] for o in moto.client("s3").list_objects_v2(Bucket="tfstate")["Contents"]]
     assert keys == [backend["key"]]
     assert workspace.plan() is False  # converged
-    assert workspace.plan(destroy=True) is True
-    workspace.apply()
+    assert not (workspace.directory / "tfplan").exists()  # an applied plan is gone
+    assert workspace.plan(destroy=True, plan_file="destroy.tfplan") is True
+    workspace.apply(plan_file="destroy.tfplan")
     assert workspace.outputs() == {}
     assert vpc_id not in [v["VpcId"] for v in ec2.describe_vpcs()["Vpcs"]]
+
+
+def test_a_plan_made_stale_by_another_apply_is_refused(tiny_workspace: WorkspaceFactory) -> None:
+    """Two runs each keep their own saved plan; once one applies, the other's is stale."""
+    first, backend = tiny_workspace(name="first")
+    first.init(backend)
+    second, _ = tiny_workspace(name="second", cidr="10.2.0.0/16")
+    second.init(backend)
+    assert first.plan(plan_file="a.tfplan") and second.plan(plan_file="b.tfplan")
+    first.apply(plan_file="a.tfplan")
+    with pytest.raises(TerraformCommandFailed, match="Saved plan is stale"):
+        second.apply(plan_file="b.tfplan")
+    assert not (second.directory / "b.tfplan").exists()
 
 
 def test_invalid_variable_fails_with_terraforms_diagnostic(
@@ -171,6 +185,8 @@ def test_environment_is_the_allow_list_plus_the_credentials() -> None:
         "AWS_CONFIG_FILE": os.devnull,
         "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
         "AWS_EC2_METADATA_DISABLED": "true",
+        "ARM_USE_CLI": "false",
+        "ARM_USE_MSI": "false",
     }
 
 
