@@ -32,6 +32,15 @@ ADMIN_URL = os.environ.get(
     "BUDCLUSTER_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 )
 POOL = "budcluster-process"
+# Debian's Chromium, driven by Playwright (no browser download).
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+]
 KUBERNETES_POOL = "budcluster-kubernetes"
 # Where CI keeps files after the run (screenshots, reports of the e2e runs).
 ARTIFACTS = Path(

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.e2e_prefect.conftest import ARTIFACTS, PROJECT, Platform
+from tests.e2e_prefect.conftest import ARTIFACTS, CHROMIUM, CHROMIUM_FLAGS, PROJECT, Platform
 from tests.support.moto_server import AWS_PROVIDER, CREDENTIALS
 
 pytestmark = [
@@ -29,14 +29,6 @@ pytestmark = [
 ]
 
 BUDCLUSTER = str(Path(sys.executable).with_name("budcluster"))
-CHROMIUM = Path("/usr/bin/chromium")
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-]
 
 
 def _budcluster(platform: Platform, *args: str, env: dict[str, str] | None = None) -> str:
@@ -153,7 +145,9 @@ def _approve_in_the_ui(platform: Platform, run_id: str) -> None:
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS, headless=True)
+        browser = pw.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS, headless=True
+        )
         page = browser.new_page(viewport={"width": 1400, "height": 1800})
         try:
             page.goto(f"{platform.server.ui_url}/runs/flow-run/{run_id}")

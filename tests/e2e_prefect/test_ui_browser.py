@@ -3,23 +3,12 @@ through the form with a changed parameter, and wait until the run shows Complete
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from budcluster.bench.testing_server import server_process
-from tests.e2e_prefect.conftest import ARTIFACTS, Platform
+from tests.e2e_prefect.conftest import ARTIFACTS, CHROMIUM, CHROMIUM_FLAGS, Platform
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.slow]
-
-CHROMIUM = Path("/usr/bin/chromium")
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-]
 
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is not installed")
@@ -29,7 +18,9 @@ def test_custom_run_from_the_ui_form_completes(platform: Platform) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     deployment = platform.deployment("benchmark-endpoint", "benchmark-endpoint")
     with server_process("--ttft-ms", "1", uvloop=False) as url, sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS, headless=True)
+        browser = pw.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS, headless=True
+        )
         page = browser.new_page(viewport={"width": 1400, "height": 1800})
         try:
             page.goto(f"{platform.server.ui_url}/deployments/deployment/{deployment['id']}")
