@@ -44,6 +44,7 @@ def test_plan_apply_outputs_replan_and_destroy(
     assert [e["@message"] for e in applied if e["type"] == "change_summary"] == [
         "Apply complete! Resources: 1 added, 0 changed, 0 destroyed."
     ]
+    assert not (workspace.directory / "tfplan").exists()  # an applied plan is gone
     vpc_id = workspace.outputs()["vpc_id"]
     ec2 = moto.client("ec2")
     assert ec2.describe_vpcs(VpcIds=[vpc_id])["Vpcs"][0]["CidrBlock"] == "10.1.0.0/16"
@@ -51,7 +52,6 @@ def test_plan_apply_outputs_replan_and_destroy(
     keys = [o["Key"] for o in moto.client("s3").list_objects_v2(Bucket="tfstate")["Contents"]]
     assert keys == [backend["key"]]
     assert workspace.plan() is False  # converged
-    assert not (workspace.directory / "tfplan").exists()  # an applied plan is gone
     assert workspace.plan(destroy=True, plan_file="destroy.tfplan") is True
     workspace.apply(plan_file="destroy.tfplan")
     assert workspace.outputs() == {}
