@@ -118,6 +118,10 @@ class Settings(BaseSettings):
         ),
     )
 
+    def terraform_env_passthrough_names(self) -> list[str]:
+        """``terraform_env_passthrough`` as a list of variable names."""
+        return [n.strip() for n in self.terraform_env_passthrough.split(",") if n.strip()]
+
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url

@@ -35,6 +35,7 @@ from budcluster.provisioning import (
 )
 from budcluster.provisioning.kubeconfig import registration_kubeconfig
 from budcluster.provisioning.modules import MODULES
+from budcluster.provisioning.plan_summary import plan_markdown
 from budcluster.settings import get_settings
 from budcluster.store import provisionings
 from tasks._logging import task_logger
@@ -99,9 +100,7 @@ def _workspace(request: ProvisionClusterRequest) -> Iterator[TerraformWorkspace]
         engine=TerraformEngine.from_setting(settings.terraform_engine),
         env=terraform_environment(
             credentials_env,
-            passthrough=[
-                n.strip() for n in settings.terraform_env_passthrough.split(",") if n.strip()
-            ],
+            passthrough=settings.terraform_env_passthrough_names(),
         ),
         local_state=directory / "terraform.tfstate" if inputs.local_state else None,
         plugin_mirror=settings.terraform_plugin_mirror,
@@ -132,6 +131,7 @@ def _log_event(event: dict[str, Any]) -> None:
 @task(
     retries=2,
     retry_delay_seconds=10,
+    retry_condition_fn=unless_permanent,
     timeout_seconds=300,
     task_run_name="state-bucket-{request.name}",
 )
@@ -210,18 +210,7 @@ def plan_cluster(request: ProvisionClusterRequest, destroy: bool = False) -> Pla
 
 def publish_plan(cluster: str, summary: PlanSummary, *, destroy: bool) -> str:
     """A markdown artifact with the counts and the resource table; returns its text."""
-    verb = "destroy" if destroy else "provision"
-    lines = [f"## Terraform plan to {verb} `{cluster}`", "", f"**{summary.headline()}**", ""]
-    if summary.replaced:
-        lines += [f"Replaces (destroy, then create): {', '.join(summary.replaced)}", ""]
-    if summary.changes:
-        lines += ["| action | resource | type |", "|---|---|---|"]
-        lines += [f"| {c.action} | `{c.address}` | {c.resource_type} |" for c in summary.changes]
-    elif summary.outputs_changed:
-        lines.append(f"Only outputs change: {', '.join(summary.outputs_changed)}.")
-    else:
-        lines.append("No changes: the infrastructure matches the configuration.")
-    text = "\n".join(lines)
+    text = plan_markdown(cluster, summary, destroy=destroy)
     create_markdown_artifact(
         markdown=text, key=f"terraform-plan-{cluster}", description=summary.headline()
     )
@@ -352,6 +341,7 @@ def provisioned_request(cluster: str) -> ProvisionClusterRequest:
 @task(
     retries=2,
     retry_delay_seconds=5,
+    retry_condition_fn=unless_permanent,
     timeout_seconds=60,
     task_run_name="forget-kubeconfig-{cluster}",
 )

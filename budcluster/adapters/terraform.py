@@ -177,7 +177,6 @@ def terraform_environment(
 @dataclass(frozen=True)
 class CommandOutcome:
     returncode: int
-    events: list[dict[str, Any]]
     stdout: str
     diagnostics: list[Diagnostic]
 
@@ -356,7 +355,6 @@ class TerraformWorkspace:
         watchdog = threading.Timer(self.timeout_s, _interrupt, args=(process, timed_out))
         watchdog.daemon = True
         watchdog.start()
-        events: list[dict[str, Any]] = []
         diagnostics: list[Diagnostic] = []
         text: list[str] = []
         try:
@@ -366,7 +364,6 @@ class TerraformWorkspace:
                 if event is None:
                     text.append(line)
                     continue
-                events.append(event)
                 if event.get("type") == "diagnostic":
                     diagnostics.append(_diagnostic(event))
                 if on_event is not None:
@@ -385,7 +382,7 @@ class TerraformWorkspace:
         stdout = "".join(text)
         if not diagnostics and returncode not in (0, 2):
             diagnostics = _text_diagnostics("".join(stderr_lines) or stdout)
-        return CommandOutcome(returncode, events, stdout, diagnostics)
+        return CommandOutcome(returncode, stdout, diagnostics)
 
 
 def _event(line: str) -> dict[str, Any] | None:

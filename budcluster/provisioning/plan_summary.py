@@ -115,3 +115,19 @@ def summarize_plan(document: Mapping[str, Any]) -> PlanSummary:
         terraform_version=str(document.get("terraform_version", "")),
         outputs_changed=outputs_changed,
     )
+
+
+def plan_markdown(cluster: str, summary: PlanSummary, *, destroy: bool) -> str:
+    """The plan as a person reads it before approving: the counts and one row per resource."""
+    verb = "destroy" if destroy else "provision"
+    lines = [f"## Terraform plan to {verb} `{cluster}`", "", f"**{summary.headline()}**", ""]
+    if summary.replaced:
+        lines += [f"Replaces (destroy, then create): {', '.join(summary.replaced)}", ""]
+    if summary.changes:
+        lines += ["| action | resource | type |", "|---|---|---|"]
+        lines += [f"| {c.action} | `{c.address}` | {c.resource_type} |" for c in summary.changes]
+    elif summary.outputs_changed:
+        lines.append(f"Only outputs change: {', '.join(summary.outputs_changed)}.")
+    else:
+        lines.append("No changes: the infrastructure matches the configuration.")
+    return "\n".join(lines)
