@@ -18,6 +18,7 @@ _GROUPS: list[tuple[str, str]] = [
     ("demo-model", "budcluster.cli.demo"),
     ("model", "budcluster.cli.transfer"),
     ("cluster", "budcluster.cli.cluster"),
+    ("secrets", "budcluster.cli.secrets"),
 ]
 
 
