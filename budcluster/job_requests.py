@@ -20,6 +20,15 @@ from budcluster.bench.specs import parse_profile, parse_slos, parse_token_spec
 from budcluster.errors import ConfigurationError
 from budcluster.gateway import DEFAULT_NAMESPACE as DEFAULT_GATEWAY_NAMESPACE
 from budcluster.gateway import DEFAULT_RELEASE as DEFAULT_GATEWAY_RELEASE
+from budcluster.planning.image_refs import ImageReference
+from budcluster.planning.limits import (
+    MAX_REPLICAS,
+    ConcurrencyLimit,
+    ContextLength,
+    RequestCount,
+    Seconds,
+    WarmupCount,
+)
 from budcluster.planning.models import PlanRequest, RuntimePlan
 
 # Deployment and cluster names become host directory names, unit names, Kubernetes
@@ -42,15 +51,17 @@ def _replicas(value: object) -> object:
     if value == "auto":
         return value
     count = int(value.strip()) if isinstance(value, str) and value.strip().isdigit() else value
-    if isinstance(count, int) and not isinstance(count, bool) and count >= 1:
+    if isinstance(count, int) and not isinstance(count, bool) and 1 <= count <= MAX_REPLICAS:
         return count
     raise ValueError(
         f"replicas {value!r} is not a replica count: give a positive integer (1, 2, ...) or "
-        "'auto' (as many replicas as the free devices allow)"
+        f"'auto' (as many replicas as the free devices allow), at most {MAX_REPLICAS}"
     )
 
 
-Replicas = Annotated[Annotated[int, Field(ge=1)] | Literal["auto"], BeforeValidator(_replicas)]
+Replicas = Annotated[
+    Annotated[int, Field(ge=1, le=MAX_REPLICAS)] | Literal["auto"], BeforeValidator(_replicas)
+]
 """How many copies of the runtime to run: a positive integer or "auto"."""
 
 REPLICAS_DESCRIPTION = (
@@ -127,9 +138,9 @@ class BenchmarkProfile(_Form):
         "concurrency:4",
         description="concurrency:N, rate:R, poisson:R, gamma:R,BURSTINESS or sweep.",
     )
-    requests: int | None = Field(64, ge=1, description="Stop after this many requests.")
-    duration_s: float | None = Field(None, gt=0, description="Or stop after this many seconds.")
-    warmup_requests: int = Field(4, ge=0, description="Requests sent first and not measured.")
+    requests: RequestCount | None = Field(64, description="Stop after this many requests.")
+    duration_s: Seconds | None = Field(None, description="Or stop after this many seconds.")
+    warmup_requests: WarmupCount = Field(4, description="Requests sent first and not measured.")
     input_tokens: str = Field("128", description="N, uniform:A-B or normal:MEAN,SD[,MIN,MAX].")
     output_tokens: str = Field("64", description="N, uniform:A-B or normal:MEAN,SD[,MIN,MAX].")
     api: Literal["completions", "chat"] = Field("completions", description="Which OpenAI API.")
@@ -210,15 +221,15 @@ class DeployModelRequest(_Form):
     engine: EngineChoice = Field(
         EngineChoice.AUTO, description="auto: llama.cpp for a GGUF model on CPU, else vLLM."
     )
-    max_model_len: int | None = Field(
-        None, gt=0, description="Context length (default min(model, 8192))."
+    max_model_len: ContextLength | None = Field(
+        None, description="Context length (default min(model, 8192))."
     )
-    concurrency: int = Field(4, gt=0, description="Sequences that must fit at max_model_len.")
+    concurrency: ConcurrencyLimit = Field(
+        4, description="Sequences that must fit at max_model_len."
+    )
     replicas: Replicas = Field(1, description=REPLICAS_DESCRIPTION)
     port: int = Field(8000, gt=1024, lt=65536, description="Port the runtime listens on.")
-    ready_timeout_s: float = Field(
-        600, gt=0, description="How long to wait for a healthy endpoint."
-    )
+    ready_timeout_s: Seconds = Field(600, description="How long to wait for a healthy endpoint.")
     benchmark: BenchmarkProfile | None = Field(
         None, description="Benchmark the endpoint once it is ready (leave empty to skip)."
     )
@@ -331,11 +342,11 @@ class PublishGatewayRequest(_Form):
             "key; clients then send it as a bearer token. Empty: no key."
         ),
     )
-    image: str | None = Field(
+    image: ImageReference | None = Field(
         None, description="LiteLLM proxy image; empty: the chart's pinned default."
     )
-    ready_timeout_s: float = Field(
-        300, gt=0, description="How long to wait for the gateway to route every model."
+    ready_timeout_s: Seconds = Field(
+        300, description="How long to wait for the gateway to route every model."
     )
 
     @field_validator("release")

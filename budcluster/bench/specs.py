@@ -6,6 +6,7 @@ a typo on the command line tells the user how to fix it.
 
 from __future__ import annotations
 
+import math
 import random
 import re
 from dataclasses import dataclass
@@ -56,6 +57,8 @@ def parse_token_spec(text: str, option: str = "--input-tokens") -> TokenLengthSp
             parts = [float(part) for part in spec.removeprefix("normal:").split(",")]
             if len(parts) not in (2, 4):
                 raise ValueError(text)
+            if not all(math.isfinite(p) for p in parts):
+                raise ConfigurationError(f"{option}: {text!r} must be finite numbers; {hint}")
             low, high = (int(parts[2]), int(parts[3])) if len(parts) == 4 else (1, 1_000_000)
             if parts[1] < 0 or low > high:
                 raise ConfigurationError(f"{option}: {text!r} needs SD >= 0 and MIN <= MAX; {hint}")
@@ -66,6 +69,10 @@ def parse_token_spec(text: str, option: str = "--input-tokens") -> TokenLengthSp
         raise ConfigurationError(f"{option}: cannot parse {text!r}; {hint}") from exc
     if spec_value.kind != "normal" and min(spec_value.a, spec_value.b or spec_value.a) < 1:
         raise ConfigurationError(f"{option}: token counts must be >= 1, got {text!r}; {hint}")
+    if max(spec_value.a, spec_value.b or 0, spec_value.maximum or 0) > MAX_TOKENS:
+        raise ConfigurationError(
+            f"{option}: token counts must be at most {MAX_TOKENS}, got {text!r}; {hint}"
+        )
     return spec_value
 
 
@@ -112,34 +119,42 @@ class ProfileSpec:
         return f"{self.kind}:{self.value:g}"
 
 
+MAX_TOKENS = 10_000_000
+MAX_STREAMS = 65_536
+MAX_RATE = 1_000_000.0
+MAX_SWEEP_LEVELS = 100
+MAX_BURSTINESS = 1_000.0
+
+
 def parse_profile(text: str) -> ProfileSpec:
     """Parse ``concurrency:16``, ``rate:50``, ``poisson:50``, ``gamma:50,0.5`` or ``sweep[:N]``."""
     hint = (
         "--profile takes concurrency:N, rate:R, poisson:R, gamma:R,BURSTINESS or sweep[:LEVELS] "
-        "(e.g. concurrency:16, poisson:50, gamma:50,0.5, sweep:5)"
+        "(e.g. concurrency:16, poisson:50, gamma:50,0.5, sweep:5); counts and rates must be "
+        f"finite, at most {MAX_STREAMS} streams, {MAX_RATE:g} requests/s, {MAX_SWEEP_LEVELS} levels"
     )
     kind, _, rest = text.strip().partition(":")
     kind = kind.lower()
     try:
         if kind == "sweep":
             levels = int(rest) if rest else 5
-            if levels < 1:
+            if not 1 <= levels <= MAX_SWEEP_LEVELS:
                 raise ValueError(rest)
             return ProfileSpec("sweep", levels)
         if kind == "concurrency":
             streams = int(rest)
-            if streams < 1:
+            if not 1 <= streams <= MAX_STREAMS:
                 raise ValueError(rest)
             return ProfileSpec("concurrency", streams)
         if kind in ("rate", "poisson"):
             rate = float(rest)
-            if rate <= 0:
+            if not 0 < rate <= MAX_RATE:  # also refuses nan
                 raise ValueError(rest)
             return ProfileSpec(kind, rate)
         if kind == "gamma":
             rate_text, _, shape_text = rest.partition(",")
             rate, shape = float(rate_text), float(shape_text or "1")
-            if rate <= 0 or shape <= 0:
+            if not (0 < rate <= MAX_RATE and 0 < shape <= MAX_BURSTINESS):
                 raise ValueError(rest)
             return ProfileSpec("gamma", rate, burstiness=shape)
     except ValueError as exc:

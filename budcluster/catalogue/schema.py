@@ -7,6 +7,7 @@ validates the file; its errors name the entry (by index and name) and the field.
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -25,6 +26,7 @@ from pydantic import (
 )
 
 from budcluster.bench.compare import parse_thresholds
+from budcluster.bench.specs import parse_profile, parse_token_spec
 from budcluster.errors import ConfigurationError
 from budcluster.job_requests import (
     REPLICAS_DESCRIPTION,
@@ -36,6 +38,21 @@ from budcluster.job_requests import (
     Replicas,
     _check_name,
 )
+from budcluster.planning.limits import (
+    MAX_CONCURRENCY,
+    MAX_REPLICAS,
+    MAX_REQUESTS,
+    MAX_SECONDS,
+    ConcurrencyLimit,
+    ContextLength,
+    PercentLimit,
+    RunId,
+    Seconds,
+    number_in,
+    whole_number,
+)
+
+PORT_RANGE = (1025, 65535)
 
 
 class _Strict(BaseModel):
@@ -52,14 +69,34 @@ class RuntimeOverrides(_Strict):
     """What the planner would otherwise choose; the same fields as ``deploy-model``."""
 
     engine: EngineChoice = EngineChoice.AUTO
-    max_model_len: int | None = Field(None, gt=0)
-    concurrency: int = Field(4, gt=0)
+    max_model_len: ContextLength | None = None
+    concurrency: ConcurrencyLimit = 4
     replicas: Replicas = Field(1, description=REPLICAS_DESCRIPTION)
-    port: int = Field(8000, gt=1024, lt=65536)
-    ready_timeout_s: float = Field(600, gt=0)
+    port: int = Field(8000, gt=PORT_RANGE[0] - 1, lt=PORT_RANGE[1] + 1)
+    ready_timeout_s: Seconds = 600
     engine_args: list[str] = Field(
         default_factory=list, description="Extra engine arguments, after the planned ones."
     )
+
+    @field_validator("port", mode="before")
+    @classmethod
+    def _whole_port(cls, value: object) -> object:
+        # Lax pydantic would take 8000.0 or true; the range is the Field's to report.
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise ValueError(
+                f"must be a whole number from {PORT_RANGE[0]} to {PORT_RANGE[1]}, not {value!r}"
+            )
+        return value
+
+    @field_validator("replicas")
+    @classmethod
+    def _replica_ceiling(cls, value: int | str) -> int | str:
+        # Replicas (the deploy form's type) has no ceiling of its own.
+        if isinstance(value, int) and value > MAX_REPLICAS:
+            raise ValueError(
+                f"replicas {value} is too many: must be a number from 1 to {MAX_REPLICAS} or 'auto'"
+            )
+        return value
 
 
 class BaselineKind(StrEnum):
@@ -73,9 +110,9 @@ class BaselineKind(StrEnum):
 
 class BaselinePolicy(_Strict):
     kind: BaselineKind = BaselineKind.PREVIOUS
-    run_id: int | None = Field(None, ge=1, description="pinned: a run id in the results store.")
+    run_id: RunId | None = Field(None, description="pinned: a run id in the results store.")
     report: str | None = Field(None, description="pinned: a report folder or its summary.json.")
-    threshold_pct: float = Field(10.0, ge=0, description="Default allowed change, in percent.")
+    threshold_pct: PercentLimit = Field(10.0, description="Default allowed change, in percent.")
     thresholds: str | None = Field(
         None, description="Per-metric limits, e.g. 'ttft_ms.p99=20%,request_throughput=5%'."
     )
@@ -111,10 +148,50 @@ class BenchmarkPlan(_Strict):
     def _profile(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> BenchmarkProfile:
         # The profile's string parsers raise ConfigurationError, which pydantic would let
         # escape without a location; as a ValueError it is reported against this entry.
+        if isinstance(value, dict):
+            _check_profile_numbers(value)
         try:
-            return cast(BenchmarkProfile, handler(value))
+            profile = cast(BenchmarkProfile, handler(value))
+            _check_profile_strings(profile)
         except ConfigurationError as exc:
             raise ValueError(str(exc)) from exc
+        return profile
+
+
+# BenchmarkProfile is the deploy form's (lax: 1.5 requests, an infinite duration); the
+# catalogue holds its numbers to the same limits as the rest of this schema.
+_PROFILE_NUMBERS = {
+    "requests": whole_number(1, MAX_REQUESTS),
+    "duration_s": number_in(0, MAX_SECONDS, low_open=True),
+    "warmup_requests": whole_number(0, MAX_REQUESTS),
+}
+
+
+def _check_profile_numbers(raw: dict[str, Any]) -> None:
+    for key, check in _PROFILE_NUMBERS.items():
+        if raw.get(key) is not None:
+            try:
+                check(raw[key])
+            except ValueError as exc:
+                raise ValueError(f"{key} {exc}") from exc
+
+
+def _check_profile_strings(profile: BenchmarkProfile) -> None:
+    """The numbers inside the load and token strings: finite and within reason."""
+    load = parse_profile(profile.profile)
+    limit = MAX_CONCURRENCY if load.kind == "concurrency" else MAX_REQUESTS
+    if not (math.isfinite(load.burstiness) and math.isfinite(load.value) and load.value <= limit):
+        raise ValueError(
+            f"profile {profile.profile!r}: its numbers must be finite and at most {limit} "
+            "(e.g. 'rate:2.5')"
+        )
+    for key in ("input_tokens", "output_tokens"):
+        text = getattr(profile, key)
+        spec = parse_token_spec(text, key)
+        if not all(math.isfinite(n) and n <= spec.maximum for n in (spec.a, spec.b)):
+            raise ValueError(
+                f"{key} {text!r}: token counts must be finite and at most {spec.maximum}"
+            )
 
 
 class CatalogueEntry(_Strict):
@@ -254,15 +331,45 @@ def parse_catalogue(raw: Any, source: str = "deployments.yaml") -> Catalogue:
 
 
 def load_catalogue(path: Path) -> Catalogue:
+    """Read and validate ``path``; every error is a ConfigurationError naming the fix."""
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except FileNotFoundError as exc:
         raise ConfigurationError(
             f"{path}: no catalogue file; write one (see deployments.yaml in the project) "
             "or pass catalogue_path"
         ) from exc
+    except OSError as exc:
+        raise ConfigurationError(
+            f"{path}: cannot read the catalogue ({exc.strerror}); give the path of a readable "
+            "YAML file"
+        ) from exc
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ConfigurationError(
+            f"{path}: not UTF-8 (byte 0x{data[exc.start]:02x} on line {line}); save the file "
+            "as UTF-8"
+        ) from exc
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigurationError(f"{path}: not valid YAML: {exc}") from exc
+        raise ConfigurationError(f"{path}: not valid YAML{_yaml_position(exc)}") from exc
+    if raw is None:
+        # An empty file is more likely a truncated or unsaved one than a wish to manage
+        # nothing, so it is refused rather than read as "no deployments".
+        raise ConfigurationError(
+            f"{path}: the catalogue is empty; write at least 'deployments: []' (see "
+            "deployments.yaml in the project)"
+        )
     return parse_catalogue(raw, str(path))
+
+
+def _yaml_position(error: yaml.YAMLError) -> str:
+    """ " at line L, column C: PROBLEM; fix the syntax there" on one line, when known."""
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None) or "syntax error"
+    if mark is None:
+        return f": {problem}"
+    return f" at line {mark.line + 1}, column {mark.column + 1}: {problem}; fix the syntax there"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 import sys
 import time
 from collections.abc import Iterator
@@ -23,7 +25,7 @@ from budcluster.bench.report import summary_dict, write_report
 from budcluster.bench.report.writers import render_markdown
 from budcluster.bench.runner import BenchmarkConfig, BenchmarkResult, OnRecord, run_benchmark
 from budcluster.bench.specs import parse_profile, parse_slos, parse_token_spec
-from budcluster.errors import BudClusterError
+from budcluster.errors import BudClusterError, ConfigurationError
 from budcluster.settings import get_settings
 
 app = typer.Typer(
@@ -64,6 +66,57 @@ def _progress(config: BenchmarkConfig, enabled: bool) -> Iterator[OnRecord | Non
             progress.update(task, completed=position, done=counts["done"], failed=counts["failed"])
 
         yield on_record
+
+
+API_KEY_ENV = "OPENAI_API_KEY"
+
+
+def _api_key(argv_key: str | None, key_file: Path | None) -> str | None:
+    """The key from ``--api-key-file`` or OPENAI_API_KEY; never one given on argv.
+
+    Any user of the machine can read a process's argv (ps, /proc/PID/cmdline), so the
+    old ``--api-key VALUE`` is refused rather than used.
+    """
+    if argv_key is not None:
+        raise ConfigurationError(
+            f"--api-key on the command line is visible to every user of this machine (ps); "
+            f"set {API_KEY_ENV} or pass --api-key-file FILE (mode 600) instead, and consider "
+            "rotating the key you typed"
+        )
+    if key_file is None:
+        return os.environ.get(API_KEY_ENV) or None
+    return _read_key_file(key_file)
+
+
+def _read_key_file(path: Path) -> str:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise ConfigurationError(
+            f"--api-key-file {path}: cannot read it ({exc.strerror}); give a file holding "
+            "only the key"
+        ) from exc
+    try:
+        # Checked on the open descriptor, so a file swapped after the check is not read.
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ConfigurationError(
+                f"--api-key-file {path}: not a regular file; give a file holding only the key"
+            )
+        if info.st_uid != os.getuid() or stat.S_IMODE(info.st_mode) & 0o077:
+            raise ConfigurationError(
+                f"--api-key-file {path}: other users can read it or it is not yours (mode "
+                f"{stat.S_IMODE(info.st_mode):03o}, uid {info.st_uid}); run 'chmod 600 {path}' "
+                "as its owner"
+            )
+        with os.fdopen(os.dup(fd), "rb") as handle:
+            data = handle.read()
+    finally:
+        os.close(fd)
+    key = data.decode("utf-8", errors="replace").strip()
+    if not key:
+        raise ConfigurationError(f"--api-key-file {path}: the file is empty; write the key in it")
+    return key
 
 
 def save_to_store(
@@ -122,11 +175,19 @@ def run(
     ),
     store: bool = typer.Option(True, "--store/--no-store", help="Save rows to the results store."),
     database_url: str | None = typer.Option(None, "--database-url", help="Override the store URL."),
-    api_key: str | None = typer.Option(None, "--api-key", envvar="OPENAI_API_KEY"),
+    api_key: str | None = typer.Option(
+        None, "--api-key", hidden=True, help="Refused: argv is visible to every user."
+    ),
+    api_key_file: Path | None = typer.Option(
+        None,
+        "--api-key-file",
+        help=f"File holding the API key (mode 600); default: the {API_KEY_ENV} variable.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print only the summary JSON on stdout."),
 ) -> None:
     """Benchmark an OpenAI-compatible streaming endpoint."""
     try:
+        key = _api_key(api_key, api_key_file)
         config = BenchmarkConfig(
             url=url,
             model=model,
@@ -147,7 +208,7 @@ def run(
             processes=processes,
             name=name,
             deployment_name=deployment_name,
-            api_key=api_key,
+            api_key=key,
         )
         config.validate()
         with _progress(config, enabled=not as_json and sys.stderr.isatty()) as on_record:

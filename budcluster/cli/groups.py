@@ -19,6 +19,7 @@ _GROUPS: list[tuple[str, str]] = [
     ("model", "budcluster.cli.transfer"),
     ("cluster", "budcluster.cli.cluster"),
     ("secrets", "budcluster.cli.secrets"),
+    ("catalogue", "budcluster.catalogue.cli"),
 ]
 
 

@@ -12,6 +12,8 @@ from budcluster.errors import ConfigurationError
 from budcluster.hardware.inventory import NodeInventory
 from budcluster.modelfacts import load_model_facts
 from budcluster.planning import NoFeasiblePlan, PlanRequest, plan
+from budcluster.planning.image_refs import InvalidImageReference, check_image_reference
+from budcluster.planning.images import DEFAULT_IMAGES
 from budcluster.planning.report import plan_markdown
 
 EXIT_NO_FEASIBLE_PLAN = 2
@@ -38,6 +40,25 @@ def _inventory(path: Path) -> NodeInventory:
         ) from exc
 
 
+def _image_overrides(items: list[str]) -> dict[str, str]:
+    """``--image KEY=IMAGE`` pairs, each key known and each image an OCI reference."""
+    images: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not value:
+            raise typer.BadParameter(f"{item!r}: use KEY=IMAGE", param_hint="--image")
+        if key not in DEFAULT_IMAGES:
+            raise typer.BadParameter(
+                f"unknown key {key!r} in {item!r}; KEY is one of {', '.join(DEFAULT_IMAGES)}",
+                param_hint="--image",
+            )
+        try:
+            images[key] = check_image_reference(value)
+        except InvalidImageReference as exc:
+            raise typer.BadParameter(f"{key}: {exc}", param_hint="--image") from exc
+    return images
+
+
 @app.callback()
 def main(
     model: Path = typer.Option(..., help="HF model directory, its config.json, or a .gguf file."),
@@ -53,17 +74,14 @@ def main(
     quantization: str | None = typer.Option(None, help="e.g. fp8"),
     image: list[str] = typer.Option(
         [],
-        help="Override an image: KEY=IMAGE with KEY in vllm-cuda, vllm-hpu, vllm-cpu, llama.cpp.",
+        help="Override an image: KEY=IMAGE with KEY in "
+        + ", ".join(DEFAULT_IMAGES)
+        + " and IMAGE an OCI reference (registry/name:tag or @sha256:digest).",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON (the plan or the error)."),
 ) -> None:
     """Plan MODEL on the nodes in the --inventory files."""
-    images = {}
-    for item in image:
-        key, sep, value = item.partition("=")
-        if not sep or not value:
-            raise typer.BadParameter(f"{item!r}: use KEY=IMAGE", param_hint="--image")
-        images[key] = value
+    images = _image_overrides(image)
     try:
         request = PlanRequest(
             device=device,
@@ -77,7 +95,9 @@ def main(
         )
     except ValidationError as exc:
         first = exc.errors()[0]
-        raise typer.BadParameter(f"--{'-'.join(map(str, first['loc']))}: {first['msg']}") from exc
+        option = "--" + str(first["loc"][0]).replace("_", "-")
+        message = str(first["msg"]).removeprefix("Value error, ")
+        raise typer.BadParameter(message, param_hint=option) from exc
     inventories = [_inventory(path) for path in inventory]
     try:
         facts = load_model_facts(model)

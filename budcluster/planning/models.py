@@ -6,6 +6,16 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
+from budcluster.planning.image_refs import check_image_reference
+from budcluster.planning.images import DEFAULT_IMAGES
+from budcluster.planning.limits import (
+    MAX_REPLICAS,
+    ConcurrencyLimit,
+    ContextLength,
+    MemoryFraction,
+    check_whole_number,
+)
+
 GIB = 1024**3
 
 DeviceKind = Literal["cuda", "hpu", "cpu"]
@@ -16,19 +26,23 @@ class PlanRequest(BaseModel):
     device: Literal["auto", "cuda", "hpu", "cpu"] = Field(
         "auto", description="auto prefers CUDA, then Gaudi (HPU), then AMX CPUs, then other CPUs."
     )
-    max_model_len: int | None = Field(
-        None, gt=0, description="Context length; default min(model maximum, 8192)."
+    max_model_len: ContextLength | None = Field(
+        None, description="Context length; default min(model maximum, 8192)."
     )
-    concurrency: int = Field(1, gt=0, description="Sequences that must fit at max_model_len.")
+    concurrency: ConcurrencyLimit = Field(
+        1, description="Sequences that must fit at max_model_len."
+    )
     replicas: int | Literal["auto"] = Field(
         "auto", description="auto: as many as the chosen node's free devices hold (1 on CPU)."
     )
     engine: Literal["auto", "vllm", "llama.cpp"] = "auto"
     dtype: str | None = Field(None, description="Runtime dtype; default the model's own.")
     quantization: str | None = Field(None, description="e.g. fp8: weights at 1 byte/param.")
-    gpu_memory_utilization: float = Field(0.90, gt=0, le=1)
-    cpu_memory_utilization: float = Field(0.80, gt=0, le=1)
-    images: dict[str, str] = Field(default_factory=dict, description="Overrides DEFAULT_IMAGES.")
+    gpu_memory_utilization: MemoryFraction = 0.90
+    cpu_memory_utilization: MemoryFraction = 0.80
+    images: dict[str, str] = Field(
+        default_factory=dict, description="Overrides DEFAULT_IMAGES: key -> OCI image reference."
+    )
     served_model_name: str | None = None
     model_mount: str = Field("/models", description="Where the model is mounted in the pod.")
     host: str = "0.0.0.0"
@@ -37,11 +51,28 @@ class PlanRequest(BaseModel):
         default_factory=list, description="Engine arguments appended after the planned ones."
     )
 
-    @field_validator("replicas")
+    @field_validator("replicas", mode="before")
     @classmethod
-    def _positive(cls, value: int | str) -> int | str:
-        if isinstance(value, int) and value < 1:
-            raise ValueError("replicas must be 'auto' or a positive integer")
+    def _replicas(cls, value: object) -> object:
+        if value == "auto":
+            return value
+        try:
+            return check_whole_number(value, 1, MAX_REPLICAS)
+        except ValueError as exc:
+            raise ValueError(f"replicas {exc} (or 'auto')") from exc
+
+    @field_validator("images")
+    @classmethod
+    def _images(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, image in value.items():
+            if key not in DEFAULT_IMAGES:
+                raise ValueError(
+                    f"unknown image key {key!r}; the keys are {', '.join(DEFAULT_IMAGES)}"
+                )
+            try:
+                check_image_reference(image)
+            except ValueError as exc:
+                raise ValueError(f"{key}: {exc}") from exc
         return value
 
 

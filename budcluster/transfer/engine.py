@@ -10,6 +10,7 @@ without ``.budcluster-manifest.json`` is incomplete.
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 import time
 from collections.abc import Sequence
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from budcluster.targets.base import ProgressCallback, StagedModel
+from budcluster.transfer.durable import fsync_file, fsync_tree
 from budcluster.transfer.errors import ManifestMismatch, SourceNotFound, TransferError
 from budcluster.transfer.journal import Journal, JournalKey
 from budcluster.transfer.manifest import (
@@ -29,7 +31,12 @@ from budcluster.transfer.manifest import (
     read_manifest,
     write_manifest,
 )
-from budcluster.transfer.paths import PART_SUFFIX, dest_path
+from budcluster.transfer.paths import (
+    PART_SUFFIX,
+    dest_path,
+    open_no_follow,
+    prepare_dest_root,
+)
 from budcluster.transfer.progress import ProgressMeter, Throttle
 from budcluster.transfer.source import ModelSource, SourceFile
 
@@ -145,6 +152,8 @@ class _Run:
         if known is not None and target.is_file() and target.stat().st_size == file.size:
             digest, _ = hash_file(target)
             if digest == known:
+                # A previous run may have renamed it into place and died before syncing.
+                fsync_file(target)
                 self.meter.add_bytes(file.size)
                 self.meter.file_done()
                 return _FileOutcome(ManifestEntry(file.path, file.size, digest), key, 0, False)
@@ -173,7 +182,9 @@ class _Run:
         written = offset
         reader = self.source.open_range(file, offset)
         try:
-            with part.open("ab", buffering=0) as out:
+            with os.fdopen(
+                open_no_follow(part, os.O_WRONLY | os.O_CREAT | os.O_APPEND), "ab", buffering=0
+            ) as out:
                 while count := reader.readinto(buffer):
                     if self.cancel.is_set():
                         raise _Cancelled
@@ -186,6 +197,8 @@ class _Run:
                     self.meter.add_bytes(count)
                     if self.throttle is not None:
                         self.throttle.consume(count)
+                # Durable before the rename below, and so before the manifest.
+                os.fsync(out.fileno())
         finally:
             reader.close()
         if written != file.size:
@@ -275,7 +288,7 @@ def transfer_model(
     if shipped is not None:
         _check_listing(source, files, shipped)
     expected = {e.path: e.sha256 for e in shipped.files} if shipped else {}
-    dest.mkdir(parents=True, exist_ok=True)
+    prepare_dest_root(dest)
     previous = read_manifest(dest) if (dest / MANIFEST_NAME).is_file() else None
     meter = ProgressMeter(
         files_total=len(files), bytes_total=sum(f.size for f in files), callback=progress
@@ -307,6 +320,9 @@ def transfer_model(
     changed = run.invalidated or previous != manifest
     if changed:
         run.journal.compact({o.key: o.entry.sha256 for o in outcomes})
+        # The renames into place, and the directories this run created, are durable only
+        # once their directories are synced; the manifest vouches for them, so it is last.
+        fsync_tree(dest, (o.entry.path for o in outcomes))
         write_manifest(dest, manifest)
     meter.emit()
     return TransferResult(

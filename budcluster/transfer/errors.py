@@ -16,6 +16,10 @@ class UnsafeModelPath(TransferError, PermanentError):
     """A file would land outside the model root: ``..``, an absolute path, a symlink out."""
 
 
+class InvalidDestination(TransferError, ConfigurationError):
+    """The destination cannot be a model directory: a file, or not creatable by this user."""
+
+
 class ManifestMismatch(TransferError, PermanentError):
     """A file's size or sha256 differs from what the manifest or the listing promised."""
 

@@ -8,10 +8,13 @@ source publishes no checksum. A torn last line is ignored.
 from __future__ import annotations
 
 import json
+import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
+
+from budcluster.transfer.paths import open_no_follow
 
 JOURNAL_NAME = ".budcluster-journal.jsonl"
 
@@ -55,7 +58,8 @@ class Journal:
     def _write(self, record: dict[str, Any]) -> None:
         with self._lock:
             if self._handle is None:
-                self._handle = self.path.open("a")
+                fd = open_no_follow(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+                self._handle = os.fdopen(fd, "a")
             self._handle.write(json.dumps(record) + "\n")
             self._handle.flush()
 
@@ -67,7 +71,9 @@ class Journal:
             json.dumps({"event": "done", **key.__dict__, "sha256": digest})
             for key, digest in sorted(done.items(), key=lambda item: item[0].path)
         ]
-        temporary.write_text("".join(line + "\n" for line in lines))
+        fd = open_no_follow(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        with os.fdopen(fd, "w") as handle:
+            handle.write("".join(line + "\n" for line in lines))
         temporary.replace(self.path)
 
     def close(self) -> None:

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from budcluster.transfer.durable import fsync_directory
 from budcluster.transfer.errors import InvalidManifest
-from budcluster.transfer.paths import check_relative_path
+from budcluster.transfer.paths import check_relative_path, open_no_follow
 from budcluster.transfer.walk import walk_files
 
 MANIFEST_NAME = ".budcluster-manifest.json"
@@ -154,12 +155,15 @@ def read_manifest(directory: Path) -> Manifest | None:
 
 
 def write_manifest(directory: Path, manifest: Manifest) -> Path:
-    """Write atomically (temp file, fsync, rename) so a reader never sees half a manifest."""
+    """Write atomically (temp file, fsync, rename, fsync the directory) so a reader never
+    sees half a manifest and a crash never loses a manifest that was reported written."""
     path = directory / MANIFEST_NAME
     temporary = directory / (MANIFEST_NAME + ".tmp")
-    with temporary.open("w") as handle:
+    fd = open_no_follow(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    with os.fdopen(fd, "w") as handle:
         handle.write(manifest.to_json())
         handle.flush()
         os.fsync(handle.fileno())
     temporary.replace(path)
+    fsync_directory(directory)
     return path

@@ -7,10 +7,12 @@ against the resolved location.
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from pathlib import Path, PurePosixPath
 
-from budcluster.transfer.errors import UnsafeModelPath
+from budcluster.transfer.errors import InvalidDestination, UnsafeModelPath
 
 RESERVED_PREFIX = ".budcluster-"
 """Names the engine writes itself (manifest, journal); a source file may not use them."""
@@ -66,22 +68,98 @@ def check_source_file(path: Path, *, containment_root: Path, display: str) -> No
         )
 
 
-def dest_path(dest_root: Path, rel: str) -> Path:
-    """Where ``rel`` goes under ``dest_root``; creates its parent and refuses symlinked parents.
-
-    A pre-existing symlink inside the destination (``dest/sub -> /etc``) would make a
-    write land elsewhere, so the parent is resolved after it exists and checked.
-    """
-    target = dest_root / rel
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if not is_within(target.parent, dest_root):
-        raise UnsafeModelPath(
-            f"destination {target.parent} resolves outside {dest_root} (a symlink in the "
-            "destination); remove it and retry"
+def prepare_dest_root(dest: Path) -> None:
+    """Create ``dest`` and its parents; a path that cannot be a directory is one clear error."""
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as exc:
+        what = (
+            "exists and is not a directory"
+            if dest.exists()
+            else "has a part that is not a directory"
         )
-    for candidate in (target, target.with_name(target.name + PART_SUFFIX)):
-        if candidate.is_symlink():
+        raise InvalidDestination(
+            f"destination {dest} {what}; give DEST_DIR as a directory path (it is created "
+            "if missing), or move the file away"
+        ) from exc
+    except OSError as exc:
+        raise InvalidDestination(
+            f"destination {dest}: cannot create it ({exc.strerror}); give DEST_DIR a "
+            "directory this user can write"
+        ) from exc
+
+
+def dest_path(dest_root: Path, rel: str) -> Path:
+    """Where ``rel`` goes under ``dest_root``; creates its parent directories safely.
+
+    A symlink planted inside the destination (``dest/sub -> /etc``) must not make a write,
+    or a directory, land elsewhere. So each directory is created relative to the already
+    opened one above it and then opened with O_NOFOLLOW: a symlink at any component is
+    refused before anything is created below it, and swapping a checked component for a
+    symlink afterwards cannot redirect the next ``mkdir``. ``rel`` must have passed
+    :func:`check_relative_path`.
+    """
+    parts = rel.split("/")
+    fd = os.open(dest_root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for depth, name in enumerate(parts[:-1], start=1):
+            child = _enter_directory(fd, name, dest_root, "/".join(parts[:depth]))
+            os.close(fd)
+            fd = child
+        for name in (parts[-1], parts[-1] + PART_SUFFIX):
+            try:
+                info = os.stat(name, dir_fd=fd, follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            if stat.S_ISLNK(info.st_mode):
+                shown = "/".join([*parts[:-1], name])
+                raise UnsafeModelPath(
+                    f"destination {dest_root / shown} is a symlink; refusing to write through "
+                    "it. Remove it and retry"
+                )
+    finally:
+        os.close(fd)
+    return dest_root / rel
+
+
+def _enter_directory(parent_fd: int, name: str, dest_root: Path, shown: str) -> int:
+    """Open (creating it if missing) the directory ``name`` under ``parent_fd``."""
+    try:
+        os.mkdir(name, 0o777, dir_fd=parent_fd)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise InvalidDestination(
+            f"destination {dest_root / shown}: cannot create it ({exc.strerror}); give "
+            "DEST_DIR a directory this user can write"
+        ) from exc
+    try:
+        return os.open(
+            name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent_fd
+        )
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
             raise UnsafeModelPath(
-                f"destination {candidate} is a symlink; refusing to write through it. Remove it and retry"
-            )
-    return target
+                f"destination {dest_root / shown} is a symlink or not a directory; it could "
+                f"lead outside {dest_root}, so nothing is written through it. Remove it and "
+                "retry"
+            ) from exc
+        raise InvalidDestination(
+            f"destination {dest_root / shown}: cannot open it ({exc.strerror}); give DEST_DIR "
+            "a directory this user can write"
+        ) from exc
+
+
+def open_no_follow(path: Path, flags: int) -> int:
+    """``os.open(path, flags)`` for writing a file the engine owns in the destination
+    (a ``.part``, the journal, a temporary manifest), refusing a symlink at its name:
+    one planted after :func:`dest_path` checked it would otherwise redirect the write."""
+    try:
+        return os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise UnsafeModelPath(
+                f"destination {path} is a symlink; refusing to write through it. Remove it "
+                "and retry"
+            ) from exc
+        raise

@@ -133,7 +133,9 @@ def test_top_level_shape_and_file_errors(tmp_path: Path) -> None:
         load_catalogue(broken)
     empty = tmp_path / "empty.yaml"
     empty.write_text("")
-    assert load_catalogue(empty).deployments == []
+    with pytest.raises(ConfigurationError, match="is empty"):
+        load_catalogue(empty)
+    assert parse_catalogue(None).deployments == []
 
 
 def test_spec_hash_follows_what_runs_and_ignores_the_benchmark() -> None:

@@ -78,7 +78,7 @@ def test_forms_render_as_json_schema_for_the_ui() -> None:
     replicas = schema["properties"]["replicas"]
     assert replicas["default"] == 1 and "auto: as many replicas" in replicas["description"]
     assert replicas["anyOf"] == [
-        {"type": "integer", "minimum": 1},
+        {"type": "integer", "minimum": 1, "maximum": 1024},
         {"type": "string", "const": "auto"},
     ]
 
