@@ -32,6 +32,7 @@ class AwsCredentials(SealedCredentialsBlock):
         "secret_access_key",
         "session_token",
     )
+    _add_command: ClassVar[str] = "budcluster credentials add-aws"
 
     region: str | None = Field(default=None, description="Default region.")
     access_key_id: str = Field(description="Access key id, sealed (bsc1 envelope).")
@@ -50,15 +51,15 @@ class AwsCredentials(SealedCredentialsBlock):
         session_token: str | None = None,
         region: str | None = None,
     ) -> AwsCredentials:
-        values = cls._sealed_values(
+        return cls._build(
             block_name,
             {
                 "access_key_id": access_key_id,
                 "secret_access_key": secret_access_key,
                 "session_token": session_token,
             },
+            region=region,
         )
-        return cls(region=region, **values)
 
     def as_environment(self) -> dict[str, str]:
         env = {
@@ -93,6 +94,7 @@ class AzureCredentials(SealedCredentialsBlock):
     _block_type_name = "Bud Azure Credentials"
     _logo_url = "https://cdn.sanity.io/images/3ugk85nk/production/54e3fa7e00197a4fbd1d82ed62494cb58d08c96a-250x250.png"  # type: ignore[assignment]
     _sealed_fields: ClassVar[tuple[str, ...]] = ("client_secret",)
+    _add_command: ClassVar[str] = "budcluster credentials add-azure"
 
     tenant_id: str = Field(description="Directory (tenant) id.")
     subscription_id: str = Field(description="Subscription id.")
@@ -109,9 +111,12 @@ class AzureCredentials(SealedCredentialsBlock):
         client_id: str,
         client_secret: str,
     ) -> AzureCredentials:
-        values = cls._sealed_values(block_name, {"client_secret": client_secret})
-        return cls(
-            tenant_id=tenant_id, subscription_id=subscription_id, client_id=client_id, **values
+        return cls._build(
+            block_name,
+            {"client_secret": client_secret},
+            tenant_id=tenant_id,
+            subscription_id=subscription_id,
+            client_id=client_id,
         )
 
     def as_environment(self) -> dict[str, str]:

@@ -10,14 +10,17 @@ from typing import ClassVar
 from pydantic import Field
 
 from blocks._sealed import SealedCredentialsBlock
+from blocks.inventory_passwords import refuse_inventory_passwords
 from budcluster.secretfiles import temporary_secret_file
 
 
 class HostInventory(SealedCredentialsBlock):
     """Servers reached through Ansible: bare metal, VMs, or this machine.
 
-    The inventory itself is not secret and is stored as text; the SSH private key
-    and the become password are sealed with the project key.
+    The inventory itself is not secret and is stored as text, bound (like every field)
+    so that an edit made without the key makes the block refuse to load; the SSH
+    private key and the become password are sealed with the project key. Passwords
+    written into the inventory are refused: they would be stored in the clear.
 
     Example:
         Store an inventory with the CLI, then use it in a flow:
@@ -36,6 +39,7 @@ class HostInventory(SealedCredentialsBlock):
     _block_type_name = "Bud Host Inventory"
     _logo_url = "https://cdn.sanity.io/images/3ugk85nk/production/fb3f4debabcda1c5a3aeea4f5b3f94c28845e23e-250x250.png"  # type: ignore[assignment]
     _sealed_fields: ClassVar[tuple[str, ...]] = ("ssh_private_key", "become_password")
+    _add_command: ClassVar[str] = "budcluster credentials add-hosts"
 
     inventory: str = Field(description="Ansible inventory, YAML or INI text.")
     ssh_private_key: str | None = Field(
@@ -55,11 +59,12 @@ class HostInventory(SealedCredentialsBlock):
     ) -> HostInventory:
         if not inventory_text.strip():
             raise ValueError("the inventory is empty; list at least one host.")
-        values = cls._sealed_values(
+        refuse_inventory_passwords(inventory_text)
+        return cls._build(
             block_name,
             {"ssh_private_key": ssh_private_key, "become_password": become_password},
+            inventory=inventory_text,
         )
-        return cls(inventory=inventory_text, **values)
 
     def get_become_password(self) -> str | None:
         return self._open("become_password")

@@ -40,6 +40,7 @@ class KubeconfigCredentials(SealedCredentialsBlock):
     _block_type_name = "Bud Kubeconfig Credentials"
     _logo_url = "https://cdn.sanity.io/images/3ugk85nk/production/2d0b896006ad463b49c28aaac14f31e00e32cfab-250x250.png"  # type: ignore[assignment]
     _sealed_fields: ClassVar[tuple[str, ...]] = ("kubeconfig",)
+    _add_command: ClassVar[str] = "budcluster credentials add-kubeconfig"
 
     kubeconfig: str = Field(description="The kubeconfig YAML, sealed (bsc1 envelope).")
     context: str = Field(description="The kubeconfig context to use.")
@@ -51,8 +52,12 @@ class KubeconfigCredentials(SealedCredentialsBlock):
     ) -> KubeconfigCredentials:
         """Validate a kubeconfig and seal it for the block ``block_name``."""
         config, chosen = parse_kubeconfig(kubeconfig_text, context=context)
-        values = cls._sealed_values(block_name, {"kubeconfig": kubeconfig_text})
-        return cls(context=chosen, server=server_url(config, chosen), **values)
+        return cls._build(
+            block_name,
+            {"kubeconfig": kubeconfig_text},
+            context=chosen,
+            server=server_url(config, chosen),
+        )
 
     def get_kubeconfig_dict(self) -> dict[str, Any]:
         text = self._open("kubeconfig")

@@ -32,6 +32,7 @@ class S3Registry(SealedCredentialsBlock):
     _block_type_name = "Bud S3 Registry"
     _logo_url = "https://cdn.sanity.io/images/3ugk85nk/production/d74b16fe84ce626345adf235a47008fea2869a60-225x225.png"  # type: ignore[assignment]
     _sealed_fields: ClassVar[tuple[str, ...]] = ("access_key_id", "secret_access_key")
+    _add_command: ClassVar[str] = "budcluster credentials add-s3"
 
     endpoint_url: str | None = Field(
         default=None, description="S3 endpoint URL; empty means AWS's own endpoint."
@@ -52,11 +53,13 @@ class S3Registry(SealedCredentialsBlock):
         endpoint_url: str | None = None,
         region: str | None = None,
     ) -> S3Registry:
-        values = cls._sealed_values(
+        return cls._build(
             block_name,
             {"access_key_id": access_key_id, "secret_access_key": secret_access_key},
+            endpoint_url=endpoint_url,
+            bucket=bucket,
+            region=region,
         )
-        return cls(endpoint_url=endpoint_url, bucket=bucket, region=region, **values)
 
     def as_environment(self) -> dict[str, str]:
         """The variables `python -m budcluster.transfer` reads on a host (keep in memory)."""

@@ -7,23 +7,31 @@ associated data. See :mod:`budcluster.crypto.envelope` for the format.
 
 from budcluster.crypto.envelope import EnvelopeHeader, open_envelope, read_header, seal
 from budcluster.crypto.errors import (
+    BindingError,
     CryptoError,
+    InsecureKeyFileError,
+    KeyDirectoryError,
     KeyFileExistsError,
     MalformedEnvelopeError,
     MissingKeyError,
     TamperedCiphertextError,
+    UnboundCredentialError,
     WrongKeyError,
 )
 from budcluster.crypto.keyring import Keyring, init_keys, rotate_active_key
 
 __all__ = [
+    "BindingError",
     "CryptoError",
     "EnvelopeHeader",
+    "InsecureKeyFileError",
+    "KeyDirectoryError",
     "KeyFileExistsError",
     "Keyring",
     "MalformedEnvelopeError",
     "MissingKeyError",
     "TamperedCiphertextError",
+    "UnboundCredentialError",
     "WrongKeyError",
     "init_keys",
     "open_envelope",

@@ -17,6 +17,14 @@ class MissingKeyError(CryptoError):
     """A key file is not where the settings say it is."""
 
 
+class InsecureKeyFileError(CryptoError):
+    """A key file is readable or writable by others, or owned by another user."""
+
+
+class KeyDirectoryError(CryptoError):
+    """The key directory is not a directory, or cannot be created."""
+
+
 class KeyFileExistsError(CryptoError):
     """``keys init`` would overwrite existing keys."""
 
@@ -31,3 +39,11 @@ class TamperedCiphertextError(CryptoError):
 
 class MalformedEnvelopeError(CryptoError):
     """The value is not an envelope this version understands."""
+
+
+class BindingError(CryptoError):
+    """A stored credential's fields differ from what its binding authenticated."""
+
+
+class UnboundCredentialError(BindingError):
+    """A stored credential has no binding, so none of its plain fields can be trusted."""

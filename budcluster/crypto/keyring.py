@@ -8,11 +8,20 @@ Layout, compatible with the original service's file names::
       previous/rsa-private-key-<key id>.pem
                                      keys replaced by `keys rotate`, kept only until
                                      no stored credential needs them any more
+      bindings-required              present once every block sealed with these keys
+                                     carries a field binding (`keys init` and the first
+                                     `keys rotate` write it): from then on, a block
+                                     without one was stripped, not saved by an old build
+      workspaces.json                which Prefect APIs hold blocks sealed with which
+                                     keys (see :mod:`budcluster.crypto.workspaces`)
 
 The RSA key wraps each secret's data key. The symmetric key never encrypts
 secrets: it keys the HMAC that makes the fingerprints shown by
 ``credentials list``, so a fingerprint of a short secret cannot be brute-forced
 by someone who can read the Prefect database.
+
+Like ssh, :meth:`Keyring.load` refuses a key file that group or others may read or
+change, or that another user owns: a key others could copy is no longer a secret.
 """
 
 from __future__ import annotations
@@ -20,18 +29,19 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from budcluster.crypto.errors import CryptoError, KeyFileExistsError, MissingKeyError
-from budcluster.crypto.files import ensure_private_dir, write_private_file
+from budcluster.crypto.files import ensure_private_dir, read_private_file, write_private_file
 
 RSA_KEY_FILE = "rsa-private-key.pem"
 SYMMETRIC_KEY_FILE = "symmetric-key-256"
 PREVIOUS_DIR = "previous"
+BINDINGS_MARKER = "bindings-required"
 RSA_KEY_BITS = 4096
 
 
@@ -51,6 +61,7 @@ class Keyring:
     active: rsa.RSAPrivateKey
     symmetric_key: bytes = field(repr=False)
     previous: dict[str, rsa.RSAPrivateKey] = field(default_factory=dict, repr=False)
+    bindings_required: bool = False
 
     @property
     def active_key_id(self) -> str:
@@ -64,6 +75,10 @@ class Keyring:
         if kid == self.active_key_id:
             return self.active
         return self.previous.get(kid)
+
+    def only_active(self) -> Keyring:
+        """This keyring without its previous keys: what opens with it is really re-sealed."""
+        return replace(self, previous={})
 
     def fingerprint(self, plaintext: bytes) -> str:
         """A keyed fingerprint that identifies a secret without revealing it."""
@@ -89,7 +104,8 @@ class Keyring:
             for path in sorted(previous_dir.glob("rsa-private-key-*.pem")):
                 key = _load_private_key(path)
                 previous[key_id(key.public_key())] = key
-        return cls(directory, active, symmetric_key, previous)
+        bound = (directory / BINDINGS_MARKER).is_file()
+        return cls(directory, active, symmetric_key, previous, bindings_required=bound)
 
 
 def init_keys(directory: Path, *, force: bool = False) -> Keyring:
@@ -106,7 +122,17 @@ def init_keys(directory: Path, *, force: bool = False) -> Keyring:
     ensure_private_dir(directory)
     write_private_file(sym_path, secrets.token_bytes(32).hex().encode())
     write_private_file(rsa_path, _pem(_new_rsa_key()))
+    require_bindings(directory)  # new keys have never sealed an unbound block
     return Keyring.load(directory)
+
+
+def require_bindings(directory: Path) -> None:
+    """Record that every block sealed with these keys carries a binding."""
+    write_private_file(
+        directory / BINDINGS_MARKER,
+        b"Every credential block sealed with these keys carries a field binding;\n"
+        b"a block without one was edited, and `keys rotate` will not bind it.\n",
+    )
 
 
 def rotate_active_key(directory: Path) -> tuple[str, str]:
@@ -150,7 +176,7 @@ def _pem(key: rsa.RSAPrivateKey) -> bytes:
 
 def _load_private_key(path: Path) -> rsa.RSAPrivateKey:
     try:
-        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        key = serialization.load_pem_private_key(read_private_file(path), password=None)
     except (ValueError, TypeError) as exc:
         raise CryptoError(
             f"{path} is not an unencrypted PEM private key: {exc}. "
@@ -162,10 +188,10 @@ def _load_private_key(path: Path) -> rsa.RSAPrivateKey:
 
 
 def _load_symmetric_key(path: Path) -> bytes:
-    text = path.read_text().strip()
+    text = read_private_file(path).strip()
     try:
-        key = bytes.fromhex(text)
-    except ValueError:
+        key = bytes.fromhex(text.decode("ascii"))
+    except ValueError:  # not ASCII, or not hex
         key = b""
     if len(key) != 32:
         raise CryptoError(
