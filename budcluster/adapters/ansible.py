@@ -6,35 +6,63 @@ with ``result:`` publishes its result under the rest of its name, per host: a pl
 ``name: "result: inventory"`` of the ``debug`` action with ``msg: "{{ x | from_json }}"``
 lands in ``PlaybookResult.results[host]["inventory"]`` as that ``msg``.
 
+Untrusted values: ansible-core (2.19 included) treats extra vars as trusted templates, so a
+``{{ lookup('pipe', ...) }}`` in an engine argument or a model name would run on the worker.
+The adapter writes the extra vars file itself as one mapping tagged ``!unsafe``: Ansible
+then passes every value and key through verbatim and never templates it.
+
 Secrets: ansible-runner writes extravars, envvars and the process environment into its
 private data directory (``env/extravars``, ``artifacts/<id>/command``). Unless the caller
-passes its own ``private_data_dir``, every run gets a fresh ``0700`` temporary directory
-that is removed when the run ends, successful or not. Secrets go in ``secret_extravars``
-(read by ansible-playbook from that file, never put on a command line) and the playbooks
-mark the tasks that use them ``no_log: true``, so they appear in no event and no log.
+passes its own ``private_data_dir``, every run gets a fresh ``0700`` directory under this
+process's secrets directory (:mod:`budcluster.secretfiles`), removed when the run ends and
+swept by the next process if this one is killed. Secrets go in ``secret_extravars`` (read
+by ansible-playbook from that file, never put on a command line) and the playbooks mark the
+tasks that use them ``no_log: true``, so they appear in no event and no log.
+
+Environment: ansible-runner starts ansible-playbook with a copy of this process's whole
+environment, which modules on a local connection inherit. The adapter keeps only an
+allow-list (``ALLOWED_ENV``, locale and ``ANSIBLE_*`` settings) plus what it and
+ansible-runner set, so the worker's API keys and database URL reach no playbook.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
-import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import ansible_runner
+import yaml
 from ansible_runner.exceptions import AnsibleRunnerException
+from ansible_runner.interface import init_runner
 
 from budcluster.errors import BudClusterError, ConfigurationError, PermanentError, TemporaryError
+from budcluster.secretfiles import private_tempdir
 
 RESULT_PREFIX = "result:"
 """Tasks named ``result: <key>`` publish their result as ``results[host][<key>]``."""
 
 PLAYBOOKS_DIR = Path(__file__).resolve().parents[2] / "playbooks"
 """The project's playbooks (``playbooks/`` next to the ``budcluster`` package)."""
+
+
+ALLOWED_ENV = frozenset(
+    {
+        "PATH", "HOME", "USER", "LOGNAME", "LANG", "TZ", "TMPDIR", "SSH_AUTH_SOCK",
+        "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
+        # Paths, not secrets: a proxy's CA bundle, and where hf:// sources are cached.
+        "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE",
+        "HF_HOME", "HF_HUB_CACHE",
+    }
+)  # fmt: skip
+"""Variables of this process that ansible-playbook (and so local modules) may inherit."""
+
+ALLOWED_ENV_PREFIXES = ("LC_", "ANSIBLE_")
+"""Locale settings, and Ansible's own configuration (ssh arguments, config file...)."""
 
 
 class AnsibleError(BudClusterError):
@@ -189,6 +217,103 @@ def _search_path() -> str:
     return path
 
 
+def env_allowed(name: str) -> bool:
+    """Whether the worker's variable ``name`` may reach ansible-playbook and its modules."""
+    return name in ALLOWED_ENV or name.startswith(ALLOWED_ENV_PREFIXES)
+
+
+def _child_env(prepared: Mapping[str, str], ours: Mapping[str, str]) -> dict[str, str]:
+    """ansible-runner's environment for ansible-playbook, less what it copied from ours.
+
+    ansible-runner starts from ``os.environ.copy()`` and adds its own settings (callback
+    plugin, artifact directory); anything it set or changed is kept, as is ``ours``.
+    """
+    return {
+        name: value
+        for name, value in prepared.items()
+        if name in ours or env_allowed(name) or os.environ.get(name) != value
+    }
+
+
+class _Untrusted(dict[str, Any]):
+    """The extra vars document: dumped as one mapping tagged ``!unsafe``."""
+
+
+class _ExtravarsDumper(yaml.SafeDumper):
+    """Strings always double-quoted (so always strings), no anchors or aliases."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style='"')
+
+
+def _represent_untrusted(dumper: yaml.SafeDumper, value: _Untrusted) -> yaml.MappingNode:
+    return dumper.represent_mapping("!unsafe", value)
+
+
+# ansible-core 2.19 constructs everything under an ``!unsafe`` node (keys included) as
+# untrusted, so it is never templated. The tag goes on the root mapping only: on a scalar
+# it would re-resolve "400000" or "true" as a number or a boolean, while quoted strings
+# below it stay strings.
+_ExtravarsDumper.add_representer(str, _represent_str)
+_ExtravarsDumper.add_representer(_Untrusted, _represent_untrusted)
+
+
+def _plain(value: Any, where: str) -> Any:
+    """``value`` as YAML-ready data (dicts, lists, str, int, float, bool, None), or refuse."""
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    if isinstance(value, Mapping):
+        plain: dict[str, Any] = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise AnsibleConfigError(
+                    f"extra var {where} has a {type(key).__name__} key {key!r}: use str keys"
+                )
+            plain[key] = _plain(item, f"{where}.{key}")
+        return plain
+    if isinstance(value, (list, tuple)):
+        return [_plain(item, f"{where}[{index}]") for index, item in enumerate(value)]
+    raise AnsibleConfigError(
+        f"extra var {where} is a {type(value).__name__}: pass str, int, float, bool, None, "
+        "lists or mappings (convert paths with str())"
+    )
+
+
+def unsafe_extravars_yaml(extravars: Mapping[str, Any]) -> str:
+    """``extravars`` as an extra vars file whose every value and key Ansible takes verbatim."""
+    data = _Untrusted({key: _plain(value, key) for key, value in extravars.items()})
+    return yaml.dump(
+        data, Dumper=_ExtravarsDumper, allow_unicode=True, width=2**31 - 1, sort_keys=True
+    )
+
+
+def _write_extravars(data_dir: Path, extravars: Mapping[str, Any]) -> None:
+    """Write ``env/extravars`` (0600) where ansible-runner finds it and passes ``-e @file``."""
+    env_dir = data_dir / "env"
+    env_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path = env_dir / "extravars"
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()  # a reused private_data_dir: never run with the last run's vars
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(unsafe_extravars_yaml(extravars))
+
+
+@contextlib.contextmanager
+def _data_dir(given: Path | None) -> Iterator[Path]:
+    if given is None:
+        # Under this process's secrets directory: a kill -9 leaves it to the next sweep.
+        with private_tempdir(prefix="ansible-") as directory:
+            yield directory
+        return
+    given.mkdir(mode=0o700, parents=True, exist_ok=True)
+    yield given
+
+
 def run_playbook(
     playbook: str,
     inventory: str | Path,
@@ -207,8 +332,10 @@ def run_playbook(
     """Run ``playbook`` (a name under ``playbooks/`` or a path) and return what it did.
 
     ``inventory`` is inventory text (INI or YAML) or a path to an inventory file.
-    ``secret_extravars`` and ``become_password`` are handed to ansible-playbook through the
-    run's temporary private data directory only; playbooks must use them under ``no_log``.
+    Every string in ``extravars`` and ``secret_extravars`` reaches the playbook verbatim and
+    is never templated. ``secret_extravars`` and ``become_password`` are handed to
+    ansible-playbook through the run's private data directory only; playbooks must use them
+    under ``no_log``.
     Raises PlaybookFailed (a task failed), HostUnreachable, AnsibleTimeout or
     AnsibleConfigError; returns the result when every host succeeded.
     """
@@ -218,27 +345,9 @@ def run_playbook(
     search_path = _search_path()
     if ssh_key_file is not None and not Path(ssh_key_file).is_file():
         raise AnsibleConfigError(f"ssh_key_file {ssh_key_file} does not exist")
-    owns_dir = private_data_dir is None
-    data_dir = (
-        Path(tempfile.mkdtemp(prefix="budcluster-ansible-")) if owns_dir else private_data_dir
-    )
-    assert data_dir is not None
-    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     all_vars: dict[str, Any] = {**extravars, **(secret_extravars or {})}
     if become_password is not None:
         all_vars["ansible_become_password"] = become_password
-    envvars = {
-        "PATH": search_path,
-        "ANSIBLE_RETRY_FILES_ENABLED": "false",
-        "ANSIBLE_NOCOLOR": "true",
-        "ANSIBLE_DEPRECATION_WARNINGS": "false",
-        "ANSIBLE_LOCALHOST_WARNING": "false",
-        "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
-        # Keep ansible's own local temp files inside the private directory we remove.
-        "ANSIBLE_LOCAL_TEMP": str(data_dir / "tmp"),
-    }
-    if ssh_key_file is not None:
-        envvars["ANSIBLE_PRIVATE_KEY_FILE"] = str(ssh_key_file)
     cmdline = " ".join(flag for flag, on in (("--check", check), ("--diff", diff)) if on)
     events: list[dict[str, Any]] = []
 
@@ -246,14 +355,25 @@ def run_playbook(
         events.append(event)
         return False  # nothing needs the per-event files on disk
 
-    inventory_arg = str(inventory)
-    try:
+    with _data_dir(private_data_dir) as data_dir:
+        _write_extravars(data_dir, all_vars)
+        envvars = {
+            "PATH": search_path,
+            "ANSIBLE_RETRY_FILES_ENABLED": "false",
+            "ANSIBLE_NOCOLOR": "true",
+            "ANSIBLE_DEPRECATION_WARNINGS": "false",
+            "ANSIBLE_LOCALHOST_WARNING": "false",
+            "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
+            # Keep ansible's own local temp files inside the private directory.
+            "ANSIBLE_LOCAL_TEMP": str(data_dir / "tmp"),
+        }
+        if ssh_key_file is not None:
+            envvars["ANSIBLE_PRIVATE_KEY_FILE"] = str(ssh_key_file)
         try:
-            runner = ansible_runner.run(
+            runner = init_runner(
                 private_data_dir=str(data_dir),
                 playbook=str(playbook_path),
-                inventory=inventory_arg,
-                extravars=all_vars or None,
+                inventory=str(inventory),
                 envvars=envvars,
                 limit=limit,
                 cmdline=cmdline or None,
@@ -263,13 +383,12 @@ def run_playbook(
                 event_handler=keep_event,
                 rotate_artifacts=1,
             )
+            runner.config.env = _child_env(runner.config.env, envvars)
+            runner.run()
         except (ValueError, OSError, AnsibleRunnerException) as exc:
             raise AnsibleConfigError(f"ansible-runner could not start {playbook}: {exc}") from exc
         status, rc = str(runner.status), int(runner.rc if runner.rc is not None else -1)
         stdout_tail = _stdout_tail(runner)
-    finally:
-        if owns_dir:
-            shutil.rmtree(data_dir, ignore_errors=True)
     result = parse_events(playbook, status, rc, events)
     if status == "timeout":
         raise AnsibleTimeout(f"playbook {playbook} did not finish within {timeout_s:.0f}s")

@@ -183,12 +183,76 @@ def container_run_argv(
     return [*argv, plan.image, *args]
 
 
-def _systemd_word(value: str) -> str:
-    """One ExecStart/Environment word: %-specifiers and $-expansion neutralised, quoted if needed."""
-    escaped = value.replace("%", "%%").replace("$", "$$")
-    if re.fullmatch(r"[A-Za-z0-9_./:=,@+%$-]+", escaped):
-        return escaped
-    return '"' + escaped.replace("\\", "\\\\").replace('"', '\\"') + '"'
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_PLAIN_WORD = re.compile(r"[A-Za-z0-9_./:=,@+%$-]+")
+_EXEC_PREFIXES = "@-:+!|"
+"""Leading characters that change how systemd runs ExecStart= (ignore failure, privileges)."""
+
+
+def _c_escaped(value: str) -> str:
+    """``value`` for a double-quoted systemd word: quotes, backslashes and every character
+    that could end or fold a line (control, line and paragraph separators) as C escapes."""
+    out = []
+    for char in value:
+        if char in '\\"':
+            out.append("\\" + char)
+        elif char == " " or char.isprintable():
+            out.append(char)
+        elif ord(char) < 0x80:
+            out.append(f"\\x{ord(char):02x}")
+        elif ord(char) <= 0xFFFF:
+            out.append(f"\\u{ord(char):04x}")
+        else:
+            out.append(f"\\U{ord(char):08x}")
+    return '"' + "".join(out) + '"'
+
+
+def _systemd_word(value: str, field_name: str, *, exec_line: bool) -> str:
+    """One ExecStart= or Environment= word that systemd reads back as exactly ``value``.
+
+    ``%`` is doubled everywhere (specifiers); ``$`` only in ExecStart=, where systemd
+    substitutes variables (in Environment= it has no special meaning).
+    """
+    if "\0" in value:
+        raise HostsConfigError(
+            f"{field_name} holds a NUL character, which no argument or variable can carry: "
+            "remove it"
+        )
+    escaped = value.replace("%", "%%")
+    if exec_line:
+        escaped = escaped.replace("$", "$$")
+    return escaped if _PLAIN_WORD.fullmatch(escaped) else _c_escaped(escaped)
+
+
+def _systemd_text(value: str) -> str:
+    """Free text for Description=: shown, never obeyed (no line breaks, no specifiers)."""
+    shown = "".join(
+        c if c == " " or c.isprintable() else c.encode("unicode_escape").decode() for c in value
+    )
+    return shown.replace("%", "%%")
+
+
+def _exec_start(argv: Sequence[str]) -> str:
+    if not argv or argv[0][:1] in _EXEC_PREFIXES:  # "" is in every string
+        raise HostsConfigError(
+            f"the runtime's executable {argv[0] if argv else ''!r} cannot start a systemd "
+            f"ExecStart= (empty, or starting with one of {_EXEC_PREFIXES}): map it to an "
+            "absolute path in the target's executables"
+        )
+    return " ".join(
+        _systemd_word(arg, f"the runtime's argument {i}", exec_line=True)
+        for i, arg in enumerate(argv)
+    )
+
+
+def _environment_line(name: str, value: str) -> str:
+    if not _ENV_NAME.match(name):
+        raise HostsConfigError(
+            f"the runtime's environment variable name {name!r} is not valid: use letters, "
+            "digits and '_', not starting with a digit"
+        )
+    field_name = f"the runtime's environment variable {name}"
+    return f"Environment={_systemd_word(f'{name}={value}', field_name, exec_line=False)}"
 
 
 def systemd_unit_text(
@@ -199,10 +263,17 @@ def systemd_unit_text(
     restart: RestartPolicy,
     run_dir: str = RUN_DIR_TOKEN,
 ) -> str:
-    """The unit file for running ``argv`` as a system service that logs into the run directory."""
+    """The unit file for running ``argv`` as a system service that logs into the run directory.
+
+    Every value is quoted so that systemd reads back exactly what was given: a model name
+    (from a GGUF's metadata) or an engine argument cannot add a directive.
+    """
+    description = _systemd_text(
+        f"budcluster runtime {deployment_name} ({plan.engine}, {plan.model_name})"
+    )
     lines = [
         "[Unit]",
-        f"Description=budcluster runtime {deployment_name} ({plan.engine}, {plan.model_name})",
+        f"Description={description}",
         "After=network-online.target",
         "Wants=network-online.target",
         f"StartLimitBurst={restart.max_restarts + 1}",
@@ -210,8 +281,8 @@ def systemd_unit_text(
         "",
         "[Service]",
         "Type=simple",
-        f"ExecStart={' '.join(_systemd_word(a) for a in argv)}",
-        *(f"Environment={_systemd_word(f'{k}={v}')}" for k, v in sorted(env.items())),
+        f"ExecStart={_exec_start(argv)}",
+        *(_environment_line(k, v) for k, v in sorted(env.items())),
         "Restart=on-failure",
         f"RestartSec={restart.backoff_s:g}",
         f"TimeoutStopSec={restart.stop_timeout_s:g}",
@@ -317,6 +388,12 @@ class HostsTarget:
     def __post_init__(self) -> None:
         if not self.inventory_text.strip():
             raise HostsConfigError("inventory_text is empty: give an Ansible inventory (INI/YAML)")
+        if not self.state_dir or "$" in self.state_dir or not self.state_dir.isprintable():
+            # Ansible's file modules expand $VARS in paths: the directory would move.
+            raise HostsConfigError(
+                f"state_dir {self.state_dir!r} is not usable: give a path without '$' or "
+                "control characters (a leading ~ is fine)"
+            )
         if self.runtime_mode not in ("auto", "docker", "podman", "systemd", "process"):
             raise HostsConfigError(
                 f"runtime_mode {self.runtime_mode!r} is unknown: use auto, docker, podman, "

@@ -67,6 +67,25 @@ def describe(result: TransferResult) -> str:
     )
 
 
+def read_credentials(stream: TextIO) -> dict[str, str]:
+    """The variables a source needs, from a JSON object of names to strings on ``stream``.
+
+    Raises ValueError with one line that never quotes the input (it holds secrets).
+    """
+    try:
+        data = json.loads(stream.read() or "{}")
+    except ValueError:
+        raise ValueError(
+            "--credentials-stdin: stdin is not JSON; send an object such as "
+            '{"AWS_ACCESS_KEY_ID": "...", "AWS_SECRET_ACCESS_KEY": "..."}'
+        ) from None  # the parser's message quotes the text, which holds secrets
+    if not isinstance(data, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in data.items()
+    ):
+        raise ValueError("--credentials-stdin: stdin must hold one JSON object of names to strings")
+    return dict(data)
+
+
 def run_transfer_command(
     source_uri: str,
     dest: Path,

@@ -24,6 +24,10 @@ Commands (each prints one JSON object):
 The runtime runs in its own process group, so stopping kills its whole tree (vLLM forks
 workers). It is restarted on failure with exponential backoff, at most max_restarts times
 in a row; a run that stayed up stable_s seconds resets the count.
+
+The runtime's environment is the spec's "env" over an allow-list of this process's own
+(PATH, HOME, locale, proxies: INHERITED_ENV), never all of it: whoever started the
+supervisor (an ssh session, a worker on a local connection) may hold secrets there.
 """
 
 from __future__ import annotations
@@ -51,6 +55,21 @@ DEFAULTS: dict[str, Any] = {
     "restart": "on-failure",
 }
 TAG = "[budcluster-supervise]"
+INHERITED_ENV = frozenset(
+    {
+        "PATH", "HOME", "USER", "LOGNAME", "LANG", "TZ", "TMPDIR", "SSH_AUTH_SOCK",
+        "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
+        "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE",
+        "HF_HOME", "HF_HUB_CACHE",
+    }
+)  # fmt: skip
+"""Variables of the supervisor's own environment the runtime may inherit (and LC_*)."""
+
+
+def runtime_env(inherited: dict[str, str], spec_env: dict[str, Any]) -> dict[str, str]:
+    """The allow-listed part of ``inherited``, with the spec's variables over it."""
+    kept = {k: v for k, v in inherited.items() if k in INHERITED_ENV or k.startswith("LC_")}
+    return {**kept, **{str(k): str(v) for k, v in spec_env.items()}}
 
 
 def _now() -> str:
@@ -149,7 +168,7 @@ class Supervisor:
             _kill_group(self.child.pid, signal.SIGTERM)
 
     def spawn(self) -> subprocess.Popen[bytes] | None:
-        env = {**os.environ, **{str(k): str(v) for k, v in self.spec["env"].items()}}
+        env = runtime_env(dict(os.environ), self.spec["env"])
         try:
             return subprocess.Popen(
                 [str(a) for a in self.spec["argv"]],
@@ -235,6 +254,7 @@ def cmd_start(run_dir: Path) -> dict[str, Any]:
     with (run_dir / "runtime.log").open("ab") as log:
         process = subprocess.Popen(
             [sys.executable, str(Path(__file__).resolve()), "run", "--dir", str(run_dir)],
+            env=runtime_env(dict(os.environ), {}),  # it outlives the session that started it
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -96,7 +96,8 @@ def test_systemd_unit_text_is_exact_and_escapes_specifiers() -> None:
         "Type=simple\n"
         "ExecStart=/venv/bin/python -m vllm.entrypoints.openai.api_server --model /srv/m/tiny"
         " --port 8000\n"
-        'Environment="ODD=50%% $$HOME \\"q\\""\n'
+        # Environment= takes $ literally (systemd.exec(5)): only ExecStart= needs $$.
+        'Environment="ODD=50%% $HOME \\"q\\""\n'
         "Environment=VLLM_CPU_KVCACHE_SPACE=4\n"
         "Restart=on-failure\n"
         "RestartSec=2\n"
