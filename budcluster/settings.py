@@ -118,6 +118,25 @@ class Settings(BaseSettings):
         ),
     )
 
+    kubeconfig_exec_allow: str = Field(
+        # The provision-cluster flow registers EKS and AKS clusters with exactly these two
+        # plugins (budcluster/provisioning/kubeconfig.py), so refusing them by default would
+        # break the clusters this project creates; each is checked further (bare command
+        # name, known flags, no file:// values, a safe env list) before it may run.
+        default="aws eks get-token,kubelogin get-token",
+        description=(
+            "Comma-separated command prefixes a kubeconfig's exec plugin may start with, "
+            "e.g. 'aws eks get-token,kubelogin get-token'. Empty refuses every exec plugin. "
+            "The command must be a bare name found on the worker's PATH."
+        ),
+    )
+
+    def kubeconfig_exec_prefixes(self) -> list[tuple[str, ...]]:
+        """``kubeconfig_exec_allow`` as argv prefixes, e.g. ``("aws", "eks", "get-token")``."""
+        return [
+            tuple(entry.split()) for entry in self.kubeconfig_exec_allow.split(",") if entry.split()
+        ]
+
     def terraform_env_passthrough_names(self) -> list[str]:
         """``terraform_env_passthrough`` as a list of variable names."""
         return [n.strip() for n in self.terraform_env_passthrough.split(",") if n.strip()]

@@ -1,7 +1,8 @@
 """The Kubernetes adapter: the one place that talks to an API server.
 
 Clients are built in memory from a kubeconfig mapping; the kubeconfig is never
-written to disk by this module.
+written to disk by this module (the client itself writes the decoded client key, into the
+process's private secrets directory).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
 from budcluster.errors import BudClusterError, PermanentError, TemporaryError
+from budcluster.kubeconfig import KubeconfigInvalid, check_kubeconfig
+from budcluster.secretfiles import process_secret_dir
 
 _T = TypeVar("_T")
 
@@ -42,11 +45,23 @@ class KubernetesUnavailable(KubernetesError, TemporaryError):
 def api_client_from_kubeconfig(
     config: dict[str, Any], context: str | None = None, *, timeout_s: float = 30.0
 ) -> k8s_client.ApiClient:
-    """An ``ApiClient`` for ``context`` of an in-memory kubeconfig."""
+    """An ``ApiClient`` for ``context`` of an in-memory kubeconfig.
+
+    The kubeconfig is checked again here, whoever built it: nothing in it may run a program
+    or read a file on the worker (see ``budcluster.kubeconfig``). The client writes the
+    decoded client key and certificates to files; they go to this process's private
+    secrets directory, which a later run sweeps even after a ``kill -9``.
+    """
+    try:
+        check_kubeconfig(config, context=context)
+    except KubeconfigInvalid as exc:
+        raise KubernetesConfigError(str(exc)) from exc
     try:
         api_client = cast(
             k8s_client.ApiClient,
-            k8s_config.new_client_from_config_dict(config, context=context),  # type: ignore[no-untyped-call]
+            k8s_config.new_client_from_config_dict(  # type: ignore[no-untyped-call]
+                config, context=context, temp_file_path=str(process_secret_dir())
+            ),
         )
     except (ConfigException, KeyError, TypeError, ValueError) as exc:
         # The library's messages describe structure, not credentials, so chaining is safe.

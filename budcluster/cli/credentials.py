@@ -9,12 +9,15 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
+from pydantic import ValidationError
 
-from budcluster.errors import BudClusterError
+from budcluster.errors import BudClusterError, ConfigurationError
 
 if TYPE_CHECKING:
     from blocks._sealed import SealedCredentialsBlock
@@ -56,9 +59,39 @@ def _secret(env_var: str, label: str) -> str:
     return str(typer.prompt(label, hide_input=True))
 
 
-def _fail(exc: BudClusterError | ValueError) -> typer.Exit:
-    typer.echo(f"error: {exc}", err=True)
-    return typer.Exit(1)
+def _one_line(exc: BudClusterError | ValueError) -> str:
+    if isinstance(exc, ValidationError):
+        # Its own text spans lines and quotes the input, which may be a secret: keep the
+        # field names and the reasons only.
+        errors = exc.errors(include_url=False, include_input=False, include_context=False)
+        reasons = "; ".join(
+            f"{'.'.join(str(part) for part in e['loc']) or 'value'}: {e['msg']}" for e in errors
+        )
+        return f"invalid {exc.title}: {reasons}"
+    return " ".join(str(exc).split())
+
+
+@contextmanager
+def _errors_as_one_line() -> Iterator[None]:
+    """Bad input and refused credentials end the command with one `error:` line."""
+    try:
+        yield
+    except (BudClusterError, ValueError) as exc:
+        typer.echo(f"error: {_one_line(exc)}", err=True)
+        raise typer.Exit(1) from None
+
+
+def _read_text(path: Path, what: str) -> str:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read {what} {path}: {exc.strerror}") from exc
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigurationError(
+            f"{what} {path} is not UTF-8 text (bad byte at offset {exc.start}); save it as UTF-8."
+        ) from None
 
 
 @app.command("add-kubeconfig")
@@ -73,11 +106,10 @@ def add_kubeconfig(
     """Seal a kubeconfig and save it as a Bud Kubeconfig Credentials block."""
     from blocks.kubeconfig import KubeconfigCredentials
 
-    try:
-        block = KubeconfigCredentials.from_kubeconfig(name, file.read_text(), context)
-    except BudClusterError as exc:
-        raise _fail(exc) from None
-    _save(block, name, overwrite)
+    with _errors_as_one_line():
+        text = _read_text(file, "kubeconfig")
+        block = KubeconfigCredentials.from_kubeconfig(name, text, context)
+        _save(block, name, overwrite)
 
 
 @app.command("add-hosts")
@@ -100,16 +132,14 @@ def add_hosts(
     from blocks.hosts import HostInventory
 
     password = _secret("BUDCLUSTER_BECOME_PASSWORD", "Become password") if become_password else None
-    try:
+    with _errors_as_one_line():
         block = HostInventory.from_inventory(
             name,
-            inventory.read_text(),
-            ssh_private_key=ssh_key.read_text() if ssh_key else None,
+            _read_text(inventory, "inventory"),
+            ssh_private_key=_read_text(ssh_key, "SSH key") if ssh_key else None,
             become_password=password,
         )
-    except (BudClusterError, ValueError) as exc:
-        raise _fail(exc) from None
-    _save(block, name, overwrite)
+        _save(block, name, overwrite)
 
 
 @app.command("add-s3")
@@ -125,15 +155,18 @@ def add_s3(
     """Save an S3-compatible registry. Keys come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or a prompt."""
     from blocks.s3 import S3Registry
 
-    block = S3Registry.from_keys(
-        name,
-        bucket=bucket,
-        endpoint_url=endpoint,
-        region=region,
-        access_key_id=_secret("AWS_ACCESS_KEY_ID", "Access key id"),
-        secret_access_key=_secret("AWS_SECRET_ACCESS_KEY", "Secret access key"),
-    )
-    _save(block, name, overwrite)
+    access_key_id = _secret("AWS_ACCESS_KEY_ID", "Access key id")
+    secret_access_key = _secret("AWS_SECRET_ACCESS_KEY", "Secret access key")
+    with _errors_as_one_line():
+        block = S3Registry.from_keys(
+            name,
+            bucket=bucket,
+            endpoint_url=endpoint,
+            region=region,
+            access_key_id=access_key_id,
+            secret_access_key=secret_access_key,
+        )
+        _save(block, name, overwrite)
 
 
 @app.command("add-aws")
@@ -145,14 +178,17 @@ def add_aws(
     """Save AWS keys from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN), or a prompt."""
     from blocks.cloud import AwsCredentials
 
-    block = AwsCredentials.from_keys(
-        name,
-        access_key_id=_secret("AWS_ACCESS_KEY_ID", "Access key id"),
-        secret_access_key=_secret("AWS_SECRET_ACCESS_KEY", "Secret access key"),
-        session_token=os.environ.get("AWS_SESSION_TOKEN") or None,
-        region=region or os.environ.get("AWS_REGION") or None,
-    )
-    _save(block, name, overwrite)
+    access_key_id = _secret("AWS_ACCESS_KEY_ID", "Access key id")
+    secret_access_key = _secret("AWS_SECRET_ACCESS_KEY", "Secret access key")
+    with _errors_as_one_line():
+        block = AwsCredentials.from_keys(
+            name,
+            access_key_id=access_key_id,
+            secret_access_key=secret_access_key,
+            session_token=os.environ.get("AWS_SESSION_TOKEN") or None,
+            region=region or os.environ.get("AWS_REGION") or None,
+        )
+        _save(block, name, overwrite)
 
 
 @app.command("add-azure")
@@ -166,14 +202,19 @@ def add_azure(
     def plain(var: str, label: str) -> str:
         return os.environ.get(var) or str(typer.prompt(label))
 
-    block = AzureCredentials.from_secret(
-        name,
-        tenant_id=plain("AZURE_TENANT_ID", "Tenant id"),
-        subscription_id=plain("AZURE_SUBSCRIPTION_ID", "Subscription id"),
-        client_id=plain("AZURE_CLIENT_ID", "Client id"),
-        client_secret=_secret("AZURE_CLIENT_SECRET", "Client secret"),
-    )
-    _save(block, name, overwrite)
+    tenant_id = plain("AZURE_TENANT_ID", "Tenant id")
+    subscription_id = plain("AZURE_SUBSCRIPTION_ID", "Subscription id")
+    client_id = plain("AZURE_CLIENT_ID", "Client id")
+    client_secret = _secret("AZURE_CLIENT_SECRET", "Client secret")
+    with _errors_as_one_line():
+        block = AzureCredentials.from_secret(
+            name,
+            tenant_id=tenant_id,
+            subscription_id=subscription_id,
+            client_id=client_id,
+            client_secret=client_secret,
+        )
+        _save(block, name, overwrite)
 
 
 @app.command("list")
@@ -181,7 +222,11 @@ def list_command(as_json: bool = typer.Option(False, "--json", help="Print JSON.
     """List stored credentials: names, types, key ids and fingerprints, never secrets."""
     from blocks.registry import list_credentials
 
-    credentials = list_credentials()
+    problems: dict[str, str] = {}
+    credentials = list_credentials(problems)
+    # A block edited without the key is named, not listed; the rest still show.
+    for label, reason in problems.items():
+        typer.echo(f"error: {label}: {reason}", err=True)
     if as_json:
         rows = [
             {

@@ -10,6 +10,7 @@ and every runtime serving it; each deployment is one release in that namespace.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
@@ -25,7 +26,7 @@ from kubernetes import client as k8s_client
 from budcluster.adapters import helm
 from budcluster.adapters import kubernetes as kube
 from budcluster.endpoints import EndpointCheck, EndpointNotReady, EndpointWrongModel
-from budcluster.errors import BudClusterError, TemporaryError
+from budcluster.errors import BudClusterError, ConfigurationError, TemporaryError
 from budcluster.gateway import (
     MASTER_KEY_HEADER,
     MASTER_KEY_SECRET_KEY,
@@ -73,6 +74,10 @@ class KubernetesTargetError(TargetError):
 
 class KubernetesTargetTemporary(KubernetesTargetError, TemporaryError):
     """The operation may succeed when retried (API server busy, wait ran out)."""
+
+
+class KubernetesTargetConfigError(KubernetesTargetError, ConfigurationError):
+    """An input is unusable; the message names it and the fix."""
 
 
 class KubernetesRuntimeFailed(KubernetesTargetError):
@@ -683,6 +688,7 @@ class KubernetesTarget:
         nodes: Sequence[str],
         progress: ProgressCallback | None = None,
     ) -> StagedModel:
+        _check_model_name(model_name)
         if "://" not in source.uri or source.uri.startswith("file://"):
             raise KubernetesTargetError(
                 f"model uri {source.uri!r} is a directory on the controller, which a pod "
@@ -692,11 +698,49 @@ class KubernetesTarget:
         namespace = namespace_for(self._prefix, model_name)
         release = model_release_for(model_name)
         pvc = f"{release}-model"
-        job = f"{release}-transfer"
         started = time.monotonic()
+        secret = self._source_secret(source, namespace, release)
+        try:
+            result, values = self._transfer(
+                source, model_name, nodes, progress, namespace, release, secret
+            )
+        except BaseException:
+            # The failure is what the caller needs to see; a Secret this cannot delete now
+            # (API server gone) is swept by the next staging or rollback.
+            with contextlib.suppress(kube.KubernetesError):
+                self._remove_source_secret(namespace, secret)
+            raise
+        try:
+            self._remove_source_secret(namespace, secret)
+        except kube.KubernetesError as exc:
+            raise _wrap(exc, f"delete the S3 key Secret of {model_name}'s transfer") from exc
+        summary = result.get("result") or {}
+        return StagedModel(
+            model_name=model_name,
+            path=pvc_path(namespace, pvc, values["modelName"]),
+            nodes=list(nodes),
+            files=int(summary.get("files", result.get("files_total", 0))),
+            bytes=int(summary.get("bytes_total", result.get("bytes_total", 0))),
+            bytes_copied=int(summary.get("bytes_copied", result.get("bytes_done", 0))),
+            seconds=float(summary.get("seconds", time.monotonic() - started)),
+            manifest_sha256=str(summary.get("manifest_sha256", "")),
+        )
+
+    def _transfer(
+        self,
+        source: ModelSourceSpec,
+        model_name: str,
+        nodes: Sequence[str],
+        progress: ProgressCallback | None,
+        namespace: str,
+        release: str,
+        secret: dict[str, Any] | None,
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Run the transfer Job to its end: (its last progress payload, the chart values)."""
+        pvc = f"{release}-model"
+        job = f"{release}-transfer"
         try:
             self._ensure_namespace(namespace)
-            secret = self._source_secret(source, namespace, release)
             extra = [secret] if secret else []
             values = transfer_values(
                 image=self._image,
@@ -717,17 +761,7 @@ class KubernetesTarget:
             result = self._follow_transfer(namespace, job, progress)
         except kube.KubernetesError as exc:
             raise _wrap(exc, f"stage model {model_name}") from exc
-        summary = result.get("result") or {}
-        return StagedModel(
-            model_name=model_name,
-            path=pvc_path(namespace, pvc, values["modelName"]),
-            nodes=list(nodes),
-            files=int(summary.get("files", result.get("files_total", 0))),
-            bytes=int(summary.get("bytes_total", result.get("bytes_total", 0))),
-            bytes_copied=int(summary.get("bytes_copied", result.get("bytes_done", 0))),
-            seconds=float(summary.get("seconds", time.monotonic() - started)),
-            manifest_sha256=str(summary.get("manifest_sha256", "")),
-        )
+        return result, values
 
     def _source_secret(
         self, source: ModelSourceSpec, namespace: str, release: str
@@ -741,6 +775,23 @@ class KubernetesTarget:
             "type": "Opaque",
             "stringData": dict(source.credentials_env),
         }
+
+    def _remove_source_secret(self, namespace: str, secret: Mapping[str, Any] | None) -> None:
+        """The Job's pod read the keys when its container started; nothing needs them after."""
+        if secret is not None:
+            ref = kube.ObjectRef("Secret", str(secret["metadata"]["name"]), namespace)
+            kube.delete_objects(self._api, [ref], timeout_s=self._timeouts.api_s)
+
+    def _sweep_source_secrets(self, namespaces: set[str]) -> None:
+        """Delete the S3 key Secrets a staging left behind (its worker was killed mid-transfer)."""
+        for namespace in sorted(namespaces):
+            items, _ = kube.list_objects(
+                self._api, "Secret", namespace, timeout_s=self._timeouts.api_s
+            )
+            left = [
+                kube.ObjectRef.of(item) for item in items if _is_source_secret(item["metadata"])
+            ]
+            kube.delete_objects(self._api, left, timeout_s=self._timeouts.api_s)
 
     def _remove_job(self, namespace: str, job: str) -> None:
         ref = kube.ObjectRef("Job", job, namespace)
@@ -1152,11 +1203,30 @@ class KubernetesTarget:
         self, deployment_name: str, previous: Sequence[Mapping[str, Any]] | None
     ) -> RuntimeStatus:
         """What a failed or timed-out rollout ends with: back to the previous revision's
-        manifests, or, when this was the first revision, delete what the rollout created."""
+        manifests, or, when this was the first revision, delete what the rollout created.
+        Either way, S3 key Secrets an interrupted staging left in its namespace go too."""
+        release = release_for(deployment_name)
+        try:
+            found = self._find(deployment_name)
+        except kube.KubernetesError as exc:
+            raise _wrap(exc, f"undo the rollout of {deployment_name}") from exc
+        namespaces = {found[0]} if found else set()
+        for manifest in [*(previous or ()), *self.last_manifests]:
+            meta = manifest.get("metadata") or {}
+            if meta.get("namespace") and (
+                previous or (meta.get("labels") or {}).get(kube.RELEASE_LABEL) == release
+            ):
+                namespaces.add(str(meta["namespace"]))
         if previous:
-            return self.rollback(deployment_name, previous)
-        self.delete(deployment_name)
-        return self.status(deployment_name)
+            status = self.rollback(deployment_name, previous)
+        else:
+            self.delete(deployment_name)
+            status = self.status(deployment_name)
+        try:
+            self._sweep_source_secrets(namespaces)
+        except kube.KubernetesError as exc:
+            raise _wrap(exc, f"remove leftover S3 key Secrets of {deployment_name}") from exc
+        return status
 
     def rollback(
         self, deployment_name: str, manifests: Sequence[Mapping[str, Any]]
@@ -1180,6 +1250,24 @@ class KubernetesTarget:
             raise _wrap(exc, f"roll back {deployment_name}") from exc
         self.last_manifests = [kube.with_release_label(o, release) for o in manifests]
         return self.status(deployment_name)
+
+
+def _check_model_name(model_name: str) -> None:
+    """The same rule as the hosts target: the name also labels objects and reaches the Job."""
+    from budcluster.targets.hosts import check_name
+
+    try:
+        check_name(model_name, "model_name")
+    except ConfigurationError as exc:
+        raise KubernetesTargetConfigError(str(exc)) from exc
+
+
+def _is_source_secret(meta: Mapping[str, Any]) -> bool:
+    """A Secret ``stage_model`` made: ``<model release>-source``, labelled with that release."""
+    release = (meta.get("labels") or {}).get(kube.RELEASE_LABEL, "")
+    return (
+        bool(release) and release.startswith("model-") and meta.get("name") == f"{release}-source"
+    )
 
 
 def _raise_unless_serving(name: str, status: RuntimeStatus, *, starting: bool = False) -> None:

@@ -118,8 +118,9 @@ def test_stage_model_follows_the_transfer_job(k8s: Emulator) -> None:
     # Progress was followed as the Job wrote it: 0 %, 50 %, 100 %.
     fractions = [p.fraction for p in seen]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0 and 0.5 in fractions
+    # The S3 keys' Secret served the Job and is gone once it finished.
     secret = k8s.objects("secrets", namespace=namespace)
-    assert [s["metadata"]["name"] for s in secret if "source" in s["metadata"]["name"]]
+    assert not [s["metadata"]["name"] for s in secret if "source" in s["metadata"]["name"]]
     pvcs = k8s.objects("persistentvolumeclaims", namespace=namespace)
     assert [p["status"]["phase"] for p in pvcs] == ["Bound"]
 

@@ -1,10 +1,10 @@
 {{- define "rt.labels" -}}
 app.kubernetes.io/name: bud-runtime
-app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/instance: {{ .Release.Name | quote }}
 app.kubernetes.io/managed-by: bud-serve-cluster
-budcluster.io/release: {{ .Release.Name }}
+budcluster.io/release: {{ .Release.Name | quote }}
 {{- end -}}
 {{- define "rt.selector" -}}
 app.kubernetes.io/name: bud-runtime
-app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/instance: {{ .Release.Name | quote }}
 {{- end -}}

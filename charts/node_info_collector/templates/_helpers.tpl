@@ -33,7 +33,7 @@ spec:
     spec:
       serviceAccountName: {{ $root.Release.Name }}
       {{- with .cfg.runtimeClassName }}
-      runtimeClassName: {{ . }}
+      runtimeClassName: {{ . | quote }}
       {{- end }}
       affinity:
         nodeAffinity:
@@ -56,7 +56,7 @@ spec:
       containers:
         - name: collector
           image: {{ $v.image | quote }}
-          imagePullPolicy: {{ $v.imagePullPolicy }}
+          imagePullPolicy: {{ $v.imagePullPolicy | quote }}
           command: ["python", "/scripts/write_node_info.py"]
           env:
             - name: NODE_NAME
