@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -11,6 +12,19 @@ from budcluster.endpoints import EndpointCheck
 from budcluster.errors import BudClusterError, PermanentError
 from budcluster.hardware.inventory import NodeInventory
 from budcluster.planning.models import RuntimePlan
+
+# Model and deployment names become file, unit, container and Kubernetes object names.
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+
+
+def check_safe_name(value: str, field_name: str, error: type[BudClusterError]) -> str:
+    """``value`` if it is a plain name; else ``error`` naming the field and the rule."""
+    if not _SAFE_NAME.match(value):
+        raise error(
+            f"{field_name} {value!r} is not a safe name: use 1-63 letters, digits, '.', '_' "
+            "or '-', starting with a letter or digit"
+        )
+    return value
 
 
 class TargetError(BudClusterError):

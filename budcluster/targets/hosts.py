@@ -49,6 +49,7 @@ from budcluster.targets.base import (
     StagedModel,
     TargetError,
     TransferProgress,
+    check_safe_name,
 )
 
 RUN_DIR_TOKEN = "@RUN_DIR@"
@@ -56,7 +57,6 @@ RUN_DIR_TOKEN = "@RUN_DIR@"
 
 # An Ansible status run takes seconds; between them the endpoint is polled directly.
 _LIVENESS_INTERVAL_S = 5.0
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 _MODEL_FLAGS = {"llama.cpp": ("-m", "--model"), "vllm": ("--model",)}
 """Where each engine takes its model; vLLM's host command also has python's own ``-m``."""
 
@@ -103,12 +103,7 @@ class RestartPolicy:
 
 def check_name(value: str, field_name: str) -> str:
     """Names become file, unit and container names on hosts: keep them plain."""
-    if not _SAFE_NAME.match(value):
-        raise HostsConfigError(
-            f"{field_name} {value!r} is not a safe name: use 1-63 letters, digits, '.', '_' "
-            "or '-', starting with a letter or digit"
-        )
-    return value
+    return check_safe_name(value, field_name, HostsConfigError)
 
 
 def _flag_value_index(argv: Sequence[str], flags: Sequence[str]) -> int | None:

@@ -50,6 +50,7 @@ from budcluster.targets.base import (
     StagedModel,
     TargetError,
     TransferProgress,
+    check_safe_name,
 )
 
 CHARTS_DIR = Path(__file__).resolve().parents[2] / "charts"
@@ -1254,12 +1255,7 @@ class KubernetesTarget:
 
 def _check_model_name(model_name: str) -> None:
     """The same rule as the hosts target: the name also labels objects and reaches the Job."""
-    from budcluster.targets.hosts import check_name
-
-    try:
-        check_name(model_name, "model_name")
-    except ConfigurationError as exc:
-        raise KubernetesTargetConfigError(str(exc)) from exc
+    check_safe_name(model_name, "model_name", KubernetesTargetConfigError)
 
 
 def _is_source_secret(meta: Mapping[str, Any]) -> bool:

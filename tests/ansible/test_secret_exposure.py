@@ -31,6 +31,7 @@ from budcluster.targets.base import ModelSourceSpec, RolloutSpec
 from budcluster.targets.hosts import HostsTarget
 from budcluster.transfer.console import THROTTLE_ENV
 from tests.ansible.helpers import free_port, local_inventory, plan
+from tests.k8s_emulator.waiting import eventually
 
 FILES = Path(__file__).parent / "files"
 SUPERVISE = Path(__file__).parents[2] / "playbooks" / "files" / "budcluster_supervise.py"
@@ -85,16 +86,6 @@ def _files_holding(secret: str, root: Path, skip: Path | None = None) -> list[Pa
 def _environ_of(pid: int) -> dict[str, str]:
     pairs = _proc_read(str(pid), "environ").decode(errors="replace").split("\0")
     return dict(pair.split("=", 1) for pair in pairs if "=" in pair)
-
-
-def _wait(predicate, timeout_s: float = 30.0, what: str = "condition"):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 # --- staging credentials ---------------------------------------------------------------
@@ -181,7 +172,7 @@ def test_kill_9_leaves_the_private_data_dir_only_under_the_secrets_root(
         cwd=Path(__file__).parents[2],
     )
     try:
-        _wait(started.exists, timeout_s=60, what="the playbook to start")
+        eventually(started.exists, timeout=60, what="the playbook to start")
         child.send_signal(signal.SIGKILL)
         child.wait(timeout=10)
         outside = _files_holding(secret, Path("/tmp"), skip=secrets_root)
@@ -249,8 +240,9 @@ def test_the_model_server_does_not_inherit_the_worker_environment(
     )
     deployed_target.roll_out(RolloutSpec("envcheck", runtime, str(tmp_path), port=free_port()))
     run_dir = Path(deployed_target.state_dir) / "runtimes" / "envcheck"
-    child = _wait(
+    child = eventually(
         lambda: (run_dir / "child.pid").exists() and int((run_dir / "child.pid").read_text()),
+        timeout=30,
         what="the runtime to start",
     )
     supervisor = int((run_dir / "supervisor.pid").read_text())
@@ -278,8 +270,9 @@ def test_the_supervisor_passes_only_an_allow_list_and_the_spec_env(tmp_path: Pat
     supervise = [sys.executable, str(SUPERVISE)]
     subprocess.run([*supervise, "start", "--dir", str(tmp_path)], env=env, check=True)
     try:
-        child = _wait(
+        child = eventually(
             lambda: (tmp_path / "child.pid").exists() and int((tmp_path / "child.pid").read_text()),
+            timeout=30,
             what="the runtime to start",
         )
         environ = _environ_of(child)

@@ -14,6 +14,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from budcluster.job_requests import (
+    DeployModelRequest,
+    ModelSourceRequest,
+    RegisterClusterRequest,
+    TeardownRequest,
+    TransferModelRequest,
+)
+from flows.deploy_model import deploy_model
+from flows.register_cluster import register_cluster
+from flows.teardown_deployment import teardown_deployment
+from flows.transfer_model import transfer_model
+
 
 def _step(name: str, expect_ok: bool, action: Callable[[], Any]) -> None:
     try:
@@ -25,148 +37,79 @@ def _step(name: str, expect_ok: bool, action: Callable[[], Any]) -> None:
     print("STEP " + json.dumps(line), flush=True)
 
 
-def happy_path(settings: dict[str, Any]) -> None:
-    from budcluster.job_requests import (
-        DeployModelRequest,
-        ModelSourceRequest,
-        RegisterClusterRequest,
-        TeardownRequest,
-        TransferModelRequest,
-    )
-    from flows.deploy_model import deploy_model
-    from flows.register_cluster import register_cluster
-    from flows.teardown_deployment import teardown_deployment
-    from flows.transfer_model import transfer_model
+def _source(uri: str) -> ModelSourceRequest:
+    return ModelSourceRequest(uri=uri, registry_block="models")
 
-    s3_gguf = ModelSourceRequest(uri=settings["hosts_model_uri"], registry_block="models")
-    s3_hf = ModelSourceRequest(uri=settings["k8s_model_uri"], registry_block="models")
-    _step(
-        "register hosts",
-        True,
-        lambda: register_cluster(
-            RegisterClusterRequest(name="lab-hosts", credentials_block="lab-hosts")
-        ),
+
+def _register(name: str, kind: str = "hosts") -> Callable[[], Any]:
+    form = RegisterClusterRequest(name=name, kind=kind, credentials_block=name)
+    return lambda: register_cluster(form)
+
+
+def _transfer(cluster: str, uri: str) -> Callable[[], Any]:
+    form = TransferModelRequest(cluster=cluster, model=_source(uri))
+    return lambda: transfer_model(form)
+
+
+def _deploy_on_hosts(settings: dict[str, Any], name: str, **extra: Any) -> Callable[[], Any]:
+    form = DeployModelRequest(
+        name=name,
+        cluster="lab-hosts",
+        model=_source(settings["hosts_model_uri"]),
+        device="cpu",
+        max_model_len=256,
+        concurrency=1,
+        port=settings["hosts_port"],
+        **({"ready_timeout_s": 120} | extra),
     )
-    _step(
-        "register kubernetes",
-        True,
-        lambda: register_cluster(
-            RegisterClusterRequest(name="lab-k8s", kind="kubernetes", credentials_block="lab-k8s")
-        ),
+    return lambda: deploy_model(form)
+
+
+def _deploy_on_kubernetes(settings: dict[str, Any], name: str, **extra: Any) -> Callable[[], Any]:
+    form = DeployModelRequest(
+        name=name,
+        cluster="lab-k8s",
+        model=_source(settings["k8s_model_uri"]),
+        device="cuda",
+        max_model_len=4096,
+        concurrency=1,
+        **({"ready_timeout_s": 120} | extra),
     )
-    _step(
-        "transfer to hosts",
-        True,
-        lambda: transfer_model(TransferModelRequest(cluster="lab-hosts", model=s3_gguf)),
-    )
-    _step(
-        "transfer to kubernetes",
-        True,
-        lambda: transfer_model(TransferModelRequest(cluster="lab-k8s", model=s3_hf)),
-    )
-    _step(
-        "deploy on hosts",
-        True,
-        lambda: deploy_model(
-            DeployModelRequest(
-                name="canary-cpu",
-                cluster="lab-hosts",
-                model=s3_gguf,
-                device="cpu",
-                max_model_len=256,
-                concurrency=1,
-                port=settings["hosts_port"],
-                ready_timeout_s=120,
-            )
-        ),
-    )
-    _step(
-        "deploy on kubernetes",
-        True,
-        lambda: deploy_model(
-            DeployModelRequest(
-                name="canary-gpu",
-                cluster="lab-k8s",
-                model=s3_hf,
-                device="cuda",
-                max_model_len=4096,
-                concurrency=1,
-                ready_timeout_s=120,
-            )
-        ),
-    )
-    for cluster, deployment in (("lab-hosts", "canary-cpu"), ("lab-k8s", "canary-gpu")):
-        _step(
-            f"teardown {deployment}",
-            True,
-            lambda c=cluster, d=deployment: teardown_deployment(
-                TeardownRequest(cluster=c, deployment=d)
-            ),
-        )
+    return lambda: deploy_model(form)
+
+
+def _teardown(cluster: str, deployment: str) -> Callable[[], Any]:
+    form = TeardownRequest(cluster=cluster, deployment=deployment)
+    return lambda: teardown_deployment(form)
+
+
+def happy_path(settings: dict[str, Any]) -> None:
+    _step("register hosts", True, _register("lab-hosts"))
+    _step("register kubernetes", True, _register("lab-k8s", "kubernetes"))
+    _step("transfer to hosts", True, _transfer("lab-hosts", settings["hosts_model_uri"]))
+    _step("transfer to kubernetes", True, _transfer("lab-k8s", settings["k8s_model_uri"]))
+    _step("deploy on hosts", True, _deploy_on_hosts(settings, "canary-cpu"))
+    _step("deploy on kubernetes", True, _deploy_on_kubernetes(settings, "canary-gpu"))
+    _step("teardown canary-cpu", True, _teardown("lab-hosts", "canary-cpu"))
+    _step("teardown canary-gpu", True, _teardown("lab-k8s", "canary-gpu"))
 
 
 def failure_paths(settings: dict[str, Any]) -> None:
-    from budcluster.job_requests import (
-        DeployModelRequest,
-        ModelSourceRequest,
-        RegisterClusterRequest,
-        TransferModelRequest,
-    )
-    from flows.deploy_model import deploy_model
-    from flows.register_cluster import register_cluster
-    from flows.transfer_model import transfer_model
-
-    missing = ModelSourceRequest(uri="s3://models/no-such-model", registry_block="models")
-    s3_gguf = ModelSourceRequest(uri=settings["hosts_model_uri"], registry_block="models")
-    s3_hf = ModelSourceRequest(uri=settings["k8s_model_uri"], registry_block="models")
-    _step(
-        "register an unreachable cluster",
-        False,
-        lambda: register_cluster(
-            RegisterClusterRequest(name="lab-dead", kind="kubernetes", credentials_block="lab-dead")
-        ),
-    )
-    _step(
-        "transfer a missing model to hosts",
-        False,
-        lambda: transfer_model(TransferModelRequest(cluster="lab-hosts", model=missing)),
-    )
-    _step(
-        "transfer a missing model to kubernetes",
-        False,
-        lambda: transfer_model(TransferModelRequest(cluster="lab-k8s", model=missing)),
-    )
+    missing = "s3://models/no-such-model"
+    _step("register an unreachable cluster", False, _register("lab-dead", "kubernetes"))
+    _step("transfer a missing model to hosts", False, _transfer("lab-hosts", missing))
+    _step("transfer a missing model to kubernetes", False, _transfer("lab-k8s", missing))
     _step(
         "deploy a runtime that cannot start on hosts",
         False,
-        lambda: deploy_model(
-            DeployModelRequest(
-                name="canary-bad",
-                cluster="lab-hosts",
-                model=s3_gguf,
-                device="cpu",
-                max_model_len=256,
-                concurrency=1,
-                port=settings["hosts_port"],
-                ready_timeout_s=60,
-                engine_args=["--no-such-flag"],
-            )
+        _deploy_on_hosts(
+            settings, "canary-bad", ready_timeout_s=60, engine_args=["--no-such-flag"]
         ),
     )
     _step(
         "deploy a crashing runtime on kubernetes",
         False,
-        lambda: deploy_model(
-            DeployModelRequest(
-                name="canary-crash",
-                cluster="lab-k8s",
-                model=s3_hf,
-                device="cuda",
-                max_model_len=4096,
-                concurrency=1,
-                ready_timeout_s=60,
-            )
-        ),
+        _deploy_on_kubernetes(settings, "canary-crash", ready_timeout_s=60),
     )
 
 
