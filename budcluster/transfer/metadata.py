@@ -9,12 +9,12 @@ the leading part of a GGUF file that holds its metadata and tensor table.
 from __future__ import annotations
 
 import hashlib
-import shutil
 import struct
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
+from budcluster.secretfiles import process_secret_dir
 from budcluster.transfer.errors import SourceUnavailable
 from budcluster.transfer.local import LocalDirSource
 from budcluster.transfer.paths import dest_path
@@ -39,11 +39,16 @@ def fetch_metadata(
     source = parse_source(uri, env)
     if isinstance(source, LocalDirSource):
         return source.root
-    root = cache_root or Path(tempfile.gettempdir()) / "budcluster-metadata"
+    # A private per-process directory, not a shared path in /tmp: a private bucket's
+    # config is not for other users, and two flows reading the same model at once must not
+    # remove each other's files. A fresh directory per fetch also means no stale file
+    # outlives the model's; the process directory goes when the process exits.
+    root = cache_root or process_secret_dir() / "metadata"
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)
     name = uri.rstrip("/").rsplit("/", 1)[-1].split("@", 1)[0] or "model"
-    dest = root / hashlib.sha256(uri.encode()).hexdigest()[:16] / name
-    shutil.rmtree(dest, ignore_errors=True)  # a stale file must not outlive the model's
-    dest.mkdir(parents=True)
+    prefix = hashlib.sha256(uri.encode()).hexdigest()[:16] + "-"
+    dest = Path(tempfile.mkdtemp(prefix=prefix, dir=root)) / name
+    dest.mkdir()
     for file in source.list_files():
         data = _head(source, file)
         if data is None:

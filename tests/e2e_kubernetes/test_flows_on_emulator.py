@@ -10,7 +10,6 @@ models, with and without a master key.
 from __future__ import annotations
 
 import secrets
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,7 +84,6 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
         kube.stop()
         openshift.stop()
         moto.stop()
-        shutil.rmtree(Path("/tmp/budcluster-metadata"), ignore_errors=True)
 
 
 def _keys() -> dict[str, str]:

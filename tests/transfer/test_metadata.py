@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import shutil
+import stat
 from pathlib import Path
 
 import numpy as np
+import pytest
 from safetensors.numpy import save_file
 
 from budcluster.modelfacts import load_model_facts
@@ -45,3 +47,21 @@ def test_s3_metadata_gives_the_same_facts_as_the_full_model(
 def test_local_sources_are_read_in_place(tmp_path: Path) -> None:
     original = _model_with_big_weights(tmp_path / "local-model")
     assert fetch_metadata(str(original)) == original
+
+
+def test_each_fetch_gets_its_own_private_directory(
+    s3_server: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two flows planning the same model at once must not remove each other's files, and a
+    private bucket's config must not land in a directory other users can read."""
+    monkeypatch.setenv("BUDCLUSTER_SECRETS_DIR", str(tmp_path / "secrets"))
+    s3_server.upload_dir(_model_with_big_weights(tmp_path / "qwen-small"), "meta/qwen-small")
+    uri = f"s3://{BUCKET}/meta/qwen-small"
+
+    first = fetch_metadata(uri, s3_server.env)
+    second = fetch_metadata(uri, s3_server.env)
+
+    assert first != second
+    assert (first / "config.json").is_file() and (second / "config.json").is_file()
+    assert first.is_relative_to(tmp_path / "secrets")
+    assert stat.S_IMODE((tmp_path / "secrets").stat().st_mode) == 0o700
