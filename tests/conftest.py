@@ -172,3 +172,23 @@ def store(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Itera
 @pytest.fixture
 def session_factory(store: Store) -> sessionmaker[Session]:
     return store.session_factory
+
+
+# Packages whose tests share package-scoped fixtures (a Prefect server, a registered
+# cluster, built runtimes): under pytest-xdist each goes to one worker as a whole.
+_WHOLE_PACKAGE_GROUPS = ("e2e_hosts", "e2e_kubernetes", "e2e_prefect", "e2e_terraform")
+# Groups that take minutes: handed out first so no worker starts one at the very end.
+_SLOW_GROUPS = (*_WHOLE_PACKAGE_GROUPS, "security/test_canary_suite.py")
+
+
+def _xdist_group(item: pytest.Item) -> str:
+    parts = item.path.relative_to(Path(__file__).parent).parts
+    return parts[0] if parts[0] in _WHOLE_PACKAGE_GROUPS else "/".join(parts)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Group tests for ``--dist loadgroup``: a module's tests share a worker, so its
+    module-scoped fixtures (an emulator, a moto server) are set up once."""
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(_xdist_group(item)))
+    items.sort(key=lambda item: _xdist_group(item) not in _SLOW_GROUPS)
