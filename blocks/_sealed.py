@@ -37,7 +37,7 @@ from budcluster.crypto import (
 from budcluster.crypto.binding import bind_fields, canonical, changed_fields
 from budcluster.crypto.errors import BindingError, UnboundCredentialError
 
-# The project README documents these blocks; this is the Prefect concept page they build on.
+# docs/credentials.md documents these blocks; this is the Prefect concept page they build on.
 _DOCS_URL = "https://docs.prefect.io/v3/concepts/blocks"
 # Keys Prefect itself may put in a block's data; they never reach our code.
 _PREFECT_KEYS = frozenset({"block_type_slug"})

@@ -1,6 +1,6 @@
 """Process-wide settings, read from ``BUDCLUSTER_*`` environment variables.
 
-Every setting is listed, with its default, in the README's "Settings" table.
+Every setting is listed, with its default, in docs/settings.md.
 """
 
 from __future__ import annotations

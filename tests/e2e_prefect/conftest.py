@@ -174,7 +174,7 @@ def platform(
         )
         platform.prefect("work-pool", "create", POOL, "--type", "process")
         # Holding the Kubernetes variants costs nothing without a Kubernetes worker. The
-        # pool is made the way the README ("Running with a team") says: default template + prefect.yaml's part.
+        # pool is made the way docs/operations.md says: default template + prefect.yaml's part.
         default = workdir / "kubernetes-default.json"
         default.write_text(
             platform.prefect("work-pool", "get-default-base-job-template", "--type", "kubernetes"),
