@@ -1,0 +1,88 @@
+"""Building an ``ApiClient`` from an in-memory kubeconfig, and one API call with a deadline."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, cast
+
+from kubernetes import client as k8s_client
+from kubernetes import config as k8s_config
+from kubernetes.client.exceptions import ApiException
+from kubernetes.config.config_exception import ConfigException
+
+from budcluster.adapters.kubernetes.errors import (
+    TRANSPORT_ERRORS,
+    KubernetesConfigError,
+    translate,
+)
+from budcluster.kubeconfig import KubeconfigInvalid, check_kubeconfig
+from budcluster.secretfiles import process_secret_dir
+
+DEFAULT_TIMEOUT_S = 30.0
+
+
+def api_client_from_kubeconfig(
+    config: dict[str, Any], context: str | None = None, *, timeout_s: float = 30.0
+) -> k8s_client.ApiClient:
+    """An ``ApiClient`` for ``context`` of an in-memory kubeconfig.
+
+    The kubeconfig is checked again here, whoever built it: nothing in it may run a program
+    or read a file on the worker (see ``budcluster.kubeconfig``). The client writes the
+    decoded client key and certificates to files; they go to this process's private
+    secrets directory, which a later run sweeps even after a ``kill -9``.
+    """
+    try:
+        check_kubeconfig(config, context=context)
+    except KubeconfigInvalid as exc:
+        raise KubernetesConfigError(str(exc)) from exc
+    try:
+        api_client = cast(
+            k8s_client.ApiClient,
+            k8s_config.new_client_from_config_dict(  # type: ignore[no-untyped-call]
+                config, context=context, temp_file_path=str(process_secret_dir())
+            ),
+        )
+    except (ConfigException, KeyError, TypeError, ValueError) as exc:
+        # The library's messages describe structure, not credentials, so chaining is safe.
+        raise KubernetesConfigError(
+            f"cannot build a Kubernetes client for context '{context}': {exc}"
+        ) from exc
+    # Every call made through this client gets a default deadline.
+    api_client.configuration.retries = 1
+    api_client.rest_client.pool_manager.connection_pool_kw["timeout"] = timeout_s
+    return api_client
+
+
+def request_json(
+    api_client: k8s_client.ApiClient,
+    method: str,
+    path: str,
+    *,
+    what: str,
+    query: list[tuple[str, str]] | None = None,
+    body: Any = None,
+    content_type: str = "application/json",
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+) -> Any:
+    """One API call with a deadline; the decoded JSON answer (None when empty)."""
+    headers = {"Accept": "application/json"}
+    if body is not None:
+        headers["Content-Type"] = content_type
+    try:
+        method_, url, header_params, serialized, _ = api_client.param_serialize(
+            method,
+            path,
+            query_params=query or [],
+            header_params=headers,
+            body=body,
+            auth_settings=["BearerToken"],
+        )
+        response = api_client.call_api(
+            method_, url, header_params, serialized, _request_timeout=timeout_s
+        )
+        data = response.read()  # type: ignore[no-untyped-call]
+        if not 200 <= int(response.status) <= 299:
+            raise ApiException(http_resp=response)
+    except TRANSPORT_ERRORS as exc:
+        raise translate(exc, what) from exc
+    return json.loads(data) if data else None
