@@ -25,17 +25,13 @@ from budcluster.bench.report import summary_dict, write_report
 from budcluster.bench.report.writers import render_markdown
 from budcluster.bench.runner import BenchmarkConfig, BenchmarkResult, OnRecord, run_benchmark
 from budcluster.bench.specs import parse_profile, parse_slos, parse_token_spec
-from budcluster.errors import BudClusterError, ConfigurationError
+from budcluster.cli.errors import exits_on_error
+from budcluster.errors import ConfigurationError
 from budcluster.settings import get_settings
 
 app = typer.Typer(
     help="Benchmark OpenAI-compatible endpoints and compare runs.", no_args_is_help=True
 )
-
-
-def _fail(error: BudClusterError) -> typer.Exit:
-    typer.echo(f"error: {error}", err=True)
-    return typer.Exit(code=2)
 
 
 @contextmanager
@@ -123,8 +119,8 @@ def save_to_store(
     result: BenchmarkResult, database_url: str | None, deployment_id: int | None
 ) -> int:
     """Write the run's rows to the results store; returns the stored run id."""
-    from budcluster.bench.storage import save_result
     from budcluster.store import Store
+    from budcluster.store.benchmark_results import save_result
     from budcluster.store.engine import EngineOptions
 
     settings = get_settings()
@@ -139,6 +135,7 @@ def save_to_store(
 
 
 @app.command()
+@exits_on_error()
 def run(
     url: str = typer.Option(..., "--url", help="Base URL of the server, e.g. http://host:8000."),
     model: str = typer.Option(..., "--model", help="Model name to send in each request."),
@@ -186,37 +183,34 @@ def run(
     as_json: bool = typer.Option(False, "--json", help="Print only the summary JSON on stdout."),
 ) -> None:
     """Benchmark an OpenAI-compatible streaming endpoint."""
-    try:
-        key = _api_key(api_key, api_key_file)
-        config = BenchmarkConfig(
-            url=url,
-            model=model,
-            api=api,
-            profile=parse_profile(profile),
-            duration_s=duration,
-            max_requests=requests,
-            warmup_requests=warmup,
-            input_tokens=parse_token_spec(input_tokens, "--input-tokens"),
-            output_tokens=parse_token_spec(output_tokens, "--output-tokens"),
-            dataset=dataset,
-            prompts_file=prompts_file,
-            tokenizer=tokenizer,
-            slos_ms=parse_slos(slo),
-            ignore_eos=ignore_eos,
-            request_timeout_s=request_timeout,
-            seed=seed,
-            processes=processes,
-            name=name,
-            deployment_name=deployment_name,
-            api_key=key,
-        )
-        config.validate()
-        with _progress(config, enabled=not as_json and sys.stderr.isatty()) as on_record:
-            result = run_benchmark(config, on_record)
-        folder = write_report(result, report_dir or get_settings().reports_dir)
-        run_id = save_to_store(result, database_url, deployment_id) if store else None
-    except BudClusterError as error:
-        raise _fail(error) from error
+    key = _api_key(api_key, api_key_file)
+    config = BenchmarkConfig(
+        url=url,
+        model=model,
+        api=api,
+        profile=parse_profile(profile),
+        duration_s=duration,
+        max_requests=requests,
+        warmup_requests=warmup,
+        input_tokens=parse_token_spec(input_tokens, "--input-tokens"),
+        output_tokens=parse_token_spec(output_tokens, "--output-tokens"),
+        dataset=dataset,
+        prompts_file=prompts_file,
+        tokenizer=tokenizer,
+        slos_ms=parse_slos(slo),
+        ignore_eos=ignore_eos,
+        request_timeout_s=request_timeout,
+        seed=seed,
+        processes=processes,
+        name=name,
+        deployment_name=deployment_name,
+        api_key=key,
+    )
+    config.validate()
+    with _progress(config, enabled=not as_json and sys.stderr.isatty()) as on_record:
+        result = run_benchmark(config, on_record)
+    folder = write_report(result, report_dir or get_settings().reports_dir)
+    run_id = save_to_store(result, database_url, deployment_id) if store else None
     summary = summary_dict(result)
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
@@ -227,6 +221,7 @@ def run(
 
 
 @app.command()
+@exits_on_error()
 def compare(
     run_a: Path = typer.Argument(..., help="Baseline: a report folder or its summary.json."),
     run_b: Path = typer.Argument(..., help="Candidate: a report folder or its summary.json."),
@@ -238,12 +233,9 @@ def compare(
     ),
 ) -> None:
     """Report changes from RUN_A to RUN_B; exit 1 on any regression beyond the thresholds."""
-    try:
-        changes = compare_summaries(
-            load_summary(run_a), load_summary(run_b), threshold, parse_thresholds(thresholds)
-        )
-    except BudClusterError as error:
-        raise _fail(error) from error
+    changes = compare_summaries(
+        load_summary(run_a), load_summary(run_b), threshold, parse_thresholds(thresholds)
+    )
     typer.echo(render_changes(changes))
     regressions = [c for c in changes if c.regression]
     if regressions:

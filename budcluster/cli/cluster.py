@@ -16,17 +16,13 @@ import typer
 import yaml
 from pydantic import ValidationError
 
-from budcluster.errors import BudClusterError
+from budcluster.cli.errors import CommandFailed, exits_on_error
+from budcluster.errors import ConfigurationError
 
 app = typer.Typer(
     help="Create and destroy EKS/AKS clusters with Terraform (through Prefect), or forget one.",
     no_args_is_help=True,
 )
-
-
-def _fail(message: object, code: int = 1) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code)
 
 
 def _validation_message(exc: ValidationError) -> str:
@@ -44,7 +40,7 @@ def _start(deployment: str, request: dict[str, Any]) -> None:
     try:
         run = cast(FlowRun, run_deployment(deployment, parameters={"request": request}, timeout=0))
     except Exception as exc:  # Prefect raises plain errors for a missing deployment or API
-        raise _fail(
+        raise CommandFailed(
             f"could not start {deployment}: {exc} (is PREFECT_API_URL set and "
             "`prefect deploy --all` done?)"
         ) from None
@@ -59,6 +55,7 @@ def _start(deployment: str, request: dict[str, Any]) -> None:
 
 
 @app.command("provision")
+@exits_on_error()
 def provision(
     request_file: Path = typer.Argument(
         ..., exists=True, dir_okay=False, help="The provision-cluster form as YAML or JSON."
@@ -73,22 +70,25 @@ def provision(
     try:
         loaded = yaml.safe_load(request_file.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise _fail(f"{request_file} is not UTF-8 YAML or JSON: {exc}", 2) from None
+        raise ConfigurationError(f"{request_file} is not UTF-8 YAML or JSON: {exc}") from None
     if not isinstance(loaded, dict):
-        raise _fail(f"{request_file} must hold a mapping (the form's fields)", 2)
+        raise ConfigurationError(f"{request_file} must hold a mapping (the form's fields)")
     if approve:
         approval = loaded.get("approval") or {}
         if not isinstance(approval, dict):
-            raise _fail(f"{request_file}: approval must be a mapping (auto_approve, timeout_s)", 2)
+            raise ConfigurationError(
+                f"{request_file}: approval must be a mapping (auto_approve, timeout_s)"
+            )
         loaded["approval"] = {**approval, "auto_approve": True}
     try:
         request = ProvisionClusterRequest.model_validate(loaded)
     except ValidationError as exc:
-        raise _fail(f"{request_file}: {_validation_message(exc)}", 2) from None
+        raise ConfigurationError(f"{request_file}: {_validation_message(exc)}") from None
     _start("provision-cluster/provision-cluster", request.model_dump(mode="json"))
 
 
 @app.command("destroy")
+@exits_on_error()
 def destroy(
     name: str = typer.Argument(..., help="A cluster provision-cluster created."),
     force: bool = typer.Option(
@@ -106,11 +106,12 @@ def destroy(
             approval=Approval(auto_approve=approve),
         )
     except ValidationError as exc:
-        raise _fail(_validation_message(exc), 2) from None
+        raise ConfigurationError(_validation_message(exc)) from None
     _start("destroy-cluster/destroy-cluster", request.model_dump(mode="json"))
 
 
 @app.command("approve")
+@exits_on_error()
 def approve_run(
     flow_run_id: str = typer.Argument(..., help="The paused run's id."),
     reject: bool = typer.Option(False, "--reject", help="Reject the plan instead."),
@@ -122,15 +123,16 @@ def approve_run(
     try:
         run_id = UUID(flow_run_id)
     except ValueError:
-        raise _fail(f"{flow_run_id!r} is not a flow run id (a UUID)", 2) from None
+        raise ConfigurationError(f"{flow_run_id!r} is not a flow run id (a UUID)") from None
     try:
         resume_flow_run(run_id, run_input={"approve": not reject, "comment": comment})
     except Exception as exc:  # Prefect's own errors: not paused, unknown run, bad input
-        raise _fail(f"could not answer flow run {run_id}: {exc}") from None
+        raise CommandFailed(f"could not answer flow run {run_id}: {exc}") from None
     typer.echo(f"{'rejected' if reject else 'approved'} the plan of flow run {run_id}")
 
 
 @app.command("deregister")
+@exits_on_error()
 def deregister(
     name: str = typer.Argument(..., help="A registered cluster."),
     force: bool = typer.Option(
@@ -146,8 +148,6 @@ def deregister(
     try:
         with store.session() as session:
             forgotten = deregister_cluster(session, name, force=force)
-    except BudClusterError as exc:
-        raise _fail(exc) from None
     finally:
         store.dispose()
     if as_json:

@@ -9,15 +9,13 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
-from pydantic import ValidationError
 
-from budcluster.errors import BudClusterError, ConfigurationError
+from budcluster.cli.errors import CREDENTIALS_EXIT_CODES, UsageError, exits_on_error
+from budcluster.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from blocks._sealed import SealedCredentialsBlock
@@ -35,12 +33,10 @@ def _save(block: SealedCredentialsBlock, name: str, overwrite: bool) -> None:
         block.save(name, overwrite=overwrite)
     except ValueError as exc:
         if "already" in str(exc).lower():
-            typer.echo(
-                f"error: a {type(block).__name__} block named '{name}' already exists; "
-                "pass --overwrite to replace it.",
-                err=True,
-            )
-            raise typer.Exit(1) from None
+            raise ConfigurationError(
+                f"a {type(block).__name__} block named '{name}' already exists; "
+                "pass --overwrite to replace it."
+            ) from None
         raise
     fingerprints = ", ".join(f"{k}={v}" for k, v in block.fingerprints.items())
     typer.echo(f"saved {block.get_block_type_slug()}/{name} ({fingerprints or 'no secrets'})")
@@ -52,33 +48,8 @@ def _secret(env_var: str, label: str) -> str:
     if value:
         return value
     if not sys.stdin.isatty():
-        typer.echo(
-            f"error: set {env_var} (or run in a terminal to be prompted for {label}).", err=True
-        )
-        raise typer.Exit(2)
+        raise UsageError(f"set {env_var} (or run in a terminal to be prompted for {label}).")
     return str(typer.prompt(label, hide_input=True))
-
-
-def _one_line(exc: BudClusterError | ValueError) -> str:
-    if isinstance(exc, ValidationError):
-        # Its own text spans lines and quotes the input, which may be a secret: keep the
-        # field names and the reasons only.
-        errors = exc.errors(include_url=False, include_input=False, include_context=False)
-        reasons = "; ".join(
-            f"{'.'.join(str(part) for part in e['loc']) or 'value'}: {e['msg']}" for e in errors
-        )
-        return f"invalid {exc.title}: {reasons}"
-    return " ".join(str(exc).split())
-
-
-@contextmanager
-def _errors_as_one_line() -> Iterator[None]:
-    """Bad input and refused credentials end the command with one `error:` line."""
-    try:
-        yield
-    except (BudClusterError, ValueError) as exc:
-        typer.echo(f"error: {_one_line(exc)}", err=True)
-        raise typer.Exit(1) from None
 
 
 def _read_text(path: Path, what: str) -> str:
@@ -95,6 +66,7 @@ def _read_text(path: Path, what: str) -> str:
 
 
 @app.command("add-kubeconfig")
+@exits_on_error(CREDENTIALS_EXIT_CODES)
 def add_kubeconfig(
     name: str = typer.Argument(..., help="Block name, e.g. the cluster's name."),
     file: Path = typer.Argument(..., exists=True, dir_okay=False, help="Kubeconfig file."),
@@ -106,13 +78,13 @@ def add_kubeconfig(
     """Seal a kubeconfig and save it as a Bud Kubeconfig Credentials block."""
     from blocks.kubeconfig import KubeconfigCredentials
 
-    with _errors_as_one_line():
-        text = _read_text(file, "kubeconfig")
-        block = KubeconfigCredentials.from_kubeconfig(name, text, context)
-        _save(block, name, overwrite)
+    text = _read_text(file, "kubeconfig")
+    block = KubeconfigCredentials.from_kubeconfig(name, text, context)
+    _save(block, name, overwrite)
 
 
 @app.command("add-hosts")
+@exits_on_error(CREDENTIALS_EXIT_CODES)
 def add_hosts(
     name: str = typer.Argument(..., help="Block name for this group of servers."),
     inventory: Path = typer.Argument(
@@ -132,17 +104,17 @@ def add_hosts(
     from blocks.hosts import HostInventory
 
     password = _secret("BUDCLUSTER_BECOME_PASSWORD", "Become password") if become_password else None
-    with _errors_as_one_line():
-        block = HostInventory.from_inventory(
-            name,
-            _read_text(inventory, "inventory"),
-            ssh_private_key=_read_text(ssh_key, "SSH key") if ssh_key else None,
-            become_password=password,
-        )
-        _save(block, name, overwrite)
+    block = HostInventory.from_inventory(
+        name,
+        _read_text(inventory, "inventory"),
+        ssh_private_key=_read_text(ssh_key, "SSH key") if ssh_key else None,
+        become_password=password,
+    )
+    _save(block, name, overwrite)
 
 
 @app.command("add-s3")
+@exits_on_error(CREDENTIALS_EXIT_CODES)
 def add_s3(
     name: str = typer.Argument(..., help="Block name for this registry."),
     endpoint: str = typer.Option(
@@ -157,19 +129,19 @@ def add_s3(
 
     access_key_id = _secret("AWS_ACCESS_KEY_ID", "Access key id")
     secret_access_key = _secret("AWS_SECRET_ACCESS_KEY", "Secret access key")
-    with _errors_as_one_line():
-        block = S3Registry.from_keys(
-            name,
-            bucket=bucket,
-            endpoint_url=endpoint,
-            region=region,
-            access_key_id=access_key_id,
-            secret_access_key=secret_access_key,
-        )
-        _save(block, name, overwrite)
+    block = S3Registry.from_keys(
+        name,
+        bucket=bucket,
+        endpoint_url=endpoint,
+        region=region,
+        access_key_id=access_key_id,
+        secret_access_key=secret_access_key,
+    )
+    _save(block, name, overwrite)
 
 
 @app.command("add-aws")
+@exits_on_error(CREDENTIALS_EXIT_CODES)
 def add_aws(
     name: str = typer.Argument(..., help="Block name for these AWS credentials."),
     region: str | None = typer.Option(None, "--region", help="Default region (else AWS_REGION)."),
@@ -180,18 +152,18 @@ def add_aws(
 
     access_key_id = _secret("AWS_ACCESS_KEY_ID", "Access key id")
     secret_access_key = _secret("AWS_SECRET_ACCESS_KEY", "Secret access key")
-    with _errors_as_one_line():
-        block = AwsCredentials.from_keys(
-            name,
-            access_key_id=access_key_id,
-            secret_access_key=secret_access_key,
-            session_token=os.environ.get("AWS_SESSION_TOKEN") or None,
-            region=region or os.environ.get("AWS_REGION") or None,
-        )
-        _save(block, name, overwrite)
+    block = AwsCredentials.from_keys(
+        name,
+        access_key_id=access_key_id,
+        secret_access_key=secret_access_key,
+        session_token=os.environ.get("AWS_SESSION_TOKEN") or None,
+        region=region or os.environ.get("AWS_REGION") or None,
+    )
+    _save(block, name, overwrite)
 
 
 @app.command("add-azure")
+@exits_on_error(CREDENTIALS_EXIT_CODES)
 def add_azure(
     name: str = typer.Argument(..., help="Block name for this service principal."),
     overwrite: bool = OverwriteOption,
@@ -206,18 +178,18 @@ def add_azure(
     subscription_id = plain("AZURE_SUBSCRIPTION_ID", "Subscription id")
     client_id = plain("AZURE_CLIENT_ID", "Client id")
     client_secret = _secret("AZURE_CLIENT_SECRET", "Client secret")
-    with _errors_as_one_line():
-        block = AzureCredentials.from_secret(
-            name,
-            tenant_id=tenant_id,
-            subscription_id=subscription_id,
-            client_id=client_id,
-            client_secret=client_secret,
-        )
-        _save(block, name, overwrite)
+    block = AzureCredentials.from_secret(
+        name,
+        tenant_id=tenant_id,
+        subscription_id=subscription_id,
+        client_id=client_id,
+        client_secret=client_secret,
+    )
+    _save(block, name, overwrite)
 
 
 @app.command("list")
+@exits_on_error(CREDENTIALS_EXIT_CODES)
 def list_command(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """List stored credentials: names, types, key ids and fingerprints, never secrets."""
     from blocks.registry import list_credentials

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from budcluster.errors import BudClusterError
+from budcluster.cli.errors import exits_on_error
 from budcluster.settings import get_settings
 
 app = typer.Typer(
@@ -29,12 +29,8 @@ def _target(database_url: str | None) -> tuple[str, str]:
     return url, masked(url)
 
 
-def _fail(error: BudClusterError) -> typer.Exit:
-    typer.secho(f"error: {error}", err=True, fg=typer.colors.RED)
-    return typer.Exit(code=1)
-
-
 @app.command()
+@exits_on_error()
 def upgrade(
     revision: str = typer.Option("head", "--revision", help="Revision to upgrade to."),
     database_url: str | None = _URL_OPTION,
@@ -43,16 +39,14 @@ def upgrade(
     from budcluster.store import migrate
     from budcluster.store.engine import EngineOptions
 
-    try:
-        url, shown = _target(database_url)
-        typer.echo(f"store: {shown}")
-        migrate.upgrade(url, revision, EngineOptions.from_settings(get_settings()))
-        typer.echo(f"at revision: {migrate.current_revision(url) or 'base (empty)'}")
-    except BudClusterError as error:
-        raise _fail(error) from error
+    url, shown = _target(database_url)
+    typer.echo(f"store: {shown}")
+    migrate.upgrade(url, revision, EngineOptions.from_settings(get_settings()))
+    typer.echo(f"at revision: {migrate.current_revision(url) or 'base (empty)'}")
 
 
 @app.command()
+@exits_on_error()
 def downgrade(
     revision: str = typer.Argument(..., help="Revision to go down to; 'base' drops everything."),
     database_url: str | None = _URL_OPTION,
@@ -61,27 +55,22 @@ def downgrade(
     from budcluster.store import migrate
     from budcluster.store.engine import EngineOptions
 
-    try:
-        url, shown = _target(database_url)
-        typer.echo(f"store: {shown}")
-        migrate.downgrade(url, revision, EngineOptions.from_settings(get_settings()))
-        typer.echo(f"at revision: {migrate.current_revision(url) or 'base (empty)'}")
-    except BudClusterError as error:
-        raise _fail(error) from error
+    url, shown = _target(database_url)
+    typer.echo(f"store: {shown}")
+    migrate.downgrade(url, revision, EngineOptions.from_settings(get_settings()))
+    typer.echo(f"at revision: {migrate.current_revision(url) or 'base (empty)'}")
 
 
 @app.command()
+@exits_on_error()
 def current(database_url: str | None = _URL_OPTION) -> None:
     """Print the store's URL (password masked), its revision and the newest revision."""
     from budcluster.store import migrate
     from budcluster.store.engine import EngineOptions
 
-    try:
-        url, shown = _target(database_url)
-        typer.echo(f"store: {shown}")
-        revision = migrate.current_revision(url, EngineOptions.from_settings(get_settings()))
-    except BudClusterError as error:
-        raise _fail(error) from error
+    url, shown = _target(database_url)
+    typer.echo(f"store: {shown}")
+    revision = migrate.current_revision(url, EngineOptions.from_settings(get_settings()))
     head = migrate.head_revision()
     typer.echo(f"revision: {revision or 'base (empty)'}")
     typer.echo(f"head: {head}" + ("" if revision == head else "  (run `budcluster db upgrade`)"))

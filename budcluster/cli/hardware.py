@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from budcluster.cli.errors import exits_on_error
 from budcluster.hardware._text import Fragment
 from budcluster.hardware.collector import collect
 from budcluster.hardware.cpuinfo import parse_cpuinfo
@@ -58,6 +59,7 @@ def _print(inventory: NodeInventory, as_json: bool) -> None:
 
 
 @app.command()
+@exits_on_error()
 def detect(
     as_json: bool = typer.Option(False, "--json", help="Print the NodeInventory JSON."),
 ) -> None:
@@ -73,6 +75,7 @@ def _read(path: Path, option: str) -> str:
 
 
 @app.command()
+@exits_on_error()
 def parse(
     nvidia_smi_xml: Path | None = typer.Option(None, help="Output of nvidia-smi -q -x."),
     nvidia_smi_query: Path | None = typer.Option(

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import typer
 
-from budcluster.crypto import CryptoError, Keyring, init_keys, rotate_active_key
+from budcluster.cli.errors import exits_on_error
+from budcluster.crypto import Keyring, init_keys, rotate_active_key
 from budcluster.crypto.keyring import require_bindings, retire_previous_keys
 from budcluster.settings import get_settings
 
@@ -28,6 +29,7 @@ def _dir(directory: Path | None) -> Path:
 
 
 @app.command("init")
+@exits_on_error()
 def init_command(
     directory: Path | None = DirOption,
     force: bool = typer.Option(
@@ -41,26 +43,19 @@ def init_command(
     existing keys unless --force is given.
     """
     target = _dir(directory)
-    try:
-        keyring = init_keys(target, force=force)
-    except CryptoError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
+    keyring = init_keys(target, force=force)
     typer.echo(f"created keys in {target} (active key id {keyring.active_key_id})")
 
 
 @app.command("status")
+@exits_on_error()
 def status_command(directory: Path | None = DirOption) -> None:
     """Show the active key id, previous keys still kept, and the Prefect APIs that hold
     credentials sealed with these keys."""
     from budcluster.crypto.workspaces import read_ledger
 
-    try:
-        keyring = Keyring.load(_dir(directory))
-        ledger = read_ledger(keyring.directory)
-    except CryptoError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
+    keyring = Keyring.load(_dir(directory))
+    ledger = read_ledger(keyring.directory)
     typer.echo(f"active key: {keyring.active_key_id}")
     for kid in sorted(keyring.previous):
         typer.echo(f"previous key: {kid} (kept until no credential needs it)")
@@ -79,6 +74,7 @@ TrustUnboundOption = typer.Option(
 
 
 @app.command("rotate")
+@exits_on_error()
 def rotate_command(
     directory: Path | None = DirOption, trust_unbound: bool = TrustUnboundOption
 ) -> None:
@@ -90,16 +86,13 @@ def rotate_command(
     these keys sealed blocks for has not been re-sealed (`keys reseal` there).
     """
     target = _dir(directory)
-    try:
-        old_id, new_id = rotate_active_key(target)
-    except CryptoError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
+    old_id, new_id = rotate_active_key(target)
     typer.echo(f"new active key {new_id} (previous {old_id} kept until re-sealing ends)")
     _reseal_and_retire(target, trust_unbound)
 
 
 @app.command("reseal")
+@exits_on_error()
 def reseal_command(
     directory: Path | None = DirOption, trust_unbound: bool = TrustUnboundOption
 ) -> None:
@@ -112,6 +105,7 @@ def reseal_command(
 
 
 @app.command("forget-workspace")
+@exits_on_error()
 def forget_workspace_command(
     api_url: str = typer.Argument(..., help="The Prefect API URL as `keys rotate` printed it."),
     directory: Path | None = DirOption,
@@ -119,11 +113,7 @@ def forget_workspace_command(
     """Stop keeping keys for a Prefect API that is gone (its credentials are lost with it)."""
     from budcluster.crypto.workspaces import forget_workspace
 
-    try:
-        known = forget_workspace(_dir(directory), api_url.rstrip("/"))
-    except CryptoError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
+    known = forget_workspace(_dir(directory), api_url.rstrip("/"))
     typer.echo(f"forgot {api_url}" if known else f"{api_url} was not recorded; nothing to do")
 
 
@@ -132,39 +122,35 @@ def _reseal_and_retire(target: Path, trust_unbound: bool) -> None:
     from blocks.workspace import current_workspace
     from budcluster.crypto.workspaces import replace_use, users_of
 
-    try:
-        keyring = Keyring.load(target)
-        # Keys that bound every block they sealed never meet a genuine unbound block:
-        # one without a binding was stripped, and binding it would launder the edit.
-        report = reseal_all(keyring, accept_unbound=trust_unbound or not keyring.bindings_required)
-        for label in report.resealed:
-            typer.echo(f"re-sealed {label}")
-        for label in report.bound:
-            typer.echo(
-                f"bound {label}: it had no binding, so its fields were taken as they are; "
-                f"check them (`prefect block inspect {label}`)"
-            )
-        # Verify before anything is deleted: every secret must open with the active key.
-        problems = {**verify_all(keyring), **report.failed}
-        referenced = key_ids_referenced()
-        workspace = current_workspace()
-        replace_use(target, workspace, set(referenced))
-        if problems:
-            for label, reason in sorted(problems.items()):
-                typer.echo(f"error: {label}: {reason}", err=True)
-            typer.echo(
-                f"error: no key retired: {len(problems)} credential(s) above are not re-sealed; "
-                "fix or add them again, then run `budcluster keys reseal`.",
-                err=True,
-            )
-            raise typer.Exit(1)
-        if not keyring.bindings_required:
-            require_bindings(target)
-        kept = users_of(target, set(keyring.previous))
-        retired = retire_previous_keys(target, still_needed=set(kept))
-    except CryptoError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
+    keyring = Keyring.load(target)
+    # Keys that bound every block they sealed never meet a genuine unbound block:
+    # one without a binding was stripped, and binding it would launder the edit.
+    report = reseal_all(keyring, accept_unbound=trust_unbound or not keyring.bindings_required)
+    for label in report.resealed:
+        typer.echo(f"re-sealed {label}")
+    for label in report.bound:
+        typer.echo(
+            f"bound {label}: it had no binding, so its fields were taken as they are; "
+            f"check them (`prefect block inspect {label}`)"
+        )
+    # Verify before anything is deleted: every secret must open with the active key.
+    problems = {**verify_all(keyring), **report.failed}
+    referenced = key_ids_referenced()
+    workspace = current_workspace()
+    replace_use(target, workspace, set(referenced))
+    if problems:
+        for label, reason in sorted(problems.items()):
+            typer.echo(f"error: {label}: {reason}", err=True)
+        typer.echo(
+            f"error: no key retired: {len(problems)} credential(s) above are not re-sealed; "
+            "fix or add them again, then run `budcluster keys reseal`.",
+            err=True,
+        )
+        raise typer.Exit(1)
+    if not keyring.bindings_required:
+        require_bindings(target)
+    kept = users_of(target, set(keyring.previous))
+    retired = retire_previous_keys(target, still_needed=set(kept))
     for kid, workspaces in kept.items():
         here = ", ".join(referenced.get(kid, []))
         others = [w for w in workspaces if w != workspace]

