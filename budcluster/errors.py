@@ -3,7 +3,56 @@
 Like kopf, errors say whether retrying can help: a :class:`TemporaryError` may
 succeed on a later attempt (a timeout, a 503), a :class:`PermanentError` never
 will (bad input, a missing key). Prefect tasks use this to decide on retries.
-Each adapter derives its own errors from these and chains the original cause.
+Each adapter derives its own errors from these and chains the original cause
+(``raise ... from exc``), so the first line says what failed in our terms and the
+traceback still shows the library's error.
+
+The tree (each class also inherits Permanent or Temporary as marked)::
+
+    BudClusterError
+    ├── PermanentError
+    │   ├── ConfigurationError            bad input; the message names the field and the fix
+    │   │   ├── InvalidImageReference, KubeconfigInvalid, ModelFactsError,
+    │   │   │   DemoModelError, UnsafeSecretsDir, UsageError (the CLI)
+    │   ├── CryptoError                   crypto.errors: MissingKeyError, InsecureKeyFileError,
+    │   │                                 KeyDirectoryError, KeyFileExistsError, WrongKeyError,
+    │   │                                 TamperedCiphertextError, MalformedEnvelopeError,
+    │   │                                 BindingError > UnboundCredentialError
+    │   ├── NoFeasiblePlan                planning: nothing fits; the message gives the advice
+    │   ├── IllegalTransition             lifecycle: a deployment state change not allowed
+    │   ├── InvalidValue                  store.validation
+    │   ├── RuntimeBuildError             runtimes: llama-server / vLLM CPU build failed
+    │   ├── GatewayError > GatewayHasNoRoutes
+    │   └── EndpointWrongModel            the endpoint serves another model
+    ├── TemporaryError
+    │   ├── EndpointNotReady, RuntimeBuildTimeout, NotRegistered
+    ├── TargetError                       targets.base: a cluster target failed
+    │   ├── RuntimeFailed (P)             the runtime died; carries its last log lines
+    │   ├── KubernetesTargetError         KubernetesTargetTemporary (T),
+    │   │                                 KubernetesTargetConfigError (P), KubernetesRuntimeFailed
+    │   └── HostsTargetError              HostsConfigError (P), HostsOperationFailed (P),
+    │                                     HostsUnavailable (T)
+    ├── TransferError                     UnsafeModelPath (P), InvalidDestination (P),
+    │                                     ManifestMismatch (P), SourceNotFound (P),
+    │                                     InvalidSourceUri (P), SourceUnavailable (T),
+    │                                     InvalidManifest (P)
+    ├── CommandFailed                     the CLI: a system it drives (the Prefect API) refused
+    ├── StoreError                        StoreUnavailable (T), NotFound (P), Conflict (P),
+    │                                     SchemaMissing (P), IllegalTransition (P)
+    └── one tree per adapter (budcluster.adapters):
+        ├── KubernetesError               KubernetesConfigError (P), KubernetesUnavailable (T)
+        │                                 > KubernetesServerError, KubernetesApiError (P)
+        │                                 > KubernetesNotFound | KubernetesConflict,
+        │                                 KubernetesTimeout (T)
+        ├── AnsibleError                  AnsibleConfigError (P), PlaybookFailed (P),
+        │                                 HostUnreachable (T), AnsibleTimeout (T)
+        ├── HelmError                     HelmChartError (P), HelmRenderError (P), HelmTimeout (T)
+        ├── TerraformError                TerraformConfigError (P), TerraformCommandFailed (P),
+        │                                 TerraformStateLocked (T), TerraformTimeout (T)
+        └── S3Error                       S3ConfigError (P), S3Unavailable (T), S3NotFound (P),
+                                          S3RequestFailed (P)
+
+``tests/test_error_tree.py`` checks this drawing against the classes.
 """
 
 from __future__ import annotations
