@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
-from budcluster.bench.runner import BenchmarkConfig
+from budcluster.bench.config import BenchmarkConfig
 from budcluster.bench.specs import parse_profile, parse_slos, parse_token_spec
 from budcluster.errors import ConfigurationError
 from budcluster.gateway import DEFAULT_NAMESPACE as DEFAULT_GATEWAY_NAMESPACE

@@ -19,9 +19,9 @@ from prefect.artifacts import (
 )
 
 from budcluster.bench.compare import compare_summaries, load_summary, render_changes
+from budcluster.bench.config import BenchmarkConfig
 from budcluster.bench.report import summary_dict, write_report
 from budcluster.bench.report.writers import render_markdown
-from budcluster.bench.runner import BenchmarkConfig
 from budcluster.bench.runner import run_benchmark as run_engine
 from budcluster.errors import PermanentError
 from budcluster.settings import get_settings
@@ -82,8 +82,8 @@ def run_benchmark(
     folder = write_report(result, Path(report_dir) if report_dir else get_settings().reports_dir)
     run_id = None
     if save_to_store:
-        from budcluster.bench.storage import save_result
         from budcluster.store import Store
+        from budcluster.store.benchmark_results import save_result
 
         store = Store.from_settings()
         try:

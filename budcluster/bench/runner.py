@@ -15,13 +15,13 @@ import multiprocessing
 import random
 import time
 from collections.abc import Callable, Coroutine, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, TypeVar
 
 from budcluster.bench import profiles
 from budcluster.bench.client import ClientConfig, StreamingClient
+from budcluster.bench.config import BenchmarkConfig as BenchmarkConfig
 from budcluster.bench.datasets import (
     Prompt,
     Tokenizer,
@@ -34,8 +34,7 @@ from budcluster.bench.datasets import (
 from budcluster.bench.metrics import summarize_level
 from budcluster.bench.profiles import LevelPlan
 from budcluster.bench.records import LevelSummary, RequestRecord, RunInfo
-from budcluster.bench.specs import ProfileSpec, TokenLengthSpec
-from budcluster.errors import ConfigurationError
+from budcluster.bench.result import BenchmarkResult as BenchmarkResult
 
 TOOL_VERSION = "budcluster-bench/1"
 # Prompts are generated once and cycled; enough variety to defeat a naive prefix cache.
@@ -43,79 +42,6 @@ _PROMPT_POOL = 1000
 
 OnRecord = Callable[[RequestRecord], None]
 _T = TypeVar("_T")
-
-
-@dataclass(slots=True)
-class BenchmarkConfig:
-    url: str
-    model: str
-    api: str = "completions"
-    profile: ProfileSpec = field(default_factory=lambda: ProfileSpec("concurrency", 1))
-    duration_s: float | None = None
-    max_requests: int | None = None
-    warmup_requests: int = 0
-    input_tokens: TokenLengthSpec = field(default_factory=lambda: TokenLengthSpec("fixed", 128))
-    output_tokens: TokenLengthSpec = field(default_factory=lambda: TokenLengthSpec("fixed", 128))
-    dataset: Path | None = None
-    """A ShareGPT-format JSON file."""
-    prompts_file: Path | None = None
-    tokenizer: str | None = None
-    slos_ms: dict[str, float] = field(default_factory=dict)
-    ignore_eos: bool = False
-    request_timeout_s: float = 600.0
-    seed: int = 0
-    processes: int = 1
-    name: str = "bench"
-    deployment_name: str | None = None
-    api_key: str | None = None
-
-    def validate(self) -> None:
-        if self.api not in ("completions", "chat"):
-            raise ConfigurationError(f"--api must be completions or chat, got {self.api!r}")
-        if not self.url.startswith(("http://", "https://")):
-            raise ConfigurationError(f"--url must start with http:// or https://, got {self.url!r}")
-        if self.duration_s is None and self.max_requests is None:
-            raise ConfigurationError("give --duration S or --requests N to bound the run")
-        if self.duration_s is not None and self.duration_s <= 0:
-            raise ConfigurationError(f"--duration must be > 0 seconds, got {self.duration_s}")
-        if self.max_requests is not None and self.max_requests < 1:
-            raise ConfigurationError(f"--requests must be >= 1, got {self.max_requests}")
-        if self.processes < 1:
-            raise ConfigurationError(f"--processes must be >= 1, got {self.processes}")
-        if self.processes > 1 and self.profile.kind == "sweep":
-            raise ConfigurationError(
-                "--processes > 1 cannot drive a sweep (each level depends on the last); "
-                "run the sweep's levels as separate rate profiles instead"
-            )
-        if self.dataset is not None and self.prompts_file is not None:
-            raise ConfigurationError("give either --dataset or --prompts-file, not both")
-
-    def as_settings(self) -> dict[str, object]:
-        return {
-            "api": self.api,
-            "profile": self.profile.label(),
-            "duration_s": self.duration_s,
-            "max_requests": self.max_requests,
-            "warmup_requests": self.warmup_requests,
-            "input_tokens": self.input_tokens.describe(),
-            "output_tokens": self.output_tokens.describe(),
-            "dataset": str(self.dataset) if self.dataset else None,
-            "prompts_file": str(self.prompts_file) if self.prompts_file else None,
-            "slos_ms": dict(self.slos_ms),
-            "ignore_eos": self.ignore_eos,
-            "request_timeout_s": self.request_timeout_s,
-            "seed": self.seed,
-            "processes": self.processes,
-        }
-
-
-@dataclass(slots=True)
-class BenchmarkResult:
-    run: RunInfo
-    levels: list[LevelSummary]
-    overall: LevelSummary
-    """All measured requests of the run as one level (equals ``levels[0]`` for one level)."""
-    records: list[RequestRecord]
 
 
 def build_prompts(config: BenchmarkConfig, tokenizer: Tokenizer) -> list[Prompt]:

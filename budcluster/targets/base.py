@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
@@ -12,6 +12,9 @@ from budcluster.endpoints import EndpointCheck
 from budcluster.errors import BudClusterError, PermanentError
 from budcluster.hardware.inventory import NodeInventory
 from budcluster.planning.models import RuntimePlan
+from budcluster.transfer.progress import ProgressCallback as ProgressCallback
+from budcluster.transfer.progress import TransferProgress as TransferProgress
+from budcluster.transfer.staged import StagedModel as StagedModel
 
 # Model and deployment names become file, unit, container and Kubernetes object names.
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
@@ -65,41 +68,6 @@ class ModelSourceSpec:
 
     uri: str
     credentials_env: dict[str, str] = field(default_factory=dict, repr=False)
-
-
-@dataclass(frozen=True)
-class TransferProgress:
-    files_total: int
-    files_done: int
-    bytes_total: int
-    bytes_done: int
-    elapsed_s: float
-
-    @property
-    def fraction(self) -> float:
-        return self.bytes_done / self.bytes_total if self.bytes_total else 1.0
-
-
-ProgressCallback = Callable[[TransferProgress], None]
-
-
-@dataclass(frozen=True)
-class StagedModel:
-    """A model verified in place on every target node."""
-
-    model_name: str
-    path: str
-    """Directory of the model on each node (the same on all of them)."""
-    nodes: list[str]
-    files: int
-    bytes: int
-    bytes_copied: int
-    """What this run actually moved; less than ``bytes`` when it resumed."""
-    seconds: float
-    manifest_sha256: str
-    """SHA-256 of the manifest (every file's path, size and sha256)."""
-    manifest: list[dict[str, object]] = field(default_factory=list)
-    """The verified files: ``{"path", "size", "sha256"}`` each, as the transfer wrote them."""
 
 
 @dataclass(frozen=True)

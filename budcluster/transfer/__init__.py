@@ -25,7 +25,9 @@ from budcluster.transfer.manifest import (
     build_manifest,
     read_manifest,
 )
+from budcluster.transfer.progress import ProgressCallback, TransferProgress
 from budcluster.transfer.source import ModelSource, RangeReader, SourceFile
+from budcluster.transfer.staged import StagedModel
 from budcluster.transfer.uri import parse_source
 
 __all__ = [
@@ -37,11 +39,14 @@ __all__ = [
     "ManifestEntry",
     "ManifestMismatch",
     "ModelSource",
+    "ProgressCallback",
     "RangeReader",
     "SourceFile",
     "SourceNotFound",
     "SourceUnavailable",
+    "StagedModel",
     "TransferError",
+    "TransferProgress",
     "TransferResult",
     "UnsafeModelPath",
     "build_manifest",

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from budcluster.targets.base import ProgressCallback, StagedModel
 from budcluster.transfer.durable import fsync_file, fsync_tree
 from budcluster.transfer.errors import ManifestMismatch, SourceNotFound, TransferError
 from budcluster.transfer.journal import Journal, JournalKey
@@ -37,8 +36,9 @@ from budcluster.transfer.paths import (
     open_no_follow,
     prepare_dest_root,
 )
-from budcluster.transfer.progress import ProgressMeter, Throttle
+from budcluster.transfer.progress import ProgressCallback, ProgressMeter, Throttle
 from budcluster.transfer.source import ModelSource, SourceFile
+from budcluster.transfer.staged import StagedModel
 
 COPY_BUFFER_BYTES = 256 << 10
 """Small enough to stay in the CPU cache between the read, the hash and the write

@@ -1,11 +1,27 @@
-"""Thread-safe progress counting and a shared bandwidth throttle."""
+"""Transfer progress: what is reported, thread-safe counting, a shared bandwidth throttle."""
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
-from budcluster.targets.base import ProgressCallback, TransferProgress
+
+@dataclass(frozen=True)
+class TransferProgress:
+    files_total: int
+    files_done: int
+    bytes_total: int
+    bytes_done: int
+    elapsed_s: float
+
+    @property
+    def fraction(self) -> float:
+        return self.bytes_done / self.bytes_total if self.bytes_total else 1.0
+
+
+ProgressCallback = Callable[[TransferProgress], None]
 
 
 class ProgressMeter:

@@ -10,6 +10,7 @@ import pytest
 from budcluster.bench.client import ClientConfig, StreamingClient
 from budcluster.bench.datasets import Prompt, WordTokenizer
 from budcluster.bench.records import RequestRecord
+from budcluster.bench.sse import SSEDecoder
 from budcluster.bench.testing_server import (
     ServerBehaviour,
     StreamingServer,
@@ -177,7 +178,8 @@ async def test_fresh_connection_closed_without_answer_is_reported_not_resent() -
 
 
 def test_resend_rule() -> None:
-    from budcluster.bench.client import _ArrivalStampingHandler, _resendable
+    from budcluster.bench.transport import ArrivalStampingHandler as _ArrivalStampingHandler
+    from budcluster.bench.transport import resendable as _resendable
 
     def connection(answered: bool, requests: int, written: bool) -> _ArrivalStampingHandler:
         protocol = _ArrivalStampingHandler.__new__(_ArrivalStampingHandler)
@@ -235,8 +237,8 @@ def test_on_uvloop_socket_reads_are_stamped_and_resume_calls_skip_the_stamp(
     # parsing, must go straight to aiohttp. If uvloop stopped keeping it, no read would
     # be stamped and this fails.
     pytest.importorskip("uvloop")
-    from budcluster.bench.client import _ArrivalStampingHandler
     from budcluster.bench.runner import run_on_fast_loop
+    from budcluster.bench.transport import ArrivalStampingHandler as _ArrivalStampingHandler
 
     reads: list[int] = []
     stamping = _ArrivalStampingHandler.data_received
@@ -267,8 +269,8 @@ def test_a_response_bigger_than_the_read_buffer_pauses_resumes_and_arrives_whole
     # On uvloop (what bench run uses) a socket read can exceed aiohttp's high-water
     # mark (twice read_bufsize); asyncio's reads stop at 256 KiB, below it.
     pytest.importorskip("uvloop")
-    from budcluster.bench.client import _ArrivalStampingHandler
     from budcluster.bench.runner import run_on_fast_loop
+    from budcluster.bench.transport import ArrivalStampingHandler as _ArrivalStampingHandler
 
     pauses: list[int] = []
     pause = _ArrivalStampingHandler.pause_reading
@@ -278,13 +280,13 @@ def test_a_response_bigger_than_the_read_buffer_pauses_resumes_and_arrives_whole
         pause(self)
 
     monkeypatch.setattr(_ArrivalStampingHandler, "pause_reading", counting)
-    scan = StreamingClient._scan_read
+    scan = SSEDecoder.feed
 
-    def slow_scan(self: StreamingClient, data: bytes, state: object) -> int:
+    def slow_scan(self: SSEDecoder, data: bytes, state: object) -> int:
         time.sleep(0.002)  # a slow reader: the socket fills aiohttp's buffer meanwhile
         return scan(self, data, state)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(StreamingClient, "_scan_read", slow_scan)
+    monkeypatch.setattr(SSEDecoder, "feed", slow_scan)
     chunks = 4_000  # x 100 tokens: ~1.5 MB, many times aiohttp's 128 KiB high-water mark
 
     async def run(url: str) -> list[RequestRecord]:

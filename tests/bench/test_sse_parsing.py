@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
-from budcluster.bench.client import ClientConfig, StreamingClient, _only_data_events
+from budcluster.bench.client import ClientConfig, StreamingClient
 from budcluster.bench.datasets import Prompt
 from budcluster.bench.records import RequestRecord
+from budcluster.bench.sse import only_data_events as _only_data_events
 
 
 def event(text: str | None, usage: dict[str, int] | None = None) -> bytes:
@@ -237,7 +238,7 @@ async def test_what_counting_cannot_see_is_caught_by_a_verified_read() -> None:
 async def test_the_fast_path_takes_the_common_shapes_and_refuses_the_rest(
     read: bytes, expected: int
 ) -> None:
-    from budcluster.bench.client import _StreamState
+    from budcluster.bench.sse import StreamState as _StreamState
 
     client = StreamingClient(ClientConfig("http://x", "m"), time.perf_counter())
     try:

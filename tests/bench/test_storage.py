@@ -6,9 +6,9 @@ import pytest
 
 from budcluster.bench.runner import BenchmarkConfig, run_benchmark_async
 from budcluster.bench.specs import TokenLengthSpec, parse_profile
-from budcluster.bench.storage import save_result
 from budcluster.bench.testing_server import ServerBehaviour, StreamingServer
 from budcluster.store import Store
+from budcluster.store.benchmark_results import save_result
 from budcluster.store.benchmarks import list_runs_for_endpoint, load_run
 
 

@@ -6,10 +6,10 @@ its per-request samples go in one transaction (``save_run`` bulk-writes the samp
 
 from __future__ import annotations
 
-from budcluster.bench.runner import BenchmarkResult
+from budcluster.bench.result import BenchmarkResult
 from budcluster.errors import ConfigurationError
-from budcluster.store import Store
 from budcluster.store.benchmarks import save_run
+from budcluster.store.engine import Store
 from budcluster.store.migrate import current_revision, upgrade
 
 
