@@ -15,9 +15,9 @@ from budcluster.targets.base import ClusterTarget, RolloutSpec, RuntimeState
 from budcluster.targets.kubernetes import (
     KubernetesRuntimeFailed,
     KubernetesTargetError,
-    _ServiceProbe,
     release_for,
 )
+from budcluster.targets.kubernetes.probe import ServiceProbe as _ServiceProbe
 from tests.k8s_emulator.emulator import Emulator
 from tests.kubernetes.helpers import (
     MODEL_NAMESPACE,

@@ -1,0 +1,102 @@
+"""The values this target renders its charts with, and the S3 key Secret a staging applies."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from budcluster.targets.base import ModelSourceSpec, RolloutSpec
+from budcluster.targets.kubernetes.errors import KubernetesTargetError
+from budcluster.targets.kubernetes.names import slug
+
+_MODEL_FLAGS = {"vllm": ("--model",), "llama.cpp": ("-m", "--model")}
+
+
+def _flag_value(args: Sequence[str], flags: Sequence[str]) -> str | None:
+    for index, arg in enumerate(args[:-1]):
+        if arg in flags:
+            return args[index + 1]
+    return None
+
+
+def runtime_values(
+    spec: RolloutSpec,
+    *,
+    pvc_name: str,
+    subdir: str,
+    openshift: bool,
+    tolerations: Sequence[Mapping[str, Any]] = (),
+    gpu_product: str | None = None,
+) -> dict[str, Any]:
+    """bud_runtime_container values for a RuntimePlan.
+
+    Placement pins the pods to the plan's node by hostname; with ``gpu_product`` it selects
+    any node with that GPU Feature Discovery product instead. The model directory of the
+    PVC (``subdir``) is mounted where the plan's args expect it: the ``--model`` directory
+    for vLLM, the GGUF file's directory for llama.cpp (as the hosts target does).
+    """
+    plan = spec.plan
+    nodes = sorted({p.node_name for p in plan.placements})
+    placement = {"hostname": "", "gpuProduct": ""}
+    if gpu_product:
+        placement["gpuProduct"] = gpu_product
+    elif len(nodes) == 1:
+        placement["hostname"] = nodes[0]
+    in_container = _flag_value(plan.args, _MODEL_FLAGS[plan.engine])
+    if in_container is None or not in_container.startswith("/"):
+        raise KubernetesTargetError(
+            "the plan's container args name no absolute model path (--model/-m): re-plan"
+        )
+    mount = str(Path(in_container).parent) if plan.engine == "llama.cpp" else in_container
+    port = _flag_value(plan.args, ("--port",))
+    return {
+        "image": plan.image,
+        "args": list(plan.args),
+        "env": dict(plan.env),
+        "resources": {k: dict(v) for k, v in plan.resources.items()},
+        "replicas": plan.replicas,
+        "port": int(port) if port and port.isdigit() else spec.port,
+        "servedModelName": plan.served_model_name,
+        "model": {"pvcName": pvc_name, "mountPath": mount, "subPath": subdir},
+        "placement": placement,
+        "tolerations": [dict(t) for t in tolerations],
+        # TP workers talk through /dev/shm; single-device engines need little.
+        "shmSizeMiB": 8192 if plan.tensor_parallel_size > 1 else 1024,
+        "service": {"type": "ClusterIP", "port": spec.port},
+        "openshift": openshift,
+        "route": {"enabled": openshift, "host": ""},
+    }
+
+
+def transfer_values(
+    *,
+    image: str,
+    model_name: str,
+    source_uri: str,
+    model_bytes: int,
+    s3_secret: str,
+    node_name: str | None,
+    pvc_name: str,
+) -> dict[str, Any]:
+    return {
+        "image": image,
+        "modelName": slug(model_name),
+        "source": {"uri": source_uri, "s3Secret": {"name": s3_secret}},
+        "modelBytes": model_bytes,
+        "pvc": {"name": pvc_name},
+        "nodeName": node_name or "",
+    }
+
+
+def source_secret(source: ModelSourceSpec, namespace: str, release: str) -> dict[str, Any] | None:
+    """The Secret that hands the source's keys to the transfer Job; None when it needs none."""
+    if not source.credentials_env:
+        return None
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": f"{release}-source", "namespace": namespace},
+        "type": "Opaque",
+        "stringData": dict(source.credentials_env),
+    }
