@@ -31,7 +31,8 @@ import contextlib
 import os
 import shutil
 import sys
-from collections.abc import Iterator, Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ from typing import Any
 import yaml
 from ansible_runner.exceptions import AnsibleRunnerException
 from ansible_runner.interface import init_runner
+from ansible_runner.utils import signal_handler
 
 from budcluster.errors import BudClusterError, ConfigurationError, PermanentError, TemporaryError
 from budcluster.secretfiles import private_tempdir
@@ -328,6 +330,7 @@ def run_playbook(
     ssh_key_file: Path | None = None,
     become_password: str | None = None,
     forks: int = 10,
+    cancel: Callable[[], bool] | None = None,
 ) -> PlaybookResult:
     """Run ``playbook`` (a name under ``playbooks/`` or a path) and return what it did.
 
@@ -336,6 +339,8 @@ def run_playbook(
     is never templated. ``secret_extravars`` and ``become_password`` are handed to
     ansible-playbook through the run's private data directory only; playbooks must use them
     under ``no_log``.
+    ``cancel`` is asked every moment whether to stop the run (it then ends ``canceled``);
+    without it, a run started from the main thread is stopped by SIGINT and SIGTERM.
     Raises PlaybookFailed (a task failed), HostUnreachable, AnsibleTimeout or
     AnsibleConfigError; returns the result when every host succeeded.
     """
@@ -381,6 +386,7 @@ def run_playbook(
                 quiet=True,
                 forks=forks,
                 event_handler=keep_event,
+                cancel_callback=cancel,
                 rotate_artifacts=1,
             )
             runner.config.env = _child_env(runner.config.env, envvars)
@@ -401,6 +407,79 @@ def run_playbook(
         # No task failed, so ansible-playbook itself refused (syntax, inventory, vars).
         raise AnsibleConfigError(f"playbook {playbook} ended {status} (rc {rc}): {stdout_tail}")
     return result
+
+
+class BackgroundPlaybook:
+    """A :func:`run_playbook` call running in a worker thread, so its caller can do other
+    work meanwhile (the hosts target polls transfer progress).
+
+    Started from the main thread, it takes SIGINT and SIGTERM as a foreground run does: they
+    stop the run. Playbooks run while it goes should pass ``cancel=self.cancelled``, so that
+    they neither take those signals over nor outlive a cancelled run.
+    """
+
+    def __init__(self, run: Callable[[Callable[[], bool]], PlaybookResult], name: str) -> None:
+        self._stop = threading.Event()
+        self._signalled = signal_handler()  # None off the main thread
+        self._result: PlaybookResult | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._work, args=(run,), name=f"playbook {name}")
+        self._thread.start()
+
+    def _work(self, run: Callable[[Callable[[], bool]], PlaybookResult]) -> None:
+        try:
+            self._result = run(self.cancelled)
+        except BaseException as exc:  # handed to the caller by result()
+            self._error = exc
+
+    def cancelled(self) -> bool:
+        return self._stop.is_set() or (self._signalled is not None and self._signalled())
+
+    def cancel(self) -> None:
+        self._stop.set()
+
+    def wait(self, timeout_s: float | None = None) -> bool:
+        """Whether the run has ended, waiting up to ``timeout_s`` for it."""
+        self._thread.join(timeout_s)
+        return not self._thread.is_alive()
+
+    def result(self) -> PlaybookResult:
+        """What :func:`run_playbook` returned, or its error raised here; waits for the end."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        if self._result is None:  # pragma: no cover - _work sets one of the two
+            raise AnsibleError("the playbook thread ended without a result")
+        return self._result
+
+
+def start_playbook(
+    playbook: str,
+    inventory: str | Path,
+    *,
+    extravars: Mapping[str, Any],
+    timeout_s: float,
+    secret_extravars: Mapping[str, Any] | None = None,
+    limit: str | None = None,
+    ssh_key_file: Path | None = None,
+    become_password: str | None = None,
+) -> BackgroundPlaybook:
+    """Start :func:`run_playbook` in a worker thread; ``result()`` returns or raises its end."""
+
+    def run(cancel: Callable[[], bool]) -> PlaybookResult:
+        return run_playbook(
+            playbook,
+            inventory,
+            extravars=extravars,
+            timeout_s=timeout_s,
+            secret_extravars=secret_extravars,
+            limit=limit,
+            ssh_key_file=ssh_key_file,
+            become_password=become_password,
+            cancel=cancel,
+        )
+
+    return BackgroundPlaybook(run, playbook)
 
 
 def _stdout_tail(runner: Any, lines: int = 15) -> str:

@@ -5,6 +5,9 @@ environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, BUDCLUSTER_S3_ENDPOINT_UR
 ``--credentials-stdin``, from a JSON object of those names on stdin, which the playbook
 uses: never from argv nor, then, the environment, where other users of the host could
 read them (``ps``, ``/proc/<pid>/environ``).
+
+While it copies, ``DEST_DIR/.budcluster-progress.json`` says how far it has got (at most
+once a second); the hosts target polls it. It is removed when the command ends.
 """
 
 from __future__ import annotations
@@ -16,7 +19,12 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from budcluster.transfer.console import EXIT_PERMANENT, read_credentials, run_transfer_command
+from budcluster.transfer.console import (
+    EXIT_PERMANENT,
+    ProgressFile,
+    read_credentials,
+    run_transfer_command,
+)
 
 
 def main(argv: list[str] | None = None, stdin: TextIO | None = None) -> int:
@@ -48,9 +56,20 @@ def main(argv: list[str] | None = None, stdin: TextIO | None = None) -> int:
                 print(json.dumps(error))
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_PERMANENT
-    return run_transfer_command(
-        args.source_uri, args.dest_dir, workers=args.workers, as_json=args.json, env=env
-    )
+    progress_file = ProgressFile(args.dest_dir)
+    # A killed run's file would be read as this run's until the first write replaces it.
+    progress_file.remove()
+    try:
+        return run_transfer_command(
+            args.source_uri,
+            args.dest_dir,
+            workers=args.workers,
+            as_json=args.json,
+            env=env,
+            progress=progress_file,
+        )
+    finally:
+        progress_file.remove()
 
 
 if __name__ == "__main__":

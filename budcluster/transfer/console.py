@@ -1,4 +1,5 @@
-"""The terminal side of a transfer: a progress bar on stderr, results as text or JSON.
+"""The terminal side of a transfer: a progress bar on stderr, results as text or JSON, and
+the progress file a remote caller polls.
 
 Shared by ``budcluster model transfer`` and ``python -m budcluster.transfer`` (the entry
 the stage_model playbook runs on each host).
@@ -6,20 +7,28 @@ the stage_model playbook runs on each host).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TextIO
 
 from budcluster.errors import BudClusterError, TemporaryError
-from budcluster.targets.base import TransferProgress
 from budcluster.transfer.engine import TransferResult, transfer_model
+from budcluster.transfer.errors import UnsafeModelPath
+from budcluster.transfer.paths import RESERVED_PREFIX, open_no_follow
+from budcluster.transfer.progress import ProgressCallback, TransferProgress
 from budcluster.transfer.uri import parse_source
 
 THROTTLE_ENV = "BUDCLUSTER_TRANSFER_THROTTLE_BPS"
 """Test-only: caps the copy rate so a test can kill a transfer midway."""
+
+PROGRESS_NAME = RESERVED_PREFIX + "progress.json"
+"""How far a running transfer has got, kept in its destination for the hosts target to poll.
+The reserved prefix keeps it (and its ``.tmp``) out of listings, manifests and verification."""
 
 EXIT_OK = 0
 EXIT_PERMANENT = 2
@@ -55,6 +64,55 @@ class ProgressBar:
     def finish(self) -> None:
         self._stream.write("\n")
         self._stream.flush()
+
+
+class ProgressFile:
+    """Keeps ``<dest>/.budcluster-progress.json`` current while a transfer runs.
+
+    Each write replaces the file whole (temporary file, then rename), so a reader never sees
+    half of one; writes come at most every ``interval_s``. A failed write is skipped: the
+    file is a courtesy to whoever watches, and must never fail the copy.
+    """
+
+    def __init__(self, dest: Path, *, interval_s: float = 1.0) -> None:
+        self.path = dest / PROGRESS_NAME
+        self._temporary = dest / (PROGRESS_NAME + ".tmp")
+        self._interval_s = interval_s
+        self._last_write: float | None = None
+
+    def __call__(self, progress: TransferProgress) -> None:
+        now = time.monotonic()
+        if self._last_write is not None and now - self._last_write < self._interval_s:
+            return
+        self._last_write = now
+        body = {
+            "files_done": progress.files_done,
+            "files_total": progress.files_total,
+            "bytes_done": progress.bytes_done,
+            "bytes_total": progress.bytes_total,
+            "seconds": round(progress.elapsed_s, 3),
+        }
+        with contextlib.suppress(OSError, UnsafeModelPath):
+            fd = open_no_follow(self._temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(json.dumps(body) + "\n")
+            self._temporary.replace(self.path)
+
+    def remove(self) -> None:
+        for path in (self.path, self._temporary):
+            with contextlib.suppress(OSError):
+                path.unlink(missing_ok=True)
+
+
+def _fan_out(listeners: list[ProgressCallback]) -> ProgressCallback | None:
+    if not listeners:
+        return None
+
+    def report(progress: TransferProgress) -> None:
+        for listener in listeners:
+            listener(progress)
+
+    return report
 
 
 def describe(result: TransferResult) -> str:
@@ -95,11 +153,13 @@ def run_transfer_command(
     env: Mapping[str, str] | None = None,
     stdout: TextIO | None = None,
     stderr: TextIO | None = None,
+    progress: ProgressCallback | None = None,
 ) -> int:
     """Run one transfer for a command line; returns the process exit status.
 
     Exit 0 on success, 2 when retrying cannot help (bad URI, unsafe path, mismatch),
     75 when it may (the source did not answer); a rerun resumes where this one stopped.
+    ``progress`` hears what the bar shows (the bar is drawn only on a terminal).
     """
     environ = os.environ if env is None else env
     out = stdout or sys.stdout
@@ -108,8 +168,13 @@ def run_transfer_command(
     bar = ProgressBar(err) if err.isatty() else None
     try:
         source = parse_source(source_uri, environ)
+        listeners = [listener for listener in (bar, progress) if listener is not None]
         result = transfer_model(
-            source, dest, workers=workers, progress=bar, throttle_bytes_per_s=throttle
+            source,
+            dest,
+            workers=workers,
+            progress=_fan_out(listeners),
+            throttle_bytes_per_s=throttle,
         )
     except BudClusterError as exc:
         if bar is not None:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 from collections.abc import Mapping
 from typing import Any
 
-from budcluster.targets.base import RuntimeState, RuntimeStatus
+from budcluster.targets.base import RuntimeState, RuntimeStatus, TransferProgress
 
 
 def status_from_result(node: str, data: Mapping[str, Any], port: int | None) -> RuntimeStatus:
@@ -47,3 +50,51 @@ def manifest_digest(report: Mapping[str, Any]) -> str:
     if isinstance(manifest, Mapping) and manifest.get("sha256"):
         return str(manifest["sha256"])
     return str(report.get("manifest_file_sha256", ""))
+
+
+_PROGRESS_COUNTS = ("files_total", "files_done", "bytes_total", "bytes_done")
+
+
+def host_progress(slurped: Any) -> TransferProgress | None:
+    """A host's transfer progress from read_progress.yml's ``slurp`` of its progress file;
+    None when the host has no file (not started or finished) or it is not what we write."""
+    if not isinstance(slurped, Mapping) or not isinstance(slurped.get("content"), str):
+        return None
+    try:
+        body = json.loads(base64.b64decode(slurped["content"], validate=True))
+    except (binascii.Error, ValueError):
+        return None
+    if not isinstance(body, dict):
+        return None
+    counts: dict[str, int] = {}
+    for key in _PROGRESS_COUNTS:
+        value = body.get(key)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            return None
+        counts[key] = value
+    seconds = body.get("seconds", 0.0)
+    if not isinstance(seconds, (int, float)) or isinstance(seconds, bool):
+        return None
+    return TransferProgress(**counts, elapsed_s=float(seconds))
+
+
+def sum_progress(
+    per_host: Mapping[str, TransferProgress], hosts: int, elapsed_s: float
+) -> TransferProgress | None:
+    """The transfer's progress over ``hosts`` hosts, from those that have reported.
+
+    Every host copies the same model, so one that has not reported yet counts as the
+    others' totals with nothing done.
+    """
+    if not per_host:
+        return None
+    hosts = max(hosts, len(per_host))
+    files_total = max(p.files_total for p in per_host.values())
+    bytes_total = max(p.bytes_total for p in per_host.values())
+    return TransferProgress(
+        files_total=files_total * hosts,
+        files_done=sum(p.files_done for p in per_host.values()),
+        bytes_total=bytes_total * hosts,
+        bytes_done=sum(p.bytes_done for p in per_host.values()),
+        elapsed_s=elapsed_s,
+    )

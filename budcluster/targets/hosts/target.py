@@ -1,15 +1,18 @@
 """The ``hosts`` target class: every operation runs one playbook from ``playbooks/`` through
-:mod:`budcluster.adapters.ansible`, with extravars computed by :mod:`.render`.
+:mod:`budcluster.adapters.ansible`, with extravars computed by :mod:`.render` (staging also
+reads the hosts' progress with a second one while it runs).
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import shlex
 import sys
 import tempfile
 import time
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +25,7 @@ from budcluster.adapters.ansible import (
     PlaybookFailed,
     PlaybookResult,
     run_playbook,
+    start_playbook,
 )
 from budcluster.endpoints import EndpointCheck, wait_until_ready
 from budcluster.hardware.inventory import NodeInventory
@@ -51,15 +55,29 @@ from budcluster.targets.hosts.render import (
     runtime_spec,
     systemd_unit_text,
 )
-from budcluster.targets.hosts.results import STATE_RANK, manifest_digest, status_from_result
+from budcluster.targets.hosts.results import (
+    STATE_RANK,
+    host_progress,
+    manifest_digest,
+    status_from_result,
+    sum_progress,
+)
+from budcluster.transfer.console import PROGRESS_NAME
+
+_log = logging.getLogger(__name__)
 
 # An Ansible status run takes seconds; between them the endpoint is polled directly.
 _LIVENESS_INTERVAL_S = 5.0
 
+_STAGE_PLAYBOOK = "stage_model.yml"
+_PROGRESS_PLAYBOOK = "read_progress.yml"
+
 
 @dataclass(frozen=True)
 class HostsTimeouts:
-    """Seconds each operation's playbook run may take, in all."""
+    """Seconds each operation's playbook run may take, in all; and how often a transfer's
+    progress is read from the hosts while it runs (``progress_poll_s``, each read given
+    ``progress_read_s``)."""
 
     verify_s: float = 60.0
     detect_s: float = 300.0
@@ -67,6 +85,23 @@ class HostsTimeouts:
     roll_out_s: float = 600.0
     status_s: float = 60.0
     delete_s: float = 180.0
+    progress_poll_s: float = 10.0
+    progress_read_s: float = 30.0
+
+
+@contextlib.contextmanager
+def _as_hosts_errors(playbook: str) -> Iterator[None]:
+    """The adapter's errors as this target's: unusable config, unavailable hosts, failure."""
+    try:
+        yield
+    except PlaybookFailed as exc:
+        raise HostsOperationFailed(f"{playbook}: {exc}") from exc
+    except (HostUnreachable, AnsibleTimeout) as exc:
+        raise HostsUnavailable(f"{playbook}: {exc}") from exc
+    except AnsibleConfigError as exc:
+        raise HostsConfigError(f"{playbook}: {exc}") from exc
+    except AnsibleError as exc:
+        raise HostsOperationFailed(f"{playbook}: {exc}") from exc
 
 
 def build_collector_zip(dest: Path) -> Path:
@@ -134,16 +169,11 @@ class HostsTarget:
         secret_extravars: Mapping[str, Any] | None = None,
         check: bool = False,
     ) -> PlaybookResult:
-        common = {
-            "budcluster_state_dir": self.state_dir,
-            "controller_python": sys.executable,
-            "log_lines": self.log_lines,
-        }
-        try:
+        with _as_hosts_errors(playbook):
             self.last_result = run_playbook(
                 playbook,
                 self.inventory_text,
-                extravars={**common, **extravars},
+                extravars=self._extravars(extravars),
                 secret_extravars=secret_extravars,
                 limit=limit,
                 check=check,
@@ -152,14 +182,79 @@ class HostsTarget:
                 become_password=self.become_password,
             )
             return self.last_result
-        except PlaybookFailed as exc:
-            raise HostsOperationFailed(f"{playbook}: {exc}") from exc
-        except (HostUnreachable, AnsibleTimeout) as exc:
-            raise HostsUnavailable(f"{playbook}: {exc}") from exc
-        except AnsibleConfigError as exc:
-            raise HostsConfigError(f"{playbook}: {exc}") from exc
+
+    def _extravars(self, extravars: Mapping[str, Any]) -> dict[str, Any]:
+        common = {
+            "budcluster_state_dir": self.state_dir,
+            "controller_python": sys.executable,
+            "log_lines": self.log_lines,
+        }
+        return {**common, **extravars}
+
+    def _run_reporting_progress(
+        self,
+        extravars: Mapping[str, Any],
+        secret_extravars: Mapping[str, Any],
+        nodes: Sequence[str],
+        progress: ProgressCallback,
+    ) -> PlaybookResult:
+        """Run stage_model.yml in a worker thread; meanwhile read the hosts' progress files
+        every ``progress_poll_s`` and report their sum."""
+        playbook = _STAGE_PLAYBOOK
+        started = time.monotonic()
+        latest: dict[str, TransferProgress] = {}
+        with _as_hosts_errors(playbook):
+            run = start_playbook(
+                playbook,
+                self.inventory_text,
+                extravars=self._extravars(extravars),
+                secret_extravars=secret_extravars,
+                limit=",".join(nodes),
+                timeout_s=self.timeouts.stage_s,
+                ssh_key_file=self.ssh_key_file,
+                become_password=self.become_password,
+            )
+            try:
+                while not run.wait(self.timeouts.progress_poll_s):
+                    model_name = str(extravars["model_name"])
+                    latest.update(self._read_progress(model_name, nodes, run.cancelled))
+                    report = sum_progress(latest, len(nodes), time.monotonic() - started)
+                    # A run that ended during the read is reported below, from its result.
+                    if report is not None and not run.wait(0):
+                        progress(report)
+            except BaseException:
+                run.cancel()
+                run.wait()
+                raise
+            self.last_result = run.result()
+            return self.last_result
+
+    def _read_progress(
+        self, model_name: str, nodes: Sequence[str], cancel: Callable[[], bool]
+    ) -> dict[str, TransferProgress]:
+        """Each host's progress file, where it has one now; a read that fails is skipped."""
+        try:
+            result = run_playbook(
+                _PROGRESS_PLAYBOOK,
+                self.inventory_text,
+                extravars=self._extravars(
+                    {"model_name": model_name, "progress_file": PROGRESS_NAME}
+                ),
+                limit=",".join(nodes),
+                timeout_s=self.timeouts.progress_read_s,
+                ssh_key_file=self.ssh_key_file,
+                become_password=self.become_password,
+                cancel=cancel,
+            )
         except AnsibleError as exc:
-            raise HostsOperationFailed(f"{playbook}: {exc}") from exc
+            _log.debug("reading transfer progress failed, skipped: %s", exc)
+            return {}
+        found = {}
+        for node in nodes:
+            reading = host_progress(result.results.get(node, {}).get("progress"))
+            if reading is not None:
+                found[node] = reading
+        return found
 
     # --- ClusterTarget --------------------------------------------------------------------
 
@@ -198,17 +293,26 @@ class HostsTarget:
         nodes: Sequence[str],
         progress: ProgressCallback | None = None,
     ) -> StagedModel:
-        """Copy the model onto ``nodes``; ``progress`` hears once, when every host is done."""
+        """Copy the model onto ``nodes``.
+
+        ``progress`` hears the sum over the hosts every ``timeouts.progress_poll_s`` while
+        they copy (read from each host's progress file), and once more when all are done.
+        """
         check_name(model_name, "model_name")
         if not nodes:
             raise HostsConfigError("stage_model needs at least one node (inventory host name)")
-        result = self._run(
-            "stage_model.yml",
-            {"model_name": model_name, "source_uri": source.uri},
-            self.timeouts.stage_s,
-            limit=",".join(nodes),
-            secret_extravars={"transfer_env": dict(source.credentials_env)},
-        )
+        extravars = {"model_name": model_name, "source_uri": source.uri}
+        secret_extravars = {"transfer_env": dict(source.credentials_env)}
+        if progress is None:
+            result = self._run(
+                _STAGE_PLAYBOOK,
+                extravars,
+                self.timeouts.stage_s,
+                limit=",".join(nodes),
+                secret_extravars=secret_extravars,
+            )
+        else:
+            result = self._run_reporting_progress(extravars, secret_extravars, nodes, progress)
         reports = {node: result.result(node, "transfer") for node in nodes}
         paths = {str(r["path"]) for r in reports.values()}
         digests = {manifest_digest(r) for r in reports.values()}
