@@ -10,7 +10,6 @@ import pytest
 
 from budcluster.catalogue import BaselineKind, load_catalogue, parse_catalogue
 from budcluster.errors import ConfigurationError
-from budcluster.job_requests import DeployModelRequest, ModelSourceRequest
 
 PROJECT = Path(__file__).resolve().parents[2]
 
@@ -32,23 +31,21 @@ def _error(raw: Any) -> str:
     return str(caught.value)
 
 
-def test_the_project_catalogue_is_valid_and_matches_the_demo_deploy() -> None:
+def test_the_project_catalogue_is_valid_and_matches_the_demo_deploy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flows.demo import demo_request
+
     catalogue = load_catalogue(PROJECT / "deployments.yaml")
     demo = catalogue.entry("demo")
     assert demo.cluster == "this-machine"
-    # The same request flows/demo.py sends: reconciling after the demo changes nothing.
-    assert (
-        demo.spec_hash()
-        == DeployModelRequest(
-            name="demo",
-            cluster="this-machine",
-            model=ModelSourceRequest(uri="data/models/demo-tiny"),
-            device="cpu",
-            engine="auto",
-            max_model_len=512,
-            concurrency=4,
-        ).spec_hash()
-    )
+    # The request flows/demo.py sends for the demo model (which has a GGUF, so `auto`
+    # serves it with llama.cpp): reconciling after the demo changes nothing.
+    model_dir = tmp_path / "data" / "models" / "demo-tiny"
+    model_dir.mkdir(parents=True)
+    (model_dir / "demo-tiny.gguf").touch()
+    monkeypatch.chdir(tmp_path)
+    assert demo.spec_hash() == demo_request("data/models/demo-tiny").spec_hash()
     assert demo.benchmark is not None
     assert demo.benchmark.baseline.kind is BaselineKind.PREVIOUS
 

@@ -1,7 +1,8 @@
 """The summary as plain data: what ``summary.json`` holds and ``--json`` prints.
 
 Top-level keys describe the whole run (for a single-level run, that one level); the
-``levels`` list holds every level of a sweep with the same keys.
+``levels`` list holds every level of a sweep with the same keys. ``client_lag`` is None, or
+the warning that the client ran too late to time the run (``lag.py``).
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from dataclasses import asdict
 from typing import Any
 
 from budcluster.bench.records import LevelSummary, RunInfo
-from budcluster.bench.runner import BenchmarkResult
+from budcluster.bench.report.lag import level_client_lag
+from budcluster.bench.result import BenchmarkResult
 
 
 def _clean(value: Any) -> Any:
@@ -71,4 +73,6 @@ def summary_dict(result: BenchmarkResult) -> dict[str, Any]:
     data["run"] = run_dict(result.run)
     data["output_tokens_source"] = result.run.settings.get("output_tokens_source", [])
     data["levels"] = [level_dict(level) for level in result.levels]
+    lag = level_client_lag(data)
+    data["client_lag"] = _clean(lag.as_dict()) if lag else None
     return data

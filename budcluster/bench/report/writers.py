@@ -6,15 +6,15 @@ import csv
 import json
 import re
 from collections.abc import Sequence
-from html import escape
 from pathlib import Path
 from typing import Any
 
 from budcluster.bench import metrics
 from budcluster.bench.records import RequestRecord
-from budcluster.bench.report import svg
+from budcluster.bench.report.lag import RULE, level_client_lag
+from budcluster.bench.report.page import LATENCY_TITLES, STAT_KEYS, render_html
 from budcluster.bench.report.summary import summary_dict
-from budcluster.bench.runner import BenchmarkResult
+from budcluster.bench.result import BenchmarkResult
 
 CSV_COLUMNS = (
     "request_id",
@@ -37,14 +37,6 @@ CSV_COLUMNS = (
     "error_kind",
     "error",
 )
-_STAT_KEYS = ("mean", "std", "min", "p50", "p90", "p95", "p99", "max")
-_LATENCY_TITLES = {
-    "ttft_ms": "TTFT",
-    "tpot_ms": "TPOT",
-    "itl_ms": "ITL",
-    "e2e_ms": "E2E latency",
-    "schedule_delay_ms": "Schedule delay",
-}
 
 
 def report_dir_name(result: BenchmarkResult) -> str:
@@ -104,12 +96,12 @@ def write_requests_csv(records: Sequence[RequestRecord], path: Path) -> None:
 
 def _latency_table_md(level: dict[str, Any]) -> list[str]:
     lines = [
-        "| metric (ms) | " + " | ".join(_STAT_KEYS) + " | count |",
-        "|---|" + "---:|" * (len(_STAT_KEYS) + 1),
+        "| metric (ms) | " + " | ".join(STAT_KEYS) + " | count |",
+        "|---|" + "---:|" * (len(STAT_KEYS) + 1),
     ]
-    for key, title in _LATENCY_TITLES.items():
+    for key, title in LATENCY_TITLES.items():
         stats = level[key]
-        cells = " | ".join(f"{stats[s]:.2f}" for s in _STAT_KEYS)
+        cells = " | ".join(f"{stats[s]:.2f}" for s in STAT_KEYS)
         lines.append(f"| {title} | {cells} | {stats['count']} |")
     return lines
 
@@ -127,6 +119,13 @@ def _throughput_lines(level: dict[str, Any]) -> list[str]:
     ]
 
 
+def _lag_warning_md(summary: dict[str, Any]) -> list[str]:
+    lag = level_client_lag(summary)
+    if lag is None:
+        return []
+    return [f"> **Warning.** {lag.message()}", f"> (Rule: {RULE}.)", ""]
+
+
 def render_markdown(summary: dict[str, Any]) -> str:
     run = summary["run"]
     settings = run["settings"]
@@ -140,6 +139,7 @@ def render_markdown(summary: dict[str, Any]) -> str:
         f"- Fields dropped after the server rejected them: "
         f"{', '.join(settings.get('dropped_fields', [])) or 'none'}",
         "",
+        *_lag_warning_md(summary),
         "## Whole run",
         "",
         *_throughput_lines(summary),
@@ -175,98 +175,3 @@ def render_markdown(summary: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
-
-
-def _time_series(records: Sequence[RequestRecord]) -> tuple[list[svg.Series], list[svg.Series]]:
-    """Completions per second and mean TTFT over time, bucketed by when requests ended.
-
-    About 60 buckets over the run (never narrower than 10 ms), so short and long runs
-    both give a readable line.
-    """
-    done = [r for r in records if not r.warmup and metrics.is_success(r)]
-    if not done:
-        return [], []
-    start = min(r.scheduled_s for r in done)
-    span = max(r.end_s or start for r in done) - start
-    width = max(span / 60, 0.01)
-    buckets: dict[int, list[float]] = {}
-    for r in done:
-        assert r.end_s is not None
-        buckets.setdefault(int((r.end_s - start) / width), []).append(metrics.ttft_ms(r) or 0.0)
-    indexes = range(min(buckets), max(buckets) + 1)
-    rate = [((i + 0.5) * width, len(buckets.get(i, [])) / width) for i in indexes]
-    ttft = [((i + 0.5) * width, sum(b) / len(b)) for i in indexes if (b := buckets.get(i))]
-    return [svg.Series("completed requests per second", rate)], [svg.Series("mean TTFT (ms)", ttft)]
-
-
-def render_html(summary: dict[str, Any], records: Sequence[RequestRecord]) -> str:
-    done = [r for r in records if not r.warmup and metrics.is_success(r)]
-    ttfts = [v for r in done if (v := metrics.ttft_ms(r)) is not None]
-    e2es = [v for r in done if (v := metrics.e2e_ms(r)) is not None]
-    tpots = [v for r in done if (v := metrics.tpot_ms(r)) is not None]
-    itls = [v for r in done for v in metrics.itls_ms(r)]
-    rate_series, ttft_series = _time_series(records)
-    levels = summary["levels"]
-    sweep = [
-        svg.Series(f"{stat} {name}", [(lv["request_throughput"], lv[key][stat]) for lv in levels])
-        for key, name in (("ttft_ms", "TTFT"), ("e2e_ms", "E2E"))
-        for stat in ("p50", "p99")
-    ]
-    charts = [
-        svg.histogram(ttfts, "TTFT distribution", "TTFT (ms)"),
-        svg.histogram(itls, "ITL distribution (gaps between chunks)", "ITL (ms)"),
-        svg.line_chart(
-            [
-                svg.Series("TTFT", svg.cdf_points(ttfts)),
-                svg.Series("TPOT", svg.cdf_points(tpots)),
-                svg.Series("E2E", svg.cdf_points(e2es)),
-            ],
-            "Latency CDF",
-            "latency (ms)",
-            "fraction of requests",
-            y_min=0.0,
-        ),
-        svg.line_chart(
-            rate_series, "Completions over the run", "seconds into run", "req/s", y_min=0.0
-        ),
-        svg.line_chart(ttft_series, "TTFT over the run", "seconds into run", "ms", y_min=0.0),
-        svg.line_chart(
-            sweep,
-            "Throughput vs latency (one point per level)",
-            "request throughput (req/s)",
-            "latency (ms)",
-            markers=True,
-            y_min=0.0,
-        ),
-    ]
-    markdown_like = render_markdown(summary)
-    run = summary["run"]
-    rows = "".join(
-        f"<tr><td>{escape(title)}</td>"
-        + "".join(f"<td>{summary[key][s]:.2f}</td>" for s in _STAT_KEYS)
-        + f"<td>{summary[key]['count']}</td></tr>"
-        for key, title in _LATENCY_TITLES.items()
-    )
-    facts = "".join(
-        f"<li>{escape(line.removeprefix('- ').replace('`', ''))}</li>"
-        for line in markdown_like.splitlines()
-        if line.startswith("- ")
-    )
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<title>Benchmark {escape(run["name"])}</title>
-<style>
-body {{ font-family: sans-serif; margin: 24px; color: #222; }}
-table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #ccc; padding: 3px 8px; text-align: right; }}
-td:first-child, th:first-child {{ text-align: left; }}
-.charts {{ display: flex; flex-wrap: wrap; gap: 12px; }}
-.charts svg {{ border: 1px solid #ddd; background: #fff; }}
-</style></head><body>
-<h1>Benchmark {escape(run["name"])}</h1>
-<ul>{facts}</ul>
-<table><tr><th>metric (ms)</th>{"".join(f"<th>{s}</th>" for s in _STAT_KEYS)}<th>count</th></tr>{rows}</table>
-<div class="charts">{"".join(charts)}</div>
-<p>Metric names follow vLLM: TPOT = (E2E - TTFT) / (output tokens - 1) per request; ITL is
-every gap between streamed chunks (a chunk may carry several tokens).</p>
-</body></html>
-"""
