@@ -11,7 +11,12 @@ from prefect.transactions import Transaction, transaction
 from budcluster.job_requests import DeployModelRequest
 from budcluster.targets.base import RolloutSpec
 from tasks.benchmark import run_benchmark
-from tasks.clusters import detect_nodes, publish_inventory_table, verify_registered_cluster
+from tasks.clusters import (
+    detect_nodes,
+    publish_inventory_table,
+    registered_cluster,
+    verify_registered_cluster,
+)
 from tasks.credentials import model_source
 from tasks.exclusive import exclusive_rollout
 from tasks.models import locate_model_metadata, model_format
@@ -58,7 +63,8 @@ def deploy_model(request: DeployModelRequest) -> dict[str, Any]:
 
 def _deploy(request: DeployModelRequest) -> dict[str, Any]:
     spec_hash = request.spec_hash()
-    endpoint = current_endpoint(request.cluster, request.name, spec_hash)
+    cluster = registered_cluster(request.cluster)
+    endpoint = current_endpoint(cluster, request.name, spec_hash)
     if endpoint:
         print(f"{request.name} is already ready at {endpoint} with this spec; nothing to do")
         return {
@@ -69,8 +75,8 @@ def _deploy(request: DeployModelRequest) -> dict[str, Any]:
         }
 
     # 1. Verify the cluster.  2. Detect and record its nodes.
-    access = verify_registered_cluster(request.cluster)
-    inventories = detect_nodes(request.cluster)
+    access = verify_registered_cluster(cluster)
+    inventories = detect_nodes(cluster)
     publish_inventory_table(request.cluster, record_nodes(request.cluster, inventories))
 
     # 3. Plan from the model's metadata, before any weights move.
@@ -93,7 +99,7 @@ def _deploy(request: DeployModelRequest) -> dict[str, Any]:
         nodes = sorted({placement.node_name for placement in plan.placements})
         if not redeploy:
             move_deployment(deployment_id, "transferring", f"staging on {', '.join(nodes)}")
-        staged = stage_model(request.cluster, source, request.model.model_name, nodes)
+        staged = stage_model(cluster, source, request.model.model_name, nodes)
         record_model(
             request.model.model_name,
             request.model.uri,
@@ -108,14 +114,14 @@ def _deploy(request: DeployModelRequest) -> dict[str, Any]:
         move_deployment(deployment_id, "deploying", f"starting {plan.engine}")
         previous = latest_revision(deployment_id)
         with transaction() as txn:
-            txn.set("cluster", request.cluster)
+            txn.set("cluster", cluster)
             txn.set("deployment", request.name)
             txn.set("previous", previous)
             spec = RolloutSpec(request.name, plan, staged.path, request.port)
-            started = roll_out_undoable(request.cluster, spec, executables)
+            started = roll_out_undoable(cluster, spec, executables)
             endpoint = started.endpoint_url or ""
             check = wait_healthy(
-                request.cluster, request.name, plan.served_model_name, request.ready_timeout_s
+                cluster, request.name, plan.served_model_name, request.ready_timeout_s
             )
             record_revision(deployment_id, started, spec_hash)
     except Exception as exc:

@@ -7,7 +7,7 @@ from typing import Any
 from prefect import flow
 
 from budcluster.job_requests import PublishGatewayRequest
-from tasks.clusters import verify_registered_cluster
+from tasks.clusters import registered_cluster, verify_registered_cluster
 from tasks.gateway import apply_gateway, configure_gateway, read_ready_deployments
 
 
@@ -27,7 +27,7 @@ def publish_gateway(request: PublishGatewayRequest) -> dict[str, Any]:
 
     # 3. Reach the cluster.  4. Apply the release (unless it runs this config), wait for
     #    its Deployment, and check through its Service that every route answers.
-    verify_registered_cluster(request.cluster)
+    verify_registered_cluster(registered_cluster(request.cluster))
     outcome = apply_gateway(config, request.ready_timeout_s)
 
     what = "published" if outcome["changed"] else "unchanged"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from prefect import flow
 
 from budcluster.job_requests import RegisterClusterRequest
+from budcluster.targets.ref import ClusterRef
 from tasks.clusters import detect_nodes, publish_inventory_table, verify_access
 from tasks.records import record_cluster, record_nodes
 
@@ -19,7 +20,10 @@ def register_cluster(request: RegisterClusterRequest) -> int:
         request.name, request.kind.value, request.provider, request.credentials_block, access
     )
     # 3. Detect and record what hardware each node has.
-    inventories = detect_nodes(request.name)
+    cluster = ClusterRef(
+        name=request.name, kind=request.kind.value, credentials_block=request.credentials_block
+    )
+    inventories = detect_nodes(cluster)
     publish_inventory_table(request.name, record_nodes(request.name, inventories))
     print(f"registered {access.kind} cluster {request.name!r} with {len(inventories)} node(s)")
     return cluster_id

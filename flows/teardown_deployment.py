@@ -5,6 +5,7 @@ from __future__ import annotations
 from prefect import flow
 
 from budcluster.job_requests import TeardownRequest
+from tasks.clusters import registered_cluster
 from tasks.records import find_deployment, move_deployment
 from tasks.rollout import remove_runtime
 
@@ -18,7 +19,7 @@ def teardown_deployment(request: TeardownRequest) -> str:
         return "absent"
     move_deployment(state.id, "deleting", "teardown requested")
     try:
-        remove_runtime(request.cluster, request.deployment)
+        remove_runtime(registered_cluster(request.cluster), request.deployment)
     except Exception as exc:
         move_deployment(state.id, "failed", f"teardown failed: {exc}")
         raise

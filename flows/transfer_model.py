@@ -6,7 +6,7 @@ from prefect import flow
 
 from budcluster.job_requests import TransferModelRequest
 from budcluster.targets.base import StagedModel
-from tasks.clusters import verify_registered_cluster
+from tasks.clusters import registered_cluster, verify_registered_cluster
 from tasks.credentials import model_source
 from tasks.models import locate_model_metadata, model_format
 from tasks.planning import read_model_facts
@@ -17,11 +17,12 @@ from tasks.rollout import stage_model
 @flow(name="transfer-model", log_prints=True)
 def transfer_model(request: TransferModelRequest) -> StagedModel:
     """Stage the model on the nodes (all of them by default); resumes a partial copy."""
-    access = verify_registered_cluster(request.cluster)
+    cluster = registered_cluster(request.cluster)
+    access = verify_registered_cluster(cluster)
     source = model_source(request.model)
     facts = read_model_facts(locate_model_metadata(source))
     nodes = request.nodes or access.nodes
-    staged = stage_model(request.cluster, source, request.model.model_name, nodes)
+    staged = stage_model(cluster, source, request.model.model_name, nodes)
     facts_json = facts.model_dump(mode="json")
     model_id = record_model(
         request.model.model_name,

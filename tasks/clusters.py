@@ -9,10 +9,11 @@ from budcluster.errors import ConfigurationError
 from budcluster.hardware.inventory import NodeInventory
 from budcluster.store import clusters as cluster_rows
 from budcluster.targets.base import AccessReport
+from budcluster.targets.ref import ClusterRef
 from tasks._logging import task_logger
 from tasks._retry import unless_permanent
 from tasks._store import results_store
-from tasks.targets import registered_target, target_for
+from tasks.targets import registered_target, resolve_cluster, target_for
 
 
 # Reaching a cluster can fail transiently (SSH, API server restarts): retry twice.
@@ -26,8 +27,21 @@ def verify_access(kind: str, credentials_block: str) -> AccessReport:
     return report
 
 
+# A store read: retried for a database that restarts, not for an unknown name.
+@task(
+    retries=2,
+    retry_delay_seconds=5,
+    retry_condition_fn=unless_permanent,
+    timeout_seconds=60,
+    task_run_name="find-cluster-{cluster}",
+)
+def registered_cluster(cluster: str) -> ClusterRef:
+    """The cluster's kind and credentials block, looked up once for the whole run."""
+    return resolve_cluster(cluster)
+
+
 @task(retries=2, retry_delay_seconds=10, timeout_seconds=300, task_run_name="verify-{cluster}")
-def verify_registered_cluster(cluster: str) -> AccessReport:
+def verify_registered_cluster(cluster: ClusterRef) -> AccessReport:
     with registered_target(cluster) as target:
         return target.verify_access()
 
@@ -35,7 +49,7 @@ def verify_registered_cluster(cluster: str) -> AccessReport:
 @task(
     retries=1, retry_delay_seconds=10, timeout_seconds=600, task_run_name="detect-nodes-{cluster}"
 )
-def detect_nodes(cluster: str) -> list[NodeInventory]:
+def detect_nodes(cluster: ClusterRef) -> list[NodeInventory]:
     with registered_target(cluster) as target:
         inventories = target.detect_nodes()
     task_logger(__name__).info("detected %d node(s) on %s", len(inventories), cluster)

@@ -19,6 +19,7 @@ from budcluster.targets.base import (
     StagedModel,
     TransferProgress,
 )
+from budcluster.targets.ref import ClusterRef
 from tasks._logging import task_logger
 from tasks.targets import registered_target
 
@@ -28,14 +29,16 @@ from tasks.targets import registered_target
 @task(retries=0, timeout_seconds=3600, task_run_name="prepare-{plan.engine}")
 def prepare_engine(plan: RuntimePlan) -> dict[str, str]:
     """Executables the host command needs, built or installed on this machine if missing."""
+    # A first build takes minutes: its steps and elapsed time go to the run's log.
+    progress = task_logger(__name__).info
     if plan.engine == "llama.cpp":
         from budcluster.runtimes.llama_server import ensure_llama_server
 
-        return {"llama-server": str(ensure_llama_server())}
+        return {"llama-server": str(ensure_llama_server(progress=progress))}
     if plan.engine == "vllm" and plan.device_kind == "cpu":
         from budcluster.runtimes.vllm_cpu import ensure_vllm_cpu
 
-        return {"python": str(ensure_vllm_cpu())}
+        return {"python": str(ensure_vllm_cpu(progress=progress))}
     # CUDA and Gaudi hosts bring their own vLLM (an image, or an install named in the
     # inventory); nothing is built here for them.
     return {}
@@ -43,7 +46,7 @@ def prepare_engine(plan: RuntimePlan) -> dict[str, str]:
 
 @task(retries=1, retry_delay_seconds=5, timeout_seconds=6 * 3600, task_run_name="stage-model")
 def stage_model(
-    cluster: str, source: ModelSourceSpec, model_name: str, nodes: list[str]
+    cluster: ClusterRef, source: ModelSourceSpec, model_name: str, nodes: list[str]
 ) -> StagedModel:
     """Copy and verify the model on the nodes; resumable, so a retry copies only the rest."""
     key = f"transfer-{model_name}".lower().replace(".", "-").replace("_", "-")
@@ -74,7 +77,7 @@ def stage_model(
 
 
 @task(retries=0, timeout_seconds=900, task_run_name="roll-out-{spec.deployment_name}")
-def roll_out(cluster: str, spec: RolloutSpec, executables: dict[str, str]) -> RuntimeStatus:
+def roll_out(cluster: ClusterRef, spec: RolloutSpec, executables: dict[str, str]) -> RuntimeStatus:
     with registered_target(cluster, executables=executables) as target:
         status = target.roll_out(spec)
     task_logger(__name__).info(
@@ -85,7 +88,7 @@ def roll_out(cluster: str, spec: RolloutSpec, executables: dict[str, str]) -> Ru
 
 @task(retries=0, timeout_seconds=7200, task_run_name="wait-healthy-{deployment}")
 def wait_healthy(
-    cluster: str, deployment: str, served_model_name: str, timeout_s: float
+    cluster: ClusterRef, deployment: str, served_model_name: str, timeout_s: float
 ) -> EndpointCheck:
     """Wait for /health, the served model in /v1/models, and a real completion."""
     with registered_target(cluster) as target:
@@ -101,14 +104,14 @@ def wait_healthy(
 
 
 @task(retries=0, timeout_seconds=120, task_run_name="runtime-status-{deployment}")
-def runtime_status(cluster: str, deployment: str) -> RuntimeStatus:
+def runtime_status(cluster: ClusterRef, deployment: str) -> RuntimeStatus:
     with registered_target(cluster) as target:
         return target.status(deployment)
 
 
 @task(retries=2, retry_delay_seconds=5, timeout_seconds=600, task_run_name="undo-{deployment}")
 def undo_rollout(
-    cluster: str, deployment: str, previous: list[dict[str, Any]] | None
+    cluster: ClusterRef, deployment: str, previous: list[dict[str, Any]] | None
 ) -> RuntimeStatus:
     """Back to the previous revision, or remove the runtime when there was none."""
     with registered_target(cluster) as target:
@@ -116,7 +119,7 @@ def undo_rollout(
     task_logger(__name__).warning(
         "rolled back %s on %s to %s: %s",
         deployment,
-        cluster,
+        cluster.name,
         "the previous revision" if previous else "nothing (first rollout removed)",
         status.state.value,
     )
@@ -124,18 +127,18 @@ def undo_rollout(
 
 
 @task(retries=2, retry_delay_seconds=5, timeout_seconds=300, task_run_name="remove-{deployment}")
-def remove_runtime(cluster: str, deployment: str) -> None:
+def remove_runtime(cluster: ClusterRef, deployment: str) -> None:
     with registered_target(cluster) as target:
         target.delete(deployment)
-    task_logger(__name__).info("removed runtime %s from %s", deployment, cluster)
+    task_logger(__name__).info("removed runtime %s from %s", deployment, cluster.name)
 
 
 @task(retries=1, retry_delay_seconds=5, timeout_seconds=120, task_run_name="is-{name}-current")
-def current_endpoint(cluster: str, name: str, spec_hash: str) -> str | None:
+def current_endpoint(cluster: ClusterRef, name: str, spec_hash: str) -> str | None:
     """The endpoint of a deployment that is ready, runs, and has this spec; else None."""
     from tasks.records import find_deployment
 
-    state = find_deployment.fn(cluster, name)
+    state = find_deployment.fn(cluster.name, name)
     if state is None or state.status != "ready" or state.spec_hash != spec_hash:
         return None
     with registered_target(cluster) as target:

@@ -15,6 +15,7 @@ from budcluster.errors import ConfigurationError
 from budcluster.settings import get_settings
 from budcluster.store.clusters import get_cluster
 from budcluster.targets.base import ClusterTarget
+from budcluster.targets.ref import ClusterKind, ClusterRef
 from tasks._store import results_store
 
 
@@ -52,15 +53,21 @@ def target_for(
     )
 
 
-@contextmanager
-def registered_target(
-    cluster_name: str, *, executables: dict[str, str] | None = None
-) -> Iterator[ClusterTarget]:
-    """The target of a registered cluster."""
+def resolve_cluster(cluster_name: str) -> ClusterRef:
+    """The registered cluster's kind and credentials block, read from the store."""
     with results_store().session() as session:
         cluster = get_cluster(session, cluster_name)
         kind, block = cluster.kind.value, cluster.credentials_block
     if not block:
         raise ConfigurationError(f"cluster {cluster_name!r} has no credentials block recorded")
-    with target_for(kind, block, executables=executables) as target:
+    return ClusterRef(name=cluster_name, kind=cast(ClusterKind, kind), credentials_block=block)
+
+
+@contextmanager
+def registered_target(
+    cluster: ClusterRef | str, *, executables: dict[str, str] | None = None
+) -> Iterator[ClusterTarget]:
+    """The target of a registered cluster, given resolved or by name."""
+    ref = cluster if isinstance(cluster, ClusterRef) else resolve_cluster(cluster)
+    with target_for(ref.kind, ref.credentials_block, executables=executables) as target:
         yield target

@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
+import tasks.targets
 from budcluster.errors import ConfigurationError
 from budcluster.job_requests import (
     BenchmarkProfile,
@@ -71,7 +73,23 @@ def deployed(main_job: MainJob) -> dict[str, object]:
         input_tokens="16",
         output_tokens="16",
     )
-    return deploy_model(_request(main_job, "demo", benchmark=profile))
+    # Count the store lookups that turn the cluster's name into a target: a run resolves it
+    # once and passes the reference to each task.
+    lookups: list[str] = []
+    real_get_cluster = tasks.targets.get_cluster
+
+    def counting_get_cluster(session: Session, name: str) -> Cluster:
+        lookups.append(name)
+        return real_get_cluster(session, name)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(tasks.targets, "get_cluster", counting_get_cluster)
+        outcome = deploy_model(_request(main_job, "demo", benchmark=profile))
+    return {**outcome, "cluster_lookups": lookups}
+
+
+def test_the_run_resolves_its_cluster_once(deployed: dict[str, object]) -> None:
+    assert deployed["cluster_lookups"] == ["this-machine"]
 
 
 def test_the_endpoint_serves_real_tokens(deployed: dict[str, object]) -> None:
