@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
+from budcluster import secretfiles
 from budcluster.modelfacts import load_model_facts
 from budcluster.transfer.metadata import WHOLE_FILE_LIMIT, fetch_metadata
 from tests.transfer.conftest import BUCKET, S3Server
@@ -55,6 +56,9 @@ def test_each_fetch_gets_its_own_private_directory(
     """Two flows planning the same model at once must not remove each other's files, and a
     private bucket's config must not land in a directory other users can read."""
     monkeypatch.setenv("BUDCLUSTER_SECRETS_DIR", str(tmp_path / "secrets"))
+    # The process directory is chosen once per process; forget any earlier test's choice so
+    # this one is made under the directory set above.
+    monkeypatch.setattr(secretfiles, "_process_dir", None)
     s3_server.upload_dir(_model_with_big_weights(tmp_path / "qwen-small"), "meta/qwen-small")
     uri = f"s3://{BUCKET}/meta/qwen-small"
 
