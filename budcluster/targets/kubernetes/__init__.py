@@ -1,11 +1,14 @@
 """The ``kubernetes`` cluster target: Kubernetes and OpenShift through Helm charts.
 
 :mod:`.target` holds :class:`KubernetesTarget`, which does the I/O through the Kubernetes
-and Helm adapters, and :mod:`.probe` its endpoint checks through the service proxy. The rest
-is pure: :mod:`.names` (namespaces, releases, PVC paths), :mod:`.values` (chart values),
-:mod:`.nodes` (node state, inventory, devices in use), :mod:`.status` (runtime state,
-failure reasons), :mod:`.objects` (the Kubernetes objects read, as TypedDicts) and
-:mod:`.errors` (the error tree).
+and Helm adapters and hands three jobs to I/O modules of their own: :mod:`.staging` (the
+model transfer Job), :mod:`.node_detection` (node health and the collector's inventory) and
+:mod:`.verification` (endpoint and gateway checks, sent by :mod:`.probe` through the service
+proxy). The rest is pure: :mod:`.names` (namespaces, releases, PVC paths), :mod:`.values`
+(chart values), :mod:`.nodes` (node state, inventory, devices in use), :mod:`.status`
+(runtime state, failure reasons), :mod:`.objects` (the Kubernetes objects read, as
+TypedDicts), :mod:`.timeouts` (how long each step may take) and :mod:`.errors` (the error
+tree).
 """
 
 from budcluster.targets.kubernetes.errors import (
@@ -46,7 +49,8 @@ from budcluster.targets.kubernetes.objects import (
     PodObject,
 )
 from budcluster.targets.kubernetes.status import rollout_complete, runtime_state
-from budcluster.targets.kubernetes.target import CHARTS_DIR, KubernetesTarget, KubernetesTimeouts
+from budcluster.targets.kubernetes.target import CHARTS_DIR, KubernetesTarget
+from budcluster.targets.kubernetes.timeouts import KubernetesTimeouts
 from budcluster.targets.kubernetes.values import runtime_values, transfer_values
 
 __all__ = [
