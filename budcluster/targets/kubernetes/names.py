@@ -18,7 +18,8 @@ from budcluster.targets.kubernetes.errors import (
 from budcluster.targets.kubernetes.objects import ObjectMeta
 
 # The label the Kubernetes adapter puts on every object it applies for a release; the same
-# value as ``budcluster.adapters.kubernetes.RELEASE_LABEL``, which pure code cannot import.
+# value as ``budcluster.adapters.kubernetes.RELEASE_LABEL``, which pure code cannot import
+# (tests/kubernetes/test_release_label.py keeps the two equal).
 RELEASE_LABEL = "budcluster.io/release"
 COLLECTOR_RELEASE = "node-info-collector"
 NODE_INFO_PREFIX = "node-info-"
