@@ -6,3 +6,5 @@ root allowed to load blocks, and it does so only inside the commands that need t
 """
 
 __version__ = "0.1.0"
+
+__all__: list[str] = []

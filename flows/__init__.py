@@ -1,1 +1,3 @@
 """Prefect flows. Each one composes tasks and reads like the runbook for its job."""
+
+__all__: list[str] = []

@@ -1,1 +1,3 @@
 """Thin Prefect tasks: retries, timeouts, logging and artifacts around ``budcluster`` calls."""
+
+__all__: list[str] = []

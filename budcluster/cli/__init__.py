@@ -6,3 +6,5 @@ import them inside the command, so loading the CLI, its help and the groups that
 need them never imports Prefect (``tests/cli/test_no_prefect_import.py``). Every command
 ends on an error the same way: :mod:`budcluster.cli.errors`.
 """
+
+__all__: list[str] = []

@@ -6,3 +6,5 @@ They produce plain JSON-ready dicts in the NodeInventory shape; ``inventory.py``
 pydantic model that validates them. Keep this ``__init__`` free of imports so that
 ``python -m budcluster.hardware.collector`` pulls in nothing beyond the stdlib.
 """
+
+__all__: list[str] = []

@@ -22,12 +22,12 @@ from budcluster.bench.records import LatencyStats, LevelSummary, RequestRecord, 
 from budcluster.store import pgcopy
 from budcluster.store.errors import (
     Conflict,
-    NotFound,
     StoreError,
     StoreUnavailable,
     translated_errors,
 )
 from budcluster.store.models import BenchmarkRequest, BenchmarkRun, BenchmarkSummary
+from budcluster.store.rows import add_and_flush, get_or_not_found
 from budcluster.store.validation import InvalidValue, require_aware, require_text
 
 # Rows per COPY statement: bounds the memory of the text buffer on very long runs.
@@ -104,10 +104,9 @@ def save_run(
         finished_at=require_aware(run.finished_at, "run finished_at") if run.finished_at else None,
         settings=_json_safe(run.settings, "run settings"),
     )
-    session.add(run_row)
     action = f"save benchmark run {run.name!r} (request ids and levels are unique per run)"
     with translated_errors(action):
-        session.flush()
+        add_and_flush(session, run_row)
         session.add_all(_summary_row(run_row.id, summary) for summary in summaries)
         session.flush()
         if session.get_bind().dialect.name == "postgresql":
@@ -119,9 +118,7 @@ def save_run(
 
 def load_run(session: Session, run_id: int) -> StoredRun:
     """The run with its summaries (by level) and requests (by request id)."""
-    run_row = session.get(BenchmarkRun, run_id)
-    if run_row is None:
-        raise NotFound(f"no benchmark run with id {run_id}")
+    run_row = get_or_not_found(session, BenchmarkRun, what="benchmark run", id=run_id)
     summary_rows = session.scalars(
         select(BenchmarkSummary)
         .where(BenchmarkSummary.run_id == run_id)

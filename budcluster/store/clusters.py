@@ -6,7 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from budcluster.lifecycle import DeploymentStatus
-from budcluster.store.errors import Conflict, NotFound, translated_errors
+from budcluster.store.errors import Conflict, translated_errors
 from budcluster.store.models import (
     Cluster,
     ClusterKind,
@@ -15,6 +15,7 @@ from budcluster.store.models import (
     Deployment,
     Transfer,
 )
+from budcluster.store.rows import add_and_flush, get_or_not_found
 from budcluster.store.validation import parse_choice, require_text
 
 
@@ -52,11 +53,9 @@ def register_cluster(
         server_url=server_url,
         platform_version=platform_version,
     )
-    session.add(cluster)
     # A concurrent registration can still win the race; the unique constraints decide.
     with translated_errors(f"register cluster {name!r}"):
-        session.flush()
-    return cluster
+        return add_and_flush(session, cluster)
 
 
 def find_cluster(session: Session, name: str) -> Cluster | None:
@@ -64,17 +63,13 @@ def find_cluster(session: Session, name: str) -> Cluster | None:
 
 
 def get_cluster(session: Session, name: str) -> Cluster:
-    cluster = session.scalar(select(Cluster).where(Cluster.name == name))
-    if cluster is None:
-        raise NotFound(f"no cluster named {name!r}; `budcluster` lists registered clusters")
-    return cluster
+    return get_or_not_found(
+        session, Cluster, what="cluster", fix="`budcluster` lists registered clusters", name=name
+    )
 
 
 def get_cluster_by_id(session: Session, cluster_id: int) -> Cluster:
-    cluster = session.get(Cluster, cluster_id)
-    if cluster is None:
-        raise NotFound(f"no cluster with id {cluster_id}")
-    return cluster
+    return get_or_not_found(session, Cluster, what="cluster", id=cluster_id)
 
 
 def list_clusters(session: Session) -> list[Cluster]:

@@ -12,6 +12,7 @@ from budcluster import lifecycle
 from budcluster.lifecycle import DeploymentStatus
 from budcluster.store.errors import Conflict, IllegalTransition, NotFound, translated_errors
 from budcluster.store.models import Deployment, DeploymentRevision, DeploymentStatusChange
+from budcluster.store.rows import add_and_flush, get_or_not_found
 from budcluster.store.validation import InvalidValue, parse_choice, require_text
 
 
@@ -61,34 +62,33 @@ def create_deployment(
         status=lifecycle.INITIAL_STATUS,
         status_reason=reason,
     )
-    session.add(deployment)
     with translated_errors(f"create deployment {name!r} (do the cluster and model exist?)"):
-        session.flush()
-        session.add(
+        add_and_flush(session, deployment)
+        add_and_flush(
+            session,
             DeploymentStatusChange(
                 deployment_id=deployment.id,
                 from_status=None,
                 to_status=deployment.status,
                 reason=reason,
-            )
+            ),
         )
-        session.flush()
     return deployment
 
 
 def get_deployment(session: Session, deployment_id: int) -> Deployment:
-    deployment = session.get(Deployment, deployment_id)
-    if deployment is None:
-        raise NotFound(f"no deployment with id {deployment_id}")
-    return deployment
+    return get_or_not_found(session, Deployment, what="deployment", id=deployment_id)
 
 
 def find_deployment(session: Session, cluster_id: int, name: str) -> Deployment:
-    query = select(Deployment).where(Deployment.cluster_id == cluster_id, Deployment.name == name)
-    deployment = session.scalar(query)
-    if deployment is None:
-        raise NotFound(f"cluster {cluster_id} has no deployment named {name!r}")
-    return deployment
+    return get_or_not_found(
+        session,
+        Deployment,
+        what="deployment",
+        fix="deploy it with deploy-model first",
+        cluster_id=cluster_id,
+        name=name,
+    )
 
 
 def list_deployments(session: Session, cluster_id: int | None = None) -> list[Deployment]:
@@ -106,21 +106,20 @@ def transition(
     The row is locked (Postgres) so two workers cannot both move it from the same status.
     """
     requested = parse_choice(DeploymentStatus, to_status, "deployment status")
-    query = select(Deployment).where(Deployment.id == deployment_id).with_for_update()
-    deployment = session.scalar(query)
-    if deployment is None:
-        raise NotFound(f"no deployment with id {deployment_id}")
+    deployment = get_or_not_found(
+        session, Deployment, what="deployment", for_update=True, id=deployment_id
+    )
     current = deployment.status
     if not lifecycle.is_legal(current, requested):
         raise IllegalTransition(current, requested)
     deployment.status = requested
     deployment.status_reason = reason
-    session.add(
+    add_and_flush(
+        session,
         DeploymentStatusChange(
             deployment_id=deployment.id, from_status=current, to_status=requested, reason=reason
-        )
+        ),
     )
-    session.flush()
     return deployment
 
 
@@ -181,11 +180,9 @@ def record_revision(
         manifests=manifests,
         spec_hash=spec_hash,
     )
-    session.add(revision)
     # Two concurrent rollouts may pick the same number; the unique constraint refuses one.
     with translated_errors(f"record revision of deployment {deployment_id}"):
-        session.flush()
-    return revision
+        return add_and_flush(session, revision)
 
 
 def get_revision(

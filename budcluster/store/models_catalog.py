@@ -10,8 +10,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from budcluster.store.errors import NotFound, translated_errors
+from budcluster.store.errors import translated_errors
 from budcluster.store.models import CatalogModel, ModelFormat
+from budcluster.store.rows import get_or_not_found
 from budcluster.store.validation import (
     InvalidValue,
     parse_choice,
@@ -20,6 +21,7 @@ from budcluster.store.validation import (
 )
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+_SAVE_FIRST = "save it to the catalogue first"
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,17 +82,13 @@ def save_model(
 
 
 def get_model(session: Session, model_id: int) -> CatalogModel:
-    model = session.get(CatalogModel, model_id)
-    if model is None:
-        raise NotFound(f"no model with id {model_id}")
-    return model
+    return get_or_not_found(session, CatalogModel, what="model", fix=_SAVE_FIRST, id=model_id)
 
 
 def get_model_by_uri(session: Session, source_uri: str) -> CatalogModel:
-    model = session.scalar(select(CatalogModel).where(CatalogModel.source_uri == source_uri))
-    if model is None:
-        raise NotFound(f"no model with source URI {source_uri!r}; save it to the catalogue first")
-    return model
+    return get_or_not_found(
+        session, CatalogModel, what="model", fix=_SAVE_FIRST, source_uri=source_uri
+    )
 
 
 def manifest_files(model: CatalogModel) -> list[ModelFile]:

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from budcluster.store.clusters import get_cluster_by_id
 from budcluster.store.errors import translated_errors
 from budcluster.store.models import AcceleratorKind, Node, NodeSnapshot
+from budcluster.store.rows import add_and_flush
 from budcluster.store.validation import (
     parse_choice,
     require_aware,
@@ -81,8 +82,7 @@ def record_node_snapshot(session: Session, cluster_id: int, observation: NodeObs
             setattr(node, key, value)
     with translated_errors(f"record node {name!r}"):
         session.flush()
-        session.add(NodeSnapshot(node_id=node.id, **columns))
-        session.flush()
+        add_and_flush(session, NodeSnapshot(node_id=node.id, **columns))
     return node
 
 

@@ -7,8 +7,9 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from budcluster.store.errors import Conflict, NotFound, translated_errors
+from budcluster.store.errors import Conflict, translated_errors
 from budcluster.store.models import Transfer, TransferStatus
+from budcluster.store.rows import add_and_flush, get_or_not_found
 from budcluster.store.types import utc_now
 from budcluster.store.validation import (
     InvalidValue,
@@ -43,17 +44,12 @@ def create_transfer(
         bytes_done=0,
         files_done=0,
     )
-    session.add(transfer)
     with translated_errors("create transfer (does the model, cluster and deployment exist?)"):
-        session.flush()
-    return transfer
+        return add_and_flush(session, transfer)
 
 
 def get_transfer(session: Session, transfer_id: int) -> Transfer:
-    transfer = session.get(Transfer, transfer_id)
-    if transfer is None:
-        raise NotFound(f"no transfer with id {transfer_id}")
-    return transfer
+    return get_or_not_found(session, Transfer, what="transfer", id=transfer_id)
 
 
 def _unfinished(session: Session, transfer_id: int) -> Transfer:
