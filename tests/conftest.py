@@ -19,7 +19,7 @@ import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -181,14 +181,36 @@ _WHOLE_PACKAGE_GROUPS = ("e2e_hosts", "e2e_kubernetes", "e2e_prefect", "e2e_terr
 _SLOW_GROUPS = (*_WHOLE_PACKAGE_GROUPS, "security/test_canary_suite.py")
 
 
-def _xdist_group(item: pytest.Item) -> str:
-    parts = item.path.relative_to(Path(__file__).parent).parts
-    return parts[0] if parts[0] in _WHOLE_PACKAGE_GROUPS else "/".join(parts)
+def xdist_group_of(nodeid: str) -> str:
+    """The work unit a test belongs to: its e2e package, else its module.
+
+    A module's tests share module-scoped fixtures (an emulator, a moto server, a deployed
+    runtime) and later tests rely on earlier ones' effects, so they must share a worker.
+    """
+    path = nodeid.split("::", 1)[0]
+    parts = path.split("/")
+    if len(parts) > 2 and parts[0] == "tests" and parts[1] in _WHOLE_PACKAGE_GROUPS:
+        return parts[1]
+    return path
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadscope`` with our groups instead of xdist's class-or-module scopes.
+
+    Not xdist_group marks with ``--dist loadgroup``: that mode renames each test's node id,
+    which pytest 9.2 no longer allows, so every test silently became a group of one.
+    """
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModuleOrPackageScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return xdist_group_of(nodeid)
+
+    return ModuleOrPackageScheduling(config, log)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Group tests for ``--dist loadgroup``: a module's tests share a worker, so its
-    module-scoped fixtures (an emulator, a moto server) are set up once."""
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(_xdist_group(item)))
-    items.sort(key=lambda item: _xdist_group(item) not in _SLOW_GROUPS)
+    """Slow groups first, so no worker starts one at the very end of a parallel run."""
+    items.sort(key=lambda item: xdist_group_of(item.nodeid) not in _SLOW_GROUPS)
