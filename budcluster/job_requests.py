@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
+from budcluster.autoscaling import DEFAULT_PROMETHEUS_URL, AutoscalingSpec, ScalingMetric
 from budcluster.bench.config import BenchmarkConfig
 from budcluster.bench.specs import parse_profile, parse_slos, parse_token_spec
 from budcluster.errors import ConfigurationError
@@ -211,6 +212,105 @@ class ModelSourceRequest(_Form):
         return value.strip()
 
 
+class AutoscalingRequest(_Form):
+    """Scale the runtime's replicas on a metric it exports (Kubernetes only)."""
+
+    min_replicas: int = Field(1, description="Fewest replicas; at least 1 (no scale to zero).")
+    max_replicas: int = Field(
+        2, description=f"Most replicas, at most {MAX_REPLICAS}; each needs the plan's devices."
+    )
+    metric: ScalingMetric = Field(
+        ScalingMetric.REQUESTS_RUNNING,
+        description=(
+            "requests_running: requests in the engine's batch (vllm:num_requests_running, "
+            "llamacpp:requests_processing); requests_waiting: requests queued behind it "
+            "(vllm:num_requests_waiting, llamacpp:requests_deferred)."
+        ),
+    )
+    target_per_replica: float | None = Field(
+        None,
+        gt=0,
+        description=(
+            "The metric's average per replica to hold; empty: the deployment's concurrency "
+            "for requests_running, 1 for requests_waiting."
+        ),
+    )
+    scale_up_stabilization_s: int = Field(
+        0, ge=0, le=3600, description="Seconds of higher recommendations before scaling up."
+    )
+    scale_down_stabilization_s: int = Field(
+        300, ge=0, le=3600, description="Seconds of lower recommendations before scaling down."
+    )
+    prometheus_url: str = Field(
+        DEFAULT_PROMETHEUS_URL,
+        description="KEDA only: the Prometheus its trigger queries for the metric.",
+    )
+
+    @field_validator("min_replicas")
+    @classmethod
+    def _min(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError(
+                f"min_replicas {value} is below 1: scale to zero is not supported, set "
+                "min_replicas to 1 or more"
+            )
+        return value
+
+    @field_validator("max_replicas")
+    @classmethod
+    def _max(cls, value: int) -> int:
+        if not 1 <= value <= MAX_REPLICAS:
+            raise ValueError(
+                f"max_replicas {value} is out of range: set it from 1 to {MAX_REPLICAS}"
+            )
+        return value
+
+    @field_validator("prometheus_url")
+    @classmethod
+    def _prometheus(cls, value: str) -> str:
+        if not re.match(r"^https?://[^\s\"{}]+$", value):
+            raise ValueError(
+                f"prometheus_url {value!r} is not an http(s) URL: give the Prometheus base "
+                "URL, e.g. http://prometheus-operated.monitoring.svc:9090"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _range(self) -> AutoscalingRequest:
+        if self.max_replicas < self.min_replicas:
+            raise ValueError(
+                f"max_replicas {self.max_replicas} is below min_replicas {self.min_replicas}: "
+                f"set max_replicas to {self.min_replicas} or more, or lower min_replicas"
+            )
+        return self
+
+    def spec(self, concurrency: int) -> AutoscalingSpec:
+        target = self.target_per_replica
+        if target is None:
+            running = self.metric is ScalingMetric.REQUESTS_RUNNING
+            # The planner sized each replica for `concurrency` sequences at once.
+            target = float(concurrency) if running else 1.0
+        return AutoscalingSpec(
+            min_replicas=self.min_replicas,
+            max_replicas=self.max_replicas,
+            metric=self.metric,
+            target_per_replica=target,
+            scale_up_stabilization_s=self.scale_up_stabilization_s,
+            scale_down_stabilization_s=self.scale_down_stabilization_s,
+            prometheus_url=self.prometheus_url,
+        )
+
+
+def check_autoscaled_replicas(replicas: int | str, autoscaling: AutoscalingRequest | None) -> None:
+    """A fixed replica count and autoscaling contradict each other (a ValueError if so)."""
+    if autoscaling is not None and replicas != 1:
+        raise ValueError(
+            f"replicas {replicas!r} with autoscaling: the autoscaler sets the count between "
+            "autoscaling.min_replicas and max_replicas; leave replicas at 1 and set "
+            "autoscaling.min_replicas instead"
+        )
+
+
 class DeployModelRequest(_Form):
     name: str = Field(description="Deployment name, unique per cluster, e.g. 'qwen-cpu'.")
     cluster: str = Field(description="Name of a registered cluster.")
@@ -241,11 +341,35 @@ class DeployModelRequest(_Form):
         "wait",
         description="When another run is rolling out this deployment: wait for it, or fail.",
     )
+    autoscaling: AutoscalingRequest | None = Field(
+        None,
+        description=(
+            "Kubernetes only: scale replicas between min and max on a runtime metric (an "
+            "HPA, or a KEDA ScaledObject where KEDA is installed). Empty: a fixed count."
+        ),
+    )
 
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
         return _check_name(value, "deployment name")
+
+    @model_validator(mode="after")
+    def _fixed_or_scaled(self) -> DeployModelRequest:
+        check_autoscaled_replicas(self.replicas, self.autoscaling)
+        return self
+
+    def autoscaling_spec(self) -> AutoscalingSpec | None:
+        return None if self.autoscaling is None else self.autoscaling.spec(self.concurrency)
+
+    def check_cluster_kind(self, cluster_kind: str) -> None:
+        """Refuse what the cluster kind cannot do, before anything is planned or staged."""
+        if self.autoscaling is not None and cluster_kind == "hosts":
+            raise ConfigurationError(
+                "autoscaling: a hosts cluster cannot autoscale (nothing there adds or removes "
+                "runtimes on load); remove autoscaling from the request, or deploy to a "
+                "kubernetes cluster"
+            )
 
     def plan_request(self) -> PlanRequest:
         return PlanRequest(
@@ -263,8 +387,9 @@ class DeployModelRequest(_Form):
         """Refuse a plan the cluster would not run as asked, before anything is staged.
 
         CPU plans are one replica on one node whatever was asked, and a hosts cluster runs
-        one runtime per deployment (on the plan's first placement).
+        one runtime per deployment (on the plan's first placement) and cannot autoscale.
         """
+        self.check_cluster_kind(cluster_kind)
         if isinstance(self.replicas, int) and plan.replicas != self.replicas:
             raise ConfigurationError(
                 f"replicas: {self.replicas} asked, but the {plan.engine} plan on "
@@ -289,6 +414,9 @@ class DeployModelRequest(_Form):
             mode="json", exclude={"benchmark", "ready_timeout_s", "name", "if_busy"}
         )
         spec["model"].pop("registry_block", None)
+        if spec.get("autoscaling") is None:
+            # Left out when unset, so deployments recorded before the field keep their hash.
+            spec.pop("autoscaling", None)
         canonical = json.dumps(spec, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 

@@ -64,6 +64,8 @@ def deploy_model(request: DeployModelRequest) -> dict[str, Any]:
 def _deploy(request: DeployModelRequest) -> dict[str, Any]:
     spec_hash = request.spec_hash()
     cluster = registered_cluster(request.cluster)
+    # What the cluster kind cannot do (autoscaling on hosts) fails before any work.
+    request.check_cluster_kind(cluster.kind)
     endpoint = current_endpoint(cluster, request.name, spec_hash)
     if endpoint:
         print(f"{request.name} is already ready at {endpoint} with this spec; nothing to do")
@@ -117,7 +119,9 @@ def _deploy(request: DeployModelRequest) -> dict[str, Any]:
             txn.set("cluster", cluster)
             txn.set("deployment", request.name)
             txn.set("previous", previous)
-            spec = RolloutSpec(request.name, plan, staged.path, request.port)
+            spec = RolloutSpec(
+                request.name, plan, staged.path, request.port, request.autoscaling_spec()
+            )
             started = roll_out_undoable(cluster, spec, executables)
             endpoint = started.endpoint_url or ""
             check = wait_healthy(

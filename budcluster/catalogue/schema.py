@@ -30,6 +30,7 @@ from budcluster.bench.specs import parse_profile, parse_token_spec
 from budcluster.errors import ConfigurationError
 from budcluster.job_requests import (
     REPLICAS_DESCRIPTION,
+    AutoscalingRequest,
     BenchmarkProfile,
     DeployModelRequest,
     DeviceChoice,
@@ -37,6 +38,7 @@ from budcluster.job_requests import (
     ModelSourceRequest,
     Replicas,
     _check_name,
+    check_autoscaled_replicas,
 )
 from budcluster.planning.limits import (
     MAX_CONCURRENCY,
@@ -77,6 +79,9 @@ class RuntimeOverrides(_Strict):
     engine_args: list[str] = Field(
         default_factory=list, description="Extra engine arguments, after the planned ones."
     )
+    autoscaling: AutoscalingRequest | None = Field(
+        None, description="Kubernetes only: scale replicas on a runtime metric (as deploy-model)."
+    )
 
     @field_validator("port", mode="before")
     @classmethod
@@ -97,6 +102,11 @@ class RuntimeOverrides(_Strict):
                 f"replicas {value} is too many: must be a number from 1 to {MAX_REPLICAS} or 'auto'"
             )
         return value
+
+    @model_validator(mode="after")
+    def _fixed_or_scaled(self) -> RuntimeOverrides:
+        check_autoscaled_replicas(self.replicas, self.autoscaling)
+        return self
 
 
 class BaselineKind(StrEnum):
@@ -246,6 +256,7 @@ class CatalogueEntry(_Strict):
             port=self.runtime.port,
             ready_timeout_s=self.runtime.ready_timeout_s,
             engine_args=self.runtime.engine_args,
+            autoscaling=self.runtime.autoscaling,
             benchmark=self.benchmark.profile if self.benchmark else None,
         )
 

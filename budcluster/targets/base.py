@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
+from budcluster.autoscaling import AutoscalingSpec
 from budcluster.endpoints import EndpointCheck
 from budcluster.errors import BudClusterError, PermanentError
 from budcluster.hardware.inventory import NodeInventory
@@ -77,6 +78,8 @@ class RolloutSpec:
     model_path: str
     """Where ``stage_model`` put the model on the node(s)."""
     port: int = 8000
+    autoscaling: AutoscalingSpec | None = None
+    """Scale between min and max replicas on a runtime metric (Kubernetes only)."""
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,8 @@ import json
 import re
 from typing import TYPE_CHECKING, Any
 
+from tests.k8s_emulator.autoscaler import default_hpa, hpa_causes
+from tests.k8s_emulator.crds import crd_causes
 from tests.k8s_emulator.errors import bad_request, invalid
 from tests.k8s_emulator.resources import ResourceType
 from tests.k8s_emulator.selectors import labels_match, selector_from_object
@@ -144,6 +146,8 @@ def default(rt: ResourceType, obj: Obj, store: Store, live: Obj | None = None) -
         _fold_string_data(obj)
     elif rt.plural == "serviceaccounts" or rt.plural == "configmaps":
         pass
+    elif rt.plural == "horizontalpodautoscalers":
+        default_hpa(obj)
 
 
 def _fold_string_data(secret: Obj) -> None:
@@ -271,6 +275,10 @@ def validate(rt: ResourceType, obj: Obj) -> None:
         causes += _pod_spec_causes("spec", spec)
     elif rt.plural in ("deployments", "replicasets", "daemonsets", "statefulsets", "jobs"):
         causes += _workload_causes(rt, spec)
+    elif rt.plural == "horizontalpodautoscalers":
+        causes += hpa_causes(spec)
+    elif rt.plural == "customresourcedefinitions":
+        causes += crd_causes(obj)
     elif rt.plural == "configmaps":
         for key in obj.get("data") or {}:
             if not re.match(r"^[-._a-zA-Z0-9]+$", key):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from tests.k8s_emulator.autoscaler import PodMetrics, _State
 from tests.k8s_emulator.controllers import (
     reconcile_daemonsets,
     reconcile_deployments,
@@ -13,10 +14,12 @@ from tests.k8s_emulator.controllers import (
     reconcile_replicasets,
     schedule_pods,
 )
+from tests.k8s_emulator.crds import reconcile_crds
 from tests.k8s_emulator.faults import FaultBook
+from tests.k8s_emulator.hpa_controller import reconcile_hpas
 from tests.k8s_emulator.kubelet import Kubelet
 from tests.k8s_emulator.nodes import NodeSpec, default_nodes
-from tests.k8s_emulator.resources import ResourceRegistry
+from tests.k8s_emulator.resources import ResourceRegistry, ResourceType
 from tests.k8s_emulator.store import DEFAULT_HISTORY_SIZE, Store, now_iso
 
 OPENSHIFT_VERSION = "4.16.21"
@@ -35,6 +38,7 @@ class Timings:
     crash_interval_s: float = 0.5
     job_backoff_s: float = 0.1
     namespace_finalize_s: float = 0.5
+    hpa_sync_s: float = 0.2  # --horizontal-pod-autoscaler-sync-period (15 s on a real cluster)
 
 
 @dataclass
@@ -55,6 +59,9 @@ class Cluster:
         self.job_last_failure: dict[str, float] = {}
         self.namespace_terminating: dict[str, float] = {}
         self.pod_ip_counter = 0
+        self.pod_metrics = PodMetrics()  # fed by tests only: see autoscaler.py
+        self.hpa_state: dict[str, _State] = {}
+        self.crd_types: dict[str, list[ResourceType]] = {}
         self._seed()
 
     def _seed(self) -> None:
@@ -126,6 +133,8 @@ class Cluster:
 
     def tick(self) -> None:
         reconcile_namespaces(self)
+        reconcile_crds(self)
+        reconcile_hpas(self)
         reconcile_deployments(self)
         reconcile_replicasets(self)
         reconcile_daemonsets(self)

@@ -18,6 +18,7 @@ from aiohttp import web
 from tests.k8s_emulator.cluster import Cluster, Timings
 from tests.k8s_emulator.faults import Fault
 from tests.k8s_emulator.nodes import NodeSpec, default_nodes
+from tests.k8s_emulator.selectors import parse_label_selector
 from tests.k8s_emulator.server import ApiServer
 from tests.k8s_emulator.store import DEFAULT_HISTORY_SIZE
 
@@ -153,6 +154,18 @@ class Emulator:
 
     def clear_faults(self, fault: Fault | None = None) -> None:
         self.call(lambda: self.cluster.faults.remove(fault.id if fault else None))
+
+    def set_pod_metric(
+        self, namespace: str, metric: str, value: float, selector: str | None = None
+    ) -> None:
+        """TEST-ONLY: every Ready pod in ``namespace`` matching the label ``selector`` reports
+        ``value`` for the custom metric ``metric`` to the HPA controller from now on."""
+        requirements = parse_label_selector(selector)
+        self.call(
+            lambda: self.cluster.pod_metrics.set(
+                namespace, metric, float(value), requirements, selector or ""
+            )
+        )
 
     def set_history_size(self, size: int) -> None:
         """Bound the watch event history; a watch from an older resourceVersion gets 410."""

@@ -64,3 +64,37 @@ def openshift_emulator(emulator_factory: Callable[..., Emulator]) -> Emulator:
 def emulator_kubeconfig(k8s_emulator: Emulator, tmp_path: Path) -> Path:
     """A kubeconfig file (0600) for ``k8s_emulator``."""
     return k8s_emulator.write_kubeconfig(tmp_path / "kubeconfig")
+
+
+def keda_scaledobject_crd() -> dict[str, Any]:
+    """KEDA's ScaledObject CRD as its operator installs it, schema aside (not validated here)."""
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "scaledobjects.keda.sh"},
+        "spec": {
+            "group": "keda.sh",
+            "names": {
+                "kind": "ScaledObject",
+                "listKind": "ScaledObjectList",
+                "plural": "scaledobjects",
+                "shortNames": ["so"],
+                "singular": "scaledobject",
+            },
+            "scope": "Namespaced",
+            "versions": [
+                {
+                    "name": "v1alpha1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "x-kubernetes-preserve-unknown-fields": True,
+                        }
+                    },
+                    "subresources": {"status": {}},
+                }
+            ],
+        },
+    }

@@ -42,8 +42,9 @@ def _core(kind: str, plural: str, namespaced: bool = True, **kw: object) -> Reso
     return ResourceType("", "v1", kind, plural, namespaced, **kw)  # type: ignore[arg-type]
 
 
-def _t(group: str, kind: str, plural: str, namespaced: bool = True, **kw: object) -> ResourceType:
-    version = "v1"
+def _t(
+    group: str, kind: str, plural: str, namespaced: bool = True, version: str = "v1", **kw: object
+) -> ResourceType:
     return ResourceType(group, version, kind, plural, namespaced, **kw)  # type: ignore[arg-type]
 
 
@@ -162,6 +163,26 @@ KUBERNETES_TYPES: tuple[ResourceType, ...] = (
     _t("node.k8s.io", "RuntimeClass", "runtimeclasses", False),
     _t("storage.k8s.io", "StorageClass", "storageclasses", False, short_names=("sc",)),
     _t("coordination.k8s.io", "Lease", "leases"),
+    # Only v2 of autoscaling is served (the real 1.31 also serves v1; nothing here uses it).
+    _t(
+        "autoscaling",
+        "HorizontalPodAutoscaler",
+        "horizontalpodautoscalers",
+        version="v2",
+        short_names=("hpa",),
+        status_subresource=True,
+        tracks_generation=True,
+        categories=_ALL,
+    ),
+    _t(
+        "apiextensions.k8s.io",
+        "CustomResourceDefinition",
+        "customresourcedefinitions",
+        False,
+        short_names=("crd", "crds"),
+        status_subresource=True,
+        tracks_generation=True,
+    ),
 )
 
 OPENSHIFT_TYPES: tuple[ResourceType, ...] = (
@@ -203,6 +224,25 @@ class ResourceRegistry:
             raise ValueError(f"flavour must be one of {FLAVOURS}, got {flavour!r}")
         types = KUBERNETES_TYPES + (OPENSHIFT_TYPES if flavour == "openshift" else ())
         return cls(types)
+
+    def register(self, rt: ResourceType) -> None:
+        """Serve one more resource (a CustomResourceDefinition's version, once established)."""
+        self.types = (*self.types, rt)
+        self._by_path[(rt.group, rt.version, rt.plural)] = rt
+        self._by_kind[(rt.api_version, rt.kind)] = rt
+
+    def unregister(self, rt: ResourceType) -> None:
+        self.types = tuple(t for t in self.types if t is not rt)
+        self._by_path.pop((rt.group, rt.version, rt.plural), None)
+        self._by_kind.pop((rt.api_version, rt.kind), None)
+
+    def versions(self, group: str) -> list[str]:
+        """The versions served for ``group``, the preferred (first defined) first."""
+        found: list[str] = []
+        for rt in self.types:
+            if rt.group == group and rt.version not in found:
+                found.append(rt.version)
+        return found
 
     def lookup(self, group: str, version: str, plural: str) -> ResourceType | None:
         return self._by_path.get((group, version, plural))

@@ -145,8 +145,11 @@ class ApiServer:
     # --- discovery ------------------------------------------------------------------
 
     def _group(self, group: str) -> Obj:
-        version = {"groupVersion": f"{group}/v1", "version": "v1"}
-        return {"name": group, "versions": [version], "preferredVersion": version}
+        versions = [
+            {"groupVersion": f"{group}/{v}", "version": v}
+            for v in self.cluster.registry.versions(group)
+        ]
+        return {"name": group, "versions": versions, "preferredVersion": versions[0]}
 
     def _resource_list(self, group: str, version: str) -> Obj:
         resources = []
@@ -198,7 +201,7 @@ class ApiServer:
         ``fieldValidation`` parameter, so kubectl leaves validation to the server instead of
         downloading schemas, and computes apply patches from its built-in types."""
         registry = self.cluster.registry
-        versions = [("", "v1")] + [(g, "v1") for g in registry.groups()]
+        versions = [("", "v1")] + [(g, v) for g in registry.groups() for v in registry.versions(g)]
         if not gv_parts:
             return {
                 "paths": {
@@ -653,6 +656,24 @@ class ApiServer:
                 raise bad_request("history: 'size' must be a positive integer")
             self.cluster.store.set_history_size(size)
             return _json_response({"size": size, "compacted_rv": self.cluster.store.compacted_rv})
+        if parts == ["metrics"] and request.method in ("PUT", "POST"):
+            # TEST-ONLY: what pods report to the HPA controller (see autoscaler.PodMetrics).
+            body = await request.json()
+            try:
+                value = float(body["value"])
+                requirements = parse_label_selector(body.get("selector"))
+                self.cluster.pod_metrics.set(
+                    str(body["namespace"]),
+                    str(body["metric"]),
+                    value,
+                    requirements,
+                    body.get("selector") or "",
+                )
+            except (KeyError, TypeError, ValueError) as exc:
+                raise bad_request(
+                    f"metrics: give namespace, metric, value and optionally selector ({exc})"
+                ) from exc
+            return _json_response(body, 201)
         if parts == ["state"]:
             return _json_response(
                 {

@@ -19,6 +19,7 @@ from budcluster.adapters.kubernetes.cluster import (
     platform_kind,
     served_api_groups,
     server_version,
+    serves_resource,
 )
 from budcluster.adapters.kubernetes.diagnostics import events_for, pod_log_tail
 from budcluster.adapters.kubernetes.errors import (
@@ -47,6 +48,7 @@ from budcluster.adapters.kubernetes.objects import (
     get_object,
     list_objects,
     list_release,
+    prune_release,
     secret_value,
 )
 from budcluster.adapters.kubernetes.proxy import ProxyResponse, service_proxy, service_proxy_path
@@ -79,10 +81,12 @@ __all__ = [
     "list_release",
     "platform_kind",
     "pod_log_tail",
+    "prune_release",
     "request_json",
     "secret_value",
     "served_api_groups",
     "server_version",
+    "serves_resource",
     "service_proxy",
     "service_proxy_path",
     "translate",

@@ -41,6 +41,9 @@ KINDS: dict[str, KindInfo] = {
     "Job": KindInfo("batch/v1", "jobs", True, 5),
     "Ingress": KindInfo("networking.k8s.io/v1", "ingresses", True, 6),
     "Route": KindInfo("route.openshift.io/v1", "routes", True, 6),
+    # After the Deployment they scale; ScaledObject is KEDA's CRD, served only with KEDA.
+    "HorizontalPodAutoscaler": KindInfo("autoscaling/v2", "horizontalpodautoscalers", True, 6),
+    "ScaledObject": KindInfo("keda.sh/v1alpha1", "scaledobjects", True, 6),
     # Read only: what controllers and the kubelet make, and the nodes themselves.
     "Node": KindInfo("v1", "nodes", False, 9, managed=False),
     "Pod": KindInfo("v1", "pods", True, 9, managed=False),

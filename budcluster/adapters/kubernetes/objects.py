@@ -199,3 +199,20 @@ def delete_objects(
             continue
         deleted.append(ref)
     return deleted
+
+
+def prune_release(
+    api_client: k8s_client.ApiClient,
+    release: str,
+    namespace: str,
+    keep: Sequence[Mapping[str, Any]],
+    *,
+    kinds: Sequence[str],
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+) -> list[ObjectRef]:
+    """Delete the release's objects of ``kinds`` in ``namespace`` that are not in ``keep``
+    (what was just applied); returns the ones deleted."""
+    wanted = {ObjectRef.of(obj) for obj in keep}
+    current = list_release(api_client, release, namespace, kinds=kinds, timeout_s=timeout_s)
+    stale = [ref for ref in current if ref not in wanted]
+    return delete_objects(api_client, stale, timeout_s=timeout_s)

@@ -374,8 +374,13 @@ class HostsTarget:
     def roll_out(self, spec: RolloutSpec, *, check: bool = False) -> RuntimeStatus:
         """Start or update the runtime on the plan's node; returns without waiting for health.
 
-        On hosts one replica runs, on the plan's first placement.
+        On hosts one replica runs, on the plan's first placement, and nothing autoscales it.
         """
+        if spec.autoscaling is not None:
+            raise HostsConfigError(
+                "autoscaling: a hosts cluster cannot autoscale; remove autoscaling from the "
+                "request, or deploy to a kubernetes cluster"
+            )
         node = self.node_for(spec.plan)
         result = self._run(
             "deploy_runtime.yml",

@@ -44,6 +44,9 @@ from budcluster.targets.kubernetes.values import runtime_values
 from budcluster.targets.kubernetes.verification import EndpointVerifier
 
 CHARTS_DIR = Path(__file__).resolve().parents[3] / "charts"
+KEDA_SCALED_OBJECTS = ("keda.sh/v1alpha1", "scaledobjects")
+"""Where KEDA's ScaledObject is served once its CRD is installed."""
+AUTOSCALER_KINDS = ("HorizontalPodAutoscaler", "ScaledObject")
 
 __all__ = ["CHARTS_DIR", "KubernetesTarget", "KubernetesTimeouts"]
 
@@ -186,16 +189,34 @@ class KubernetesTarget:
         namespace, claim, subdir = parse_pvc_path(spec.model_path)
         release = release_for(spec.deployment_name)
         try:
+            keda = spec.autoscaling is not None and kube.serves_resource(
+                self._api, *KEDA_SCALED_OBJECTS, timeout_s=self._timeouts.api_s
+            )
             values = runtime_values(
                 spec,
                 pvc_name=claim,
                 subdir=subdir,
                 openshift=self._is_openshift(),
                 tolerations=self._tolerations,
+                namespace=namespace,
+                release=release,
+                keda=keda,
             )
         except kube.KubernetesError as exc:
             raise wrap(exc, f"roll out {spec.deployment_name}") from exc
-        self.apply_release("bud_runtime_container", values, release, namespace)
+        applied = self.apply_release("bud_runtime_container", values, release, namespace)
+        try:
+            # Autoscaling turned off, or KEDA installed since: never two autoscalers at once.
+            kube.prune_release(
+                self._api,
+                release,
+                namespace,
+                applied,
+                kinds=AUTOSCALER_KINDS,
+                timeout_s=self._timeouts.api_s,
+            )
+        except kube.KubernetesError as exc:
+            raise wrap(exc, f"remove the stale autoscaler of release {release}") from exc
         return RuntimeStatus(
             state=RuntimeState.STARTING,
             endpoint_url=f"http://{release}.{namespace}.svc:{spec.port}",

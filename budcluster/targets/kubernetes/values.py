@@ -6,6 +6,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from budcluster.autoscaling import (
+    LLAMA_CPP_METRICS_FLAG,
+    AutoscalingSpec,
+    prometheus_query,
+    quantity,
+)
 from budcluster.targets.base import ModelSourceSpec, RolloutSpec
 from budcluster.targets.kubernetes.errors import KubernetesTargetError
 from budcluster.targets.kubernetes.names import slug
@@ -28,8 +34,15 @@ def runtime_values(
     openshift: bool,
     tolerations: Sequence[Mapping[str, Any]] = (),
     gpu_product: str | None = None,
+    namespace: str = "",
+    release: str = "",
+    keda: bool = False,
 ) -> dict[str, Any]:
     """bud_runtime_container values for a RuntimePlan.
+
+    With ``spec.autoscaling`` the chart renders a HorizontalPodAutoscaler on the engine's
+    metric, or with ``keda`` (KEDA's ScaledObject is served) a ScaledObject whose Prometheus
+    query sums the metric over the release's pods in ``namespace``.
 
     Placement pins the pods to the plan's node by hostname; with ``gpu_product`` it selects
     any node with that GPU Feature Discovery product instead. The model directory of the
@@ -50,9 +63,12 @@ def runtime_values(
         )
     mount = str(Path(in_container).parent) if plan.engine == "llama.cpp" else in_container
     port = _flag_value(plan.args, ("--port",))
+    args = list(plan.args)
+    if spec.autoscaling and plan.engine == "llama.cpp" and LLAMA_CPP_METRICS_FLAG not in args:
+        args.append(LLAMA_CPP_METRICS_FLAG)
     return {
         "image": plan.image,
-        "args": list(plan.args),
+        "args": args,
         "env": dict(plan.env),
         "resources": {k: dict(v) for k, v in plan.resources.items()},
         "replicas": plan.replicas,
@@ -66,6 +82,37 @@ def runtime_values(
         "service": {"type": "ClusterIP", "port": spec.port},
         "openshift": openshift,
         "route": {"enabled": openshift, "host": ""},
+        "autoscaling": autoscaling_values(
+            spec.autoscaling, plan.engine, namespace=namespace, release=release, keda=keda
+        ),
+    }
+
+
+def autoscaling_values(
+    autoscaling: AutoscalingSpec | None, engine: str, *, namespace: str, release: str, keda: bool
+) -> dict[str, Any]:
+    """The chart's ``autoscaling`` values; ``{"enabled": False}`` without autoscaling."""
+    if autoscaling is None:
+        return {"enabled": False}
+    try:
+        metric = autoscaling.metric_name(engine)
+    except ValueError as exc:
+        raise KubernetesTargetError(f"autoscaling: {exc}") from exc
+    return {
+        "enabled": True,
+        "minReplicas": autoscaling.min_replicas,
+        "maxReplicas": autoscaling.max_replicas,
+        "metric": metric,
+        "targetAverageValue": quantity(autoscaling.target_per_replica),
+        "scaleUpStabilizationSeconds": autoscaling.scale_up_stabilization_s,
+        "scaleDownStabilizationSeconds": autoscaling.scale_down_stabilization_s,
+        "keda": {
+            "enabled": keda,
+            "serverAddress": autoscaling.prometheus_url,
+            "query": prometheus_query(metric, namespace, release),
+            # KEDA parses the threshold as a float, not as a quantity.
+            "threshold": f"{autoscaling.target_per_replica:.12g}",
+        },
     }
 
 

@@ -8,3 +8,10 @@ budcluster.io/release: {{ .Release.Name | quote }}
 app.kubernetes.io/name: bud-runtime
 app.kubernetes.io/instance: {{ .Release.Name | quote }}
 {{- end -}}
+{{- define "rt.scalingBehavior" -}}
+behavior:
+  scaleUp:
+    stabilizationWindowSeconds: {{ int .scaleUpStabilizationSeconds }}
+  scaleDown:
+    stabilizationWindowSeconds: {{ int .scaleDownStabilizationSeconds }}
+{{- end -}}
