@@ -5,9 +5,14 @@ from __future__ import annotations
 import hashlib
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from budcluster.bench.compare import compare_summaries, render_changes
+from budcluster.bench.report import summary_dict
+from budcluster.bench.runner import BenchmarkConfig, run_benchmark
+from budcluster.bench.specs import TokenLengthSpec, parse_profile
 from budcluster.demo_model import SERVED_NAME, DemoModel
 from budcluster.hardware.inventory import CpuInfo, MemoryInfo, NodeInventory
 from budcluster.modelfacts import load_model_facts
@@ -27,7 +32,7 @@ from budcluster.runtimes.llama_server import (
     llama_cpp_dir,
 )
 
-from .conftest import free_port, http_json, running_server, wait_healthy
+from .conftest import free_port, running_server, wait_healthy
 
 
 def _sha256(path: Path) -> str:
@@ -130,29 +135,42 @@ def test_manifest_and_lineage_of_the_version(
     assert len(lineage["fallbacks"]) == len(result.fallbacks)
 
 
-def test_llama_server_serves_both_and_the_quantized_one_answers(
+def test_benchmark_compares_the_q4_k_m_version_with_the_original(
     demo_with_gguf: DemoModel, quantized: dict[str, QuantizeResult], tmp_path: Path
 ) -> None:
+    """Both GGUFs served in turn by llama-server as deploy-model runs it (llama_cpp_args);
+    the project's benchmark measures each and its compare step reports the changes."""
     assert demo_with_gguf.gguf_file is not None
     server_binary = ensure_llama_server()
-    speeds: dict[str, float] = {}
+    summaries: dict[str, dict[str, Any]] = {}
     for label, gguf in (("f16", demo_with_gguf.gguf_file), ("Q4_K_M", quantized["Q4_K_M"].output)):
         port = free_port()
         args = llama_cpp_args(str(gguf), "127.0.0.1", port, 1, 512, 2, SERVED_NAME)
         with running_server([str(server_binary), *args], port, tmp_path / f"{label}.log") as srv:
             wait_healthy(srv, LLAMA_SERVER_STARTUP_BUDGET_S)
-            rates = []
-            for _ in range(3):
-                status, body = http_json(
-                    f"{srv.base_url}/v1/completions",
-                    {"model": SERVED_NAME, "prompt": "The server", "max_tokens": 64},
-                )
-                assert status == 200, body
-                assert body["usage"]["completion_tokens"] == 64
-                rates.append(float(body["timings"]["predicted_per_second"]))
-            speeds[label] = sorted(rates)[1]
-    print(f"decode tokens/s (median of 3, 64 tokens): {speeds}")
-    assert all(rate > 0 for rate in speeds.values())
+            config = BenchmarkConfig(
+                url=srv.base_url,
+                model=SERVED_NAME,
+                profile=parse_profile("concurrency:1"),
+                max_requests=4,
+                warmup_requests=1,
+                input_tokens=TokenLengthSpec("fixed", 16),
+                output_tokens=TokenLengthSpec("fixed", 32),
+                tokenizer=str(demo_with_gguf.path),
+                ignore_eos=True,
+                name=f"quantize-{label}",
+            )
+            summaries[label] = summary_dict(run_benchmark(config))
+        assert summaries[label]["requests_completed"] == 4, summaries[label]
+        assert summaries[label]["error_rate"] == 0.0
+    changes = compare_summaries(summaries["f16"], summaries["Q4_K_M"], default_pct=1000.0)
+    print(render_changes(changes))
+    print(
+        "output tokens/s: "
+        + ", ".join(f"{k}={v['output_token_throughput']:.0f}" for k, v in summaries.items())
+    )
+    assert {c.metric for c in changes} >= {"output_token_throughput"}
+    assert all(v["output_token_throughput"] > 0 for v in summaries.values())
 
 
 def test_parse_quantize_log_reads_fallbacks_and_sizes() -> None:
