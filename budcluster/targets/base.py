@@ -77,6 +77,8 @@ class RolloutSpec:
     model_path: str
     """Where ``stage_model`` put the model on the node(s)."""
     port: int = 8000
+    adapter_paths: Mapping[str, str] = field(default_factory=dict)
+    """Where ``stage_model`` put each LoRA adapter of the plan, by adapter name."""
 
 
 @dataclass(frozen=True)
