@@ -133,7 +133,10 @@ def _deploy(request: DeployModelRequest) -> dict[str, Any]:
         # The adapters go to the same nodes; the runtime reads them where they were staged.
         adapter_paths = {
             adapter.name: stage_model(
-                cluster, adapter_source, staged_adapter_name(adapter.name, adapter_source.uri), nodes
+                cluster,
+                adapter_source,
+                staged_adapter_name(adapter.name, adapter_source.uri),
+                nodes,
             ).path
             for adapter, adapter_source in zip(request.adapters, adapter_sources, strict=True)
         }

@@ -147,7 +147,9 @@ def with_adapters(plan: RuntimePlan, adapters: Sequence[PlannedAdapter]) -> Runt
     )
 
 
-def relocate_adapters(argv: Sequence[str], plan: RuntimePlan, staged: Mapping[str, str]) -> list[str]:
+def relocate_adapters(
+    argv: Sequence[str], plan: RuntimePlan, staged: Mapping[str, str]
+) -> list[str]:
     """``argv`` (the plan's host command) with each adapter loaded from ``staged[name]``."""
     if not plan.adapters:
         return list(argv)
@@ -175,7 +177,9 @@ def adapter_selection(plan: RuntimePlan, adapter: str | None) -> tuple[str, dict
     names = [a.name for a in plan.adapters]
     if adapter is None:
         if plan.engine == "llama.cpp" and names:
-            return plan.served_model_name, {"lora": [{"id": i, "scale": 0.0} for i in range(len(names))]}
+            return plan.served_model_name, {
+                "lora": [{"id": i, "scale": 0.0} for i in range(len(names))]
+            }
         return plan.served_model_name, {}
     if adapter not in names:
         raise ConfigurationError(

@@ -151,8 +151,6 @@ def _run_converter(
     if result.returncode != 0 or not tmp.exists():
         tmp.unlink(missing_ok=True)
         tail = "\n".join((result.stdout + result.stderr).splitlines()[-30:])
-        raise RuntimeBuildError(
-            f"{script} failed (exit {result.returncode}) for {source}:\n{tail}"
-        )
+        raise RuntimeBuildError(f"{script} failed (exit {result.returncode}) for {source}:\n{tail}")
     tmp.replace(outfile)
     return outfile

@@ -342,9 +342,7 @@ class HostsTarget:
         """The deploy playbook's extravars for ``spec`` (every runtime form, rendered)."""
         name = check_name(spec.deployment_name, "deployment_name")
         plan = spec.plan
-        argv = host_argv(
-            plan, spec.model_path, self.executables, spec.port, spec.adapter_paths
-        )
+        argv = host_argv(plan, spec.model_path, self.executables, spec.port, spec.adapter_paths)
         runtime = runtime_spec(argv, plan.host_env, spec.port, self.restart)
         container_name = f"budcluster-{name}"
         return {
