@@ -30,7 +30,7 @@ from budcluster.planning.limits import (
     Seconds,
     WarmupCount,
 )
-from budcluster.planning.models import PlanRequest, RuntimePlan
+from budcluster.planning.models import PlannedAdapter, PlanRequest, RuntimePlan
 
 # Deployment and cluster names become host directory names, unit names, Kubernetes
 # object names and label values, so they follow the strictest of those: DNS-1123 labels.
@@ -147,6 +147,13 @@ class BenchmarkProfile(_Form):
     api: Literal["completions", "chat"] = Field("completions", description="Which OpenAI API.")
     slo: str | None = Field(None, description="Goodput SLOs, e.g. 'ttft=200ms,tpot=50ms'.")
     ignore_eos: bool = Field(False, description="Ask the server to ignore EOS (if it accepts it).")
+    adapter: str | None = Field(
+        None,
+        description=(
+            "Measure this LoRA adapter of the deployment instead of the base model (one of "
+            "deploy-model's adapters). Empty: the base model."
+        ),
+    )
 
     # The parsers raise ConfigurationError; pydantic reports field locations only for
     # ValueError, so each is re-raised as one.
@@ -166,8 +173,15 @@ class BenchmarkProfile(_Form):
         return value if value is None else _parsed(value, parse_slos)
 
     def to_config(
-        self, *, url: str, model: str, name: str, deployment: str | None
+        self,
+        *,
+        url: str,
+        model: str,
+        name: str,
+        deployment: str | None,
+        extra_body: dict[str, object] | None = None,
     ) -> BenchmarkConfig:
+        """``extra_body``: fields every request carries (llama-server's adapter selection)."""
         return BenchmarkConfig(
             url=url,
             model=model,
@@ -182,6 +196,7 @@ class BenchmarkProfile(_Form):
             ignore_eos=self.ignore_eos,
             name=name,
             deployment_name=deployment,
+            extra_body=dict(extra_body or {}),
         )
 
 
@@ -311,6 +326,52 @@ def check_autoscaled_replicas(replicas: int | str, autoscaling: AutoscalingReque
         )
 
 
+MAX_ADAPTER_NAME = 40
+"""An adapter is staged as ``lora-<name>-<12 hex>``, which must stay a 63-character name."""
+
+
+class LoraAdapterRequest(_Form):
+    """A LoRA adapter of the deployment's model, served beside it."""
+
+    name: str = Field(
+        description=(
+            "Adapter name, e.g. 'support-tone': what a request names to use it (vLLM's model "
+            "name) and how the store lists it under the base model."
+        )
+    )
+    uri: str = Field(
+        description=(
+            "The adapter: a directory on the controller, s3://bucket/prefix or "
+            "hf://org/name[@revision]. A GGUF adapter for llama.cpp, a PEFT directory "
+            "(adapter_config.json + adapter_model.safetensors) for vLLM."
+        )
+    )
+    registry_block: str | None = Field(
+        None, description="Bud S3 Registry block holding the keys for an s3:// URI."
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if len(value) > MAX_ADAPTER_NAME:
+            raise ValueError(
+                f"adapter name {value!r} is longer than {MAX_ADAPTER_NAME} characters; "
+                "give a shorter one"
+            )
+        return _check_name(value, "adapter name")
+
+    @field_validator("uri")
+    @classmethod
+    def _uri(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("adapter uri is empty; give a directory, s3://... or hf://...")
+        return value.strip()
+
+    def source(self) -> ModelSourceRequest:
+        """The adapter as a model source: it is fetched and staged the same way."""
+        return ModelSourceRequest(uri=self.uri, registry_block=self.registry_block)
+
+
 class DeployModelRequest(_Form):
     name: str = Field(description="Deployment name, unique per cluster, e.g. 'qwen-cpu'.")
     cluster: str = Field(description="Name of a registered cluster.")
@@ -348,6 +409,14 @@ class DeployModelRequest(_Form):
             "HPA, or a KEDA ScaledObject where KEDA is installed). Empty: a fixed count."
         ),
     )
+    adapters: list[LoraAdapterRequest] = Field(
+        default_factory=list,
+        description=(
+            "LoRA adapters to serve beside the model (hosts clusters): llama.cpp takes GGUF "
+            "adapters, vLLM PEFT directories. Each is registered under the model and staged "
+            "with it."
+        ),
+    )
 
     @field_validator("name")
     @classmethod
@@ -357,6 +426,25 @@ class DeployModelRequest(_Form):
     @model_validator(mode="after")
     def _fixed_or_scaled(self) -> DeployModelRequest:
         check_autoscaled_replicas(self.replicas, self.autoscaling)
+        return self
+
+    @model_validator(mode="after")
+    def _adapter_names(self) -> DeployModelRequest:
+        names = [adapter.name for adapter in self.adapters]
+        for name in names:
+            if names.count(name) > 1:
+                raise ValueError(f"adapters: the name {name!r} is given twice; name each once")
+            if name == self.name:
+                raise ValueError(
+                    f"adapters: {name!r} is the deployment's own name (its served model name); "
+                    "give the adapter another name"
+                )
+        chosen = self.benchmark.adapter if self.benchmark else None
+        if chosen is not None and chosen not in names:
+            raise ValueError(
+                f"benchmark.adapter {chosen!r} is not one of the adapters {names or '(none)'}; "
+                "name one of them, or leave it empty to measure the base model"
+            )
         return self
 
     def autoscaling_spec(self) -> AutoscalingSpec | None:
@@ -370,8 +458,13 @@ class DeployModelRequest(_Form):
                 "runtimes on load); remove autoscaling from the request, or deploy to a "
                 "kubernetes cluster"
             )
+        if self.adapters and cluster_kind != "hosts":
+            raise ConfigurationError(
+                f"adapters: LoRA adapters are served on hosts clusters; {self.cluster!r} is a "
+                f"{cluster_kind} cluster (docs/lora.md); deploy without adapters there"
+            )
 
-    def plan_request(self) -> PlanRequest:
+    def plan_request(self, adapters: list[PlannedAdapter] | None = None) -> PlanRequest:
         return PlanRequest(
             device=self.device.value,
             engine=self.engine.value,
@@ -381,13 +474,15 @@ class DeployModelRequest(_Form):
             port=self.port,
             served_model_name=self.name,
             extra_args=self.engine_args,
+            adapters=list(adapters or []),
         )
 
     def check_plan(self, plan: RuntimePlan, cluster_kind: str) -> None:
         """Refuse a plan the cluster would not run as asked, before anything is staged.
 
         CPU plans are one replica on one node whatever was asked, and a hosts cluster runs
-        one runtime per deployment (on the plan's first placement) and cannot autoscale.
+        one runtime per deployment (on the plan's first placement), cannot autoscale and is
+        the only kind that serves LoRA adapters.
         """
         self.check_cluster_kind(cluster_kind)
         if isinstance(self.replicas, int) and plan.replicas != self.replicas:
@@ -417,6 +512,12 @@ class DeployModelRequest(_Form):
         if spec.get("autoscaling") is None:
             # Left out when unset, so deployments recorded before the field keep their hash.
             spec.pop("autoscaling", None)
+        # Without adapters the hash is the one it was before adapters existed, so no
+        # deployment is redeployed for them.
+        if not spec["adapters"]:
+            del spec["adapters"]
+        for adapter in spec.get("adapters", []):
+            adapter.pop("registry_block", None)
         canonical = json.dumps(spec, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
@@ -440,6 +541,11 @@ class BenchmarkEndpointRequest(_Form):
             raise ValueError("give cluster and deployment, or url and model")
         if self.url and not self.model:
             raise ValueError("model is required with url: the served model name")
+        if self.profile.adapter is not None and not (self.cluster and self.deployment):
+            raise ValueError(
+                "profile.adapter needs cluster and deployment (their plan says how the engine "
+                "selects it); with a url, give a vLLM adapter's name as the model instead"
+            )
         return self
 
 

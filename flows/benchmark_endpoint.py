@@ -8,6 +8,8 @@ from prefect import flow
 
 from budcluster.errors import ConfigurationError
 from budcluster.job_requests import BenchmarkEndpointRequest
+from budcluster.planning.lora import adapter_selection
+from budcluster.planning.models import RuntimePlan
 from tasks.benchmark import run_benchmark
 from tasks.records import find_deployment
 
@@ -17,6 +19,7 @@ def benchmark_endpoint(request: BenchmarkEndpointRequest) -> dict[str, Any]:
     """Load the endpoint with the profile; write the report, the store rows and artifacts."""
     deployment_id = None
     url, model = request.url, request.model
+    extra_body: dict[str, object] = {}
     if request.cluster and request.deployment:
         state = find_deployment(request.cluster, request.deployment)
         if state is None or state.status != "ready" or not state.endpoint_url:
@@ -26,13 +29,21 @@ def benchmark_endpoint(request: BenchmarkEndpointRequest) -> dict[str, Any]:
             )
         deployment_id, url = state.id, state.endpoint_url
         model = model or state.served_model_name
+        if request.profile.adapter is not None:
+            if state.plan is None:
+                raise ConfigurationError(
+                    f"deployment {request.deployment!r} has no recorded plan to find adapter "
+                    f"{request.profile.adapter!r} in; redeploy it"
+                )
+            plan = RuntimePlan.model_validate(state.plan)
+            model, extra_body = adapter_selection(plan, request.profile.adapter)
     if not url or not model:
         raise ConfigurationError(
             "no endpoint to measure: give url and model, or a ready deployment"
         )
     name = request.deployment or model
     config = request.profile.to_config(
-        url=url, model=model, name=name, deployment=request.deployment
+        url=url, model=model, name=name, deployment=request.deployment, extra_body=extra_body
     )
     summary = run_benchmark(config, deployment_id=deployment_id)
     print(

@@ -9,6 +9,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.transactions import Transaction, transaction
 
 from budcluster.job_requests import DeployModelRequest
+from budcluster.planning.lora import adapter_selection, planned_adapter, staged_adapter_name
 from budcluster.targets.base import RolloutSpec
 from tasks.benchmark import run_benchmark
 from tasks.clusters import (
@@ -19,6 +20,7 @@ from tasks.clusters import (
 )
 from tasks.credentials import model_source
 from tasks.exclusive import exclusive_rollout
+from tasks.lora import read_adapter_facts, register_adapters
 from tasks.models import locate_model_metadata, model_format
 from tasks.planning import plan_runtime, publish_plan_artifact, read_model_facts
 from tasks.records import (
@@ -64,7 +66,8 @@ def deploy_model(request: DeployModelRequest) -> dict[str, Any]:
 def _deploy(request: DeployModelRequest) -> dict[str, Any]:
     spec_hash = request.spec_hash()
     cluster = registered_cluster(request.cluster)
-    # What the cluster kind cannot do (autoscaling on hosts) fails before any work.
+    # What the cluster kind cannot do (autoscaling on hosts, adapters off hosts) fails
+    # before any work.
     request.check_cluster_kind(cluster.kind)
     endpoint = current_endpoint(cluster, request.name, spec_hash)
     if endpoint:
@@ -84,7 +87,13 @@ def _deploy(request: DeployModelRequest) -> dict[str, Any]:
     # 3. Plan from the model's metadata, before any weights move.
     source = model_source(request.model)
     facts = read_model_facts(locate_model_metadata(source))
-    plan = plan_runtime(facts, inventories, request.plan_request())
+    adapter_sources = [model_source(adapter.source()) for adapter in request.adapters]
+    adapter_facts = [read_adapter_facts(locate_model_metadata(s)) for s in adapter_sources]
+    adapters = [
+        planned_adapter(adapter.name, found)
+        for adapter, found in zip(request.adapters, adapter_facts, strict=True)
+    ]
+    plan = plan_runtime(facts, inventories, request.plan_request(adapters))
     publish_plan_artifact(plan)
     # A replica count the cluster would not run fails here, before weights move.
     request.check_plan(plan, access.kind)
@@ -92,6 +101,20 @@ def _deploy(request: DeployModelRequest) -> dict[str, Any]:
     model_id = record_model(
         request.model.model_name, request.model.uri, fmt, [], facts.model_dump(mode="json")
     )
+    if request.adapters:
+        register_adapters(
+            model_id,
+            [
+                {
+                    "name": adapter.name,
+                    "source_uri": adapter.uri,
+                    "format": found.format,
+                    "rank": found.rank,
+                    "alpha": found.alpha,
+                }
+                for adapter, found in zip(request.adapters, adapter_facts, strict=True)
+            ],
+        )
     deployment_id, redeploy = open_deployment(
         request.cluster, request.name, model_id, spec_hash, f"{plan.engine} on {plan.device_kind}"
     )
@@ -110,6 +133,16 @@ def _deploy(request: DeployModelRequest) -> dict[str, Any]:
             facts.model_dump(mode="json"),
         )
         record_transfer(model_id, request.cluster, deployment_id, staged, True)
+        # The adapters go to the same nodes; the runtime reads them where they were staged.
+        adapter_paths = {
+            adapter.name: stage_model(
+                cluster,
+                adapter_source,
+                staged_adapter_name(adapter.name, adapter_source.uri),
+                nodes,
+            ).path
+            for adapter, adapter_source in zip(request.adapters, adapter_sources, strict=True)
+        }
 
         # 5. Roll out.  6. Wait until healthy.  A failure removes what this run started.
         executables = prepare_engine(plan)
@@ -120,7 +153,12 @@ def _deploy(request: DeployModelRequest) -> dict[str, Any]:
             txn.set("deployment", request.name)
             txn.set("previous", previous)
             spec = RolloutSpec(
-                request.name, plan, staged.path, request.port, request.autoscaling_spec()
+                request.name,
+                plan,
+                staged.path,
+                request.port,
+                autoscaling=request.autoscaling_spec(),
+                adapter_paths=adapter_paths,
             )
             started = roll_out_undoable(cluster, spec, executables)
             endpoint = started.endpoint_url or ""
@@ -154,8 +192,14 @@ def _deploy(request: DeployModelRequest) -> dict[str, Any]:
 
     # 7. Optionally measure it.
     if request.benchmark is not None:
+        # An adapter is measured through the same endpoint, selected per request.
+        model, extra_body = adapter_selection(plan, request.benchmark.adapter)
         config = request.benchmark.to_config(
-            url=endpoint, model=plan.served_model_name, name=request.name, deployment=request.name
+            url=endpoint,
+            model=model,
+            name=request.name,
+            deployment=request.name,
+            extra_body=extra_body,
         )
         outcome["benchmark"] = run_benchmark(config, deployment_id=deployment_id)
     print(f"{request.name} ready at {endpoint}")

@@ -35,6 +35,7 @@ class DeploymentState:
     spec_hash: str | None
     endpoint_url: str | None
     served_model_name: str | None
+    plan: dict[str, Any] | None = None
 
 
 @task(
@@ -152,7 +153,9 @@ def find_deployment(cluster: str, name: str) -> DeploymentState | None:
         except NotFound:
             return None
         served = (row.plan or {}).get("served_model_name")
-        return DeploymentState(row.id, row.status.value, row.spec_hash, row.endpoint_url, served)
+        return DeploymentState(
+            row.id, row.status.value, row.spec_hash, row.endpoint_url, served, row.plan
+        )
 
 
 @task(

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import aiohttp
 
@@ -72,6 +72,9 @@ class ClientConfig:
     api_key: str | None = None
     sse_verify_every: int = 16
     """Fully parse every N-th socket read to check the fast path (1: parse every read)."""
+    extra_body: dict[str, object] = field(default_factory=dict)
+    """Fields every request carries (an adapter selection); unlike the optional ones, a
+    server that rejects them fails the request instead of having them dropped."""
 
     @property
     def endpoint(self) -> str:
@@ -156,6 +159,7 @@ class StreamingClient:
             payload["messages"] = [{"role": "user", "content": prompt.text}]
         else:
             payload["prompt"] = prompt.text
+        payload.update(self.config.extra_body)
         payload.update(self.optional)
         return _dumps(payload)
 

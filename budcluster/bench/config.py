@@ -35,6 +35,8 @@ class BenchmarkConfig:
     name: str = "bench"
     deployment_name: str | None = None
     api_key: str | None = None
+    extra_body: dict[str, object] = field(default_factory=dict)
+    """Fields every request carries, e.g. llama-server's ``lora`` adapter selection."""
 
     def validate(self) -> None:
         if self.api not in ("completions", "chat"):
@@ -58,6 +60,12 @@ class BenchmarkConfig:
             raise ConfigurationError("give either --dataset or --prompts-file, not both")
 
     def as_settings(self) -> dict[str, object]:
+        settings = self._settings()
+        if self.extra_body:
+            settings["extra_body"] = dict(self.extra_body)
+        return settings
+
+    def _settings(self) -> dict[str, object]:
         return {
             "api": self.api,
             "profile": self.profile.label(),

@@ -324,6 +324,7 @@ def _client_config(config: BenchmarkConfig) -> ClientConfig:
         ignore_eos=config.ignore_eos,
         request_timeout_s=config.request_timeout_s,
         api_key=config.api_key,
+        extra_body=dict(config.extra_body),
     )
 
 

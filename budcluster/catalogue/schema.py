@@ -35,6 +35,7 @@ from budcluster.job_requests import (
     DeployModelRequest,
     DeviceChoice,
     EngineChoice,
+    LoraAdapterRequest,
     ModelSourceRequest,
     Replicas,
     _check_name,
@@ -211,6 +212,10 @@ class CatalogueEntry(_Strict):
     hardware: HardwarePreference = Field(default_factory=HardwarePreference)
     runtime: RuntimeOverrides = Field(default_factory=RuntimeOverrides)
     benchmark: BenchmarkPlan | None = None
+    adapters: list[LoraAdapterRequest] = Field(
+        default_factory=list,
+        description="LoRA adapters served beside the model (deploy-model's adapters).",
+    )
     schedule: str | None = Field(
         None,
         description=(
@@ -238,6 +243,22 @@ class CatalogueEntry(_Strict):
         # The deploy form's rule (DNS-1123), checked here so the error names this entry.
         return _check_name(value, "deployment name")
 
+    @model_validator(mode="after")
+    def _adapters(self) -> CatalogueEntry:
+        # The deploy form's rules, checked here so the error names this entry.
+        names = [adapter.name for adapter in self.adapters]
+        if len(set(names)) != len(names) or self.name in names:
+            raise ValueError(
+                f"adapters {names}: give each adapter a name of its own, not the deployment's"
+            )
+        chosen = self.benchmark.profile.adapter if self.benchmark else None
+        if chosen is not None and chosen not in names:
+            raise ValueError(
+                f"benchmark.profile.adapter {chosen!r} is not one of the adapters "
+                f"{names or '(none)'}"
+            )
+        return self
+
     @property
     def key(self) -> tuple[str, str]:
         return (self.cluster, self.name)
@@ -258,6 +279,7 @@ class CatalogueEntry(_Strict):
             engine_args=self.runtime.engine_args,
             autoscaling=self.runtime.autoscaling,
             benchmark=self.benchmark.profile if self.benchmark else None,
+            adapters=self.adapters,
         )
 
     def spec_hash(self) -> str:

@@ -16,6 +16,7 @@ _GROUPS: list[tuple[str, str]] = [
     ("db", "budcluster.cli.db"),
     ("bench", "budcluster.cli.bench"),
     ("demo-model", "budcluster.cli.demo"),
+    ("lora", "budcluster.cli.lora"),
     ("model", "budcluster.cli.transfer"),
     ("cluster", "budcluster.cli.cluster"),
     ("secrets", "budcluster.cli.secrets"),

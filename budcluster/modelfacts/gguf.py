@@ -73,6 +73,8 @@ class GgufHeader:
     weight_bytes: int = 0
     unknown_types: set[int] = field(default_factory=set)
     bytes_by_type: Counter[str] = field(default_factory=Counter)
+    lora_rank: int | None = None
+    """For a LoRA adapter: the largest rank of its ``*.lora_a`` tensors (their second dim)."""
 
     @property
     def dominant_type(self) -> str | None:
@@ -123,8 +125,10 @@ def read_gguf_header(path: Path) -> GgufHeader:
             metadata[key] = _value(handle, _read(handle, "<I"))
         header = GgufHeader(version=version, metadata=metadata, tensor_count=tensor_count)
         for _ in range(tensor_count):
-            _string(handle)
+            name = _string(handle)
             dims = [_read(handle, "<Q") for _ in range(_read(handle, "<I"))]
+            if name.endswith(".lora_a") and len(dims) == 2:
+                header.lora_rank = max(header.lora_rank or 0, dims[1])
             type_id = _read(handle, "<I")
             _read(handle, "<Q")
             elements = math.prod(dims)

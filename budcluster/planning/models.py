@@ -22,6 +22,16 @@ DeviceKind = Literal["cuda", "hpu", "cpu"]
 Engine = Literal["vllm", "llama.cpp"]
 
 
+class PlannedAdapter(BaseModel):
+    """A LoRA adapter served beside the base model (see :mod:`budcluster.planning.lora`)."""
+
+    name: str = Field(description="What a request names to use it (vLLM's model name).")
+    format: Literal["gguf", "peft"]
+    rank: int | None = None
+    source_path: str = Field(description="The adapter's directory as the controller sees it.")
+    file: str | None = Field(None, description="The GGUF file in it; None for a PEFT directory.")
+
+
 class PlanRequest(BaseModel):
     device: Literal["auto", "cuda", "hpu", "cpu"] = Field(
         "auto", description="auto prefers CUDA, then Gaudi (HPU), then AMX CPUs, then other CPUs."
@@ -49,6 +59,9 @@ class PlanRequest(BaseModel):
     port: int = Field(8000, gt=0, lt=65536)
     extra_args: list[str] = Field(
         default_factory=list, description="Engine arguments appended after the planned ones."
+    )
+    adapters: list[PlannedAdapter] = Field(
+        default_factory=list, description="LoRA adapters served beside the base model."
     )
 
     @field_validator("replicas", mode="before")
@@ -151,3 +164,6 @@ class RuntimePlan(BaseModel):
     memory: MemoryArithmetic
     decisions: list[str] = Field(default_factory=list, description="Why this plan, in words.")
     rejected: list[str] = Field(default_factory=list, description="Candidates that did not fit.")
+    adapters: list[PlannedAdapter] = Field(
+        default_factory=list, description="LoRA adapters, in the order the engine loads them."
+    )

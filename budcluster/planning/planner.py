@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from budcluster.hardware.inventory import NodeInventory
 from budcluster.modelfacts import ModelFacts
+from budcluster.planning.lora import with_adapters
 from budcluster.planning.models import PlanRequest, RuntimePlan
 from budcluster.planning.search import best_plan
 
@@ -18,7 +19,7 @@ def plan(
 ) -> RuntimePlan:
     """The plan for ``facts`` on the first device kind (in preference order) where it fits."""
     request = request or PlanRequest()
-    chosen = best_plan(facts, inventories, request)
+    chosen = with_adapters(best_plan(facts, inventories, request), request.adapters)
     if not request.extra_args:
         return chosen
     # The user's own engine flags go last, so they override the planner's where the

@@ -1,4 +1,5 @@
-"""HF safetensors -> GGUF with llama.cpp's own ``convert_hf_to_gguf.py`` (same sdist).
+"""HF safetensors -> GGUF with llama.cpp's own ``convert_hf_to_gguf.py`` (same sdist), and a
+PEFT LoRA adapter -> GGUF adapter with its ``convert_lora_to_gguf.py``.
 
 The script needs torch, transformers, sentencepiece and numpy; it runs in a small cached
 venv (``<cache>/gguf-convert/<llama-cpp-python version>/venv``, torch CPU from the local
@@ -103,6 +104,42 @@ def convert_hf_to_gguf(
         "--outfile", str(tmp),
         "--outtype", outtype,
     ]  # fmt: skip
+    return _run_converter(cmd, tmp, outfile, "convert_hf_to_gguf.py", model_dir, timeout_s)
+
+
+def convert_lora_to_gguf(
+    adapter_dir: Path,
+    base_model_dir: Path,
+    outfile: Path,
+    *,
+    outtype: str = "f32",
+    version: str = LLAMA_CPP_PYTHON_VERSION,
+    cache_dir: Path | None = None,
+    timeout_s: float = 600.0,
+    progress: ProgressSink | None = None,
+) -> Path:
+    """Convert a PEFT LoRA directory to a GGUF adapter ``outfile`` and return it.
+
+    ``base_model_dir`` is the base model's HF directory: the script reads its config.json
+    to map the adapter's tensor names (never the hub: the run is offline). An adapter has
+    no vocabulary, so the pre-tokenizer shim that model conversion needs is not used.
+    """
+    src = ensure_llama_cpp_sources(version, cache_dir, progress=progress)
+    python = ensure_gguf_converter(version, cache_dir, progress=progress)
+    tmp = outfile.with_name(outfile.name + ".partial")
+    cmd = [
+        str(python), str(src / "convert_lora_to_gguf.py"),
+        "--base", str(base_model_dir),
+        "--outfile", str(tmp),
+        "--outtype", outtype,
+        str(adapter_dir),
+    ]  # fmt: skip
+    return _run_converter(cmd, tmp, outfile, "convert_lora_to_gguf.py", adapter_dir, timeout_s)
+
+
+def _run_converter(
+    cmd: list[str], tmp: Path, outfile: Path, script: str, source: Path, timeout_s: float
+) -> Path:
     try:
         result = subprocess.run(
             cmd, capture_output=True, text=True, timeout=timeout_s, check=False,
@@ -110,12 +147,10 @@ def convert_hf_to_gguf(
         )  # fmt: skip
     except subprocess.TimeoutExpired as exc:
         tmp.unlink(missing_ok=True)
-        raise RuntimeBuildTimeout(f"convert_hf_to_gguf.py ran over {timeout_s:g} s") from exc
+        raise RuntimeBuildTimeout(f"{script} ran over {timeout_s:g} s") from exc
     if result.returncode != 0 or not tmp.exists():
         tmp.unlink(missing_ok=True)
         tail = "\n".join((result.stdout + result.stderr).splitlines()[-30:])
-        raise RuntimeBuildError(
-            f"convert_hf_to_gguf.py failed (exit {result.returncode}) for {model_dir}:\n{tail}"
-        )
+        raise RuntimeBuildError(f"{script} failed (exit {result.returncode}) for {source}:\n{tail}")
     tmp.replace(outfile)
     return outfile

@@ -83,6 +83,13 @@ class ModelFormat(StrEnum):
     GGUF = "gguf"
 
 
+class AdapterFormat(StrEnum):
+    """How a LoRA adapter is stored: llama.cpp's GGUF, or a Hugging Face PEFT directory."""
+
+    GGUF = "gguf"
+    PEFT = "peft"
+
+
 class TransferStatus(StrEnum):
     PENDING = "pending"
     RUNNING = "running"
@@ -181,6 +188,23 @@ class CatalogModel(_Timestamps, Base):
     """One entry per file: {"path": ..., "size": ..., "sha256": ...}."""
     config_facts: Mapped[dict[str, Any]]
     """Facts read from the model's config: architecture, parameters, dtype, context length."""
+
+
+class LoraAdapter(_Timestamps, Base):
+    """A LoRA adapter registered for a base model of the catalogue, under a name."""
+
+    __tablename__ = "lora_adapters"
+    __table_args__ = (UniqueConstraint("model_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(63))
+    source_uri: Mapped[str] = mapped_column(String(2048))
+    format: Mapped[AdapterFormat] = mapped_column(
+        _enum_column_type(AdapterFormat, "adapter_format")
+    )
+    rank: Mapped[int | None]
+    alpha: Mapped[float | None]
 
 
 class Deployment(_Timestamps, Base):

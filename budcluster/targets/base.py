@@ -80,6 +80,8 @@ class RolloutSpec:
     port: int = 8000
     autoscaling: AutoscalingSpec | None = None
     """Scale between min and max replicas on a runtime metric (Kubernetes only)."""
+    adapter_paths: Mapping[str, str] = field(default_factory=dict)
+    """Where ``stage_model`` put each LoRA adapter of the plan, by adapter name."""
 
 
 @dataclass(frozen=True)

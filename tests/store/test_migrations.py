@@ -27,6 +27,7 @@ EXPECTED_TABLES = {
     "benchmark_requests",
     "benchmark_summaries",
     "provisionings",
+    "lora_adapters",
 }
 
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from budcluster.errors import ConfigurationError
+from budcluster.planning.lora import ADAPTER_MOUNT, relocate_adapters
 from budcluster.planning.models import RuntimePlan
 from budcluster.targets.base import check_safe_name
 from budcluster.targets.hosts.errors import HostsConfigError
@@ -48,17 +50,31 @@ def _flag_value_index(argv: Sequence[str], flags: Sequence[str]) -> int | None:
     return None
 
 
+def _staged_adapters(plan: RuntimePlan, argv: list[str], paths: Mapping[str, str]) -> list[str]:
+    try:
+        return relocate_adapters(argv, plan, paths)
+    except ConfigurationError as exc:
+        raise HostsConfigError(str(exc)) from exc
+
+
 def host_argv(
-    plan: RuntimePlan, model_path: str, executables: Mapping[str, str], port: int
+    plan: RuntimePlan,
+    model_path: str,
+    executables: Mapping[str, str],
+    port: int,
+    adapter_paths: Mapping[str, str] | None = None,
 ) -> list[str]:
-    """``plan.host_command`` with the executable, the model path and the port made real.
+    """``plan.host_command`` with the executable, the model path, the adapters' paths and
+    the port made real.
 
     The planner wrote the controller's view of the model (a directory for vLLM, a GGUF file
-    for llama.cpp); on the host the model lives in ``model_path``, where stage_model put it.
+    for llama.cpp) and of its adapters; on the host the model lives in ``model_path`` and
+    each adapter in ``adapter_paths[name]``, where stage_model put them.
     """
     argv = list(plan.host_command)
     if not argv:
         raise HostsConfigError("the plan's host_command is empty: re-plan the deployment")
+    argv = _staged_adapters(plan, argv, adapter_paths or {})
     argv[0] = executables.get(argv[0], argv[0])
     model_at = _flag_value_index(argv, _MODEL_FLAGS[plan.engine])
     if model_at is not None:
@@ -80,8 +96,13 @@ def container_run_argv(
     port: int,
     spec_sha256: str,
     restart: RestartPolicy,
+    adapter_paths: Mapping[str, str] | None = None,
 ) -> list[str]:
-    """The exact ``docker run`` / ``podman run`` command line for the plan's image and args."""
+    """The exact ``docker run`` / ``podman run`` command line for the plan's image and args.
+
+    Each LoRA adapter's staged directory is mounted at ``/adapters/<name>``, where the
+    plan's container args load it from.
+    """
     args = list(plan.args)
     model_at = _flag_value_index(args, _MODEL_FLAGS[plan.engine])
     if model_at is None:
@@ -99,6 +120,13 @@ def container_run_argv(
         "-p", f"{port}:{container_port}",
         "-v", f"{model_path}:{mount}:ro",
     ]  # fmt: skip
+    for adapter in plan.adapters:
+        staged = (adapter_paths or {}).get(adapter.name)
+        if staged is None:
+            raise HostsConfigError(
+                f"adapter {adapter.name!r} has no staged directory: stage it with the model"
+            )
+        argv += ["-v", f"{staged}:{ADAPTER_MOUNT}/{adapter.name}:ro"]
     devices = [i for p in plan.placements[:1] for i in p.device_indices]
     if plan.device_kind == "cuda" and devices:
         listed = ",".join(str(i) for i in devices)

@@ -342,7 +342,7 @@ class HostsTarget:
         """The deploy playbook's extravars for ``spec`` (every runtime form, rendered)."""
         name = check_name(spec.deployment_name, "deployment_name")
         plan = spec.plan
-        argv = host_argv(plan, spec.model_path, self.executables, spec.port)
+        argv = host_argv(plan, spec.model_path, self.executables, spec.port, spec.adapter_paths)
         runtime = runtime_spec(argv, plan.host_env, spec.port, self.restart)
         container_name = f"budcluster-{name}"
         return {
@@ -359,6 +359,7 @@ class HostsTarget:
                     spec.port,
                     runtime["spec_sha256"],
                     self.restart,
+                    spec.adapter_paths,
                 )
                 for engine in ("docker", "podman")
             },
@@ -443,6 +444,8 @@ class HostsTarget:
 
     def describe_command(self, spec: RolloutSpec) -> str:
         """The process-mode command line, for logs and plan artifacts."""
-        argv = host_argv(spec.plan, spec.model_path, self.executables, spec.port)
+        argv = host_argv(
+            spec.plan, spec.model_path, self.executables, spec.port, spec.adapter_paths
+        )
         env = " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(spec.plan.host_env.items()))
         return (env + " " if env else "") + shlex.join(argv)

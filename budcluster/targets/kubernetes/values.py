@@ -50,6 +50,12 @@ def runtime_values(
     for vLLM, the GGUF file's directory for llama.cpp (as the hosts target does).
     """
     plan = spec.plan
+    if plan.adapters:
+        # The adapters are staged per model into PVCs of their own namespaces, which a
+        # runtime pod cannot mount; deploy-model refuses them before staging.
+        raise KubernetesTargetError(
+            "LoRA adapters are served on hosts clusters only; deploy without adapters here"
+        )
     nodes = sorted({p.node_name for p in plan.placements})
     placement = {"hostname": "", "gpuProduct": ""}
     if gpu_product:
