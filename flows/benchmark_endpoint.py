@@ -9,13 +9,14 @@ from prefect import flow
 from budcluster.errors import ConfigurationError
 from budcluster.job_requests import BenchmarkEndpointRequest
 from tasks.benchmark import run_benchmark
+from tasks.pricing import deployment_price
 from tasks.records import find_deployment
 
 
 @flow(name="benchmark-endpoint", log_prints=True)
 def benchmark_endpoint(request: BenchmarkEndpointRequest) -> dict[str, Any]:
     """Load the endpoint with the profile; write the report, the store rows and artifacts."""
-    deployment_id = None
+    deployment_id, price = None, None
     url, model = request.url, request.model
     if request.cluster and request.deployment:
         state = find_deployment(request.cluster, request.deployment)
@@ -26,6 +27,7 @@ def benchmark_endpoint(request: BenchmarkEndpointRequest) -> dict[str, Any]:
             )
         deployment_id, url = state.id, state.endpoint_url
         model = model or state.served_model_name
+        price = deployment_price(request.cluster, request.deployment)
     if not url or not model:
         raise ConfigurationError(
             "no endpoint to measure: give url and model, or a ready deployment"
@@ -34,9 +36,12 @@ def benchmark_endpoint(request: BenchmarkEndpointRequest) -> dict[str, Any]:
     config = request.profile.to_config(
         url=url, model=model, name=name, deployment=request.deployment
     )
-    summary = run_benchmark(config, deployment_id=deployment_id)
+    summary = run_benchmark(config, deployment_id=deployment_id, price=price)
+    cost = summary["usd_per_million_output_tokens"]
     print(
         f"{name}: {summary['request_throughput']:.2f} req/s, "
-        f"TTFT p50 {summary['ttft_ms']['p50']:.1f} ms; report {summary['report_dir']}"
+        f"TTFT p50 {summary['ttft_ms']['p50']:.1f} ms, "
+        + (f"${cost:.4f} per 1M output tokens" if cost is not None else "cost unknown")
+        + f"; report {summary['report_dir']}"
     )
     return summary

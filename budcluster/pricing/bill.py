@@ -17,6 +17,7 @@ from budcluster.pricing.table import PriceTable
 
 # A100 and H100 both split into seven compute slices.
 MIG_COMPUTE_SLICES = 7
+GIVEN = "given"
 _MIG = re.compile(r"\bMIG (\d+)g\.", re.IGNORECASE)
 _LABEL_PRODUCT = re.compile(r"\((.+)\)\s*$")
 
@@ -35,6 +36,14 @@ class DeviceLine(BaseModel):
     def usd_per_hour(self) -> float | None:
         return None if self.usd_per_device_hour is None else self.usd_per_device_hour * self.count
 
+    def text(self) -> str:
+        if self.kind == GIVEN:
+            return f"${self.usd_per_device_hour or 0:.4f}/h given with {self.priced_as}"
+        price = (
+            "unknown" if self.usd_per_device_hour is None else f"${self.usd_per_device_hour:.4f}/h"
+        )
+        return f"{self.count:g} x {self.unit} {self.product} at {price} ({self.priced_as})"
+
 
 class HourlyPrice(BaseModel):
     """What a deployment's devices cost per hour; ``usd_per_hour`` None when unknown."""
@@ -48,11 +57,17 @@ class HourlyPrice(BaseModel):
     def describe(self) -> str:
         if self.usd_per_hour is None:
             return f"price unknown: {self.missing}"
-        parts = [
-            f"{line.count:g} x {line.unit} {line.product} at ${line.usd_per_device_hour:.4f}/h"
-            for line in self.lines
-        ]
-        return f"${self.usd_per_hour:.4f}/h ({'; '.join(parts)})"
+        return f"${self.usd_per_hour:.4f}/h ({'; '.join(line.text() for line in self.lines)})"
+
+    def source_text(self) -> str:
+        """Where the prices come from, for reports."""
+        if "as_of" not in self.provenance:
+            return f"price given with {self.provenance.get('source', 'the run')}"
+        return (
+            f"{self.provenance.get('currency', 'USD')} list prices as of "
+            f"{self.provenance['as_of']} from {self.provenance.get('table') or 'the price table'}"
+            " (see its source); not what you pay after discounts"
+        )
 
     def as_record(self) -> dict[str, object]:
         """What the store and summary.json keep about the price."""
@@ -168,7 +183,7 @@ def _fix(what: str, table: PriceTable) -> str:
 def given_price(usd_per_hour: float, what: str = "--usd-per-hour") -> HourlyPrice:
     """A price stated by the user for the whole endpoint (no price table involved)."""
     line = DeviceLine(
-        kind="given",
+        kind=GIVEN,
         product="the endpoint",
         count=1,
         unit="endpoint",
