@@ -31,6 +31,7 @@ from budcluster.planning.limits import (
     WarmupCount,
 )
 from budcluster.planning.models import PlannedAdapter, PlanRequest, RuntimePlan
+from budcluster.planning.placement import AUTO_CLUSTER
 
 # Deployment and cluster names become host directory names, unit names, Kubernetes
 # object names and label values, so they follow the strictest of those: DNS-1123 labels.
@@ -118,6 +119,12 @@ class RegisterClusterRequest(_Form):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
+        if value == AUTO_CLUSTER:
+            # deploy-model reads cluster 'auto' as "pick one for me" (docs/placement.md).
+            raise ValueError(
+                f"cluster name {value!r} is reserved: deploy-model's cluster '{AUTO_CLUSTER}' "
+                "places a model across clusters; pick another name (e.g. 'auto-1')"
+            )
         return _check_name(value, "cluster name")
 
 
@@ -374,7 +381,13 @@ class LoraAdapterRequest(_Form):
 
 class DeployModelRequest(_Form):
     name: str = Field(description="Deployment name, unique per cluster, e.g. 'qwen-cpu'.")
-    cluster: str = Field(description="Name of a registered cluster.")
+    cluster: str = Field(
+        description=(
+            "Name of a registered cluster, or 'auto': plan on every cluster's recorded "
+            "inventory and pick the one where it fits at the lowest cost per million tokens, "
+            "then on the fewest devices (docs/placement.md)."
+        )
+    )
     model: ModelSourceRequest
     device: DeviceChoice = Field(
         DeviceChoice.AUTO, description="auto prefers CUDA, then Gaudi, then AMX CPUs, then CPUs."
@@ -463,6 +476,13 @@ class DeployModelRequest(_Form):
                 f"adapters: LoRA adapters are served on hosts clusters; {self.cluster!r} is a "
                 f"{cluster_kind} cluster (docs/lora.md); deploy without adapters there"
             )
+
+    def places_automatically(self) -> bool:
+        return self.cluster == AUTO_CLUSTER
+
+    def on_cluster(self, cluster: str) -> DeployModelRequest:
+        """The same request for the cluster a placement chose."""
+        return self.model_copy(update={"cluster": cluster})
 
     def plan_request(self, adapters: list[PlannedAdapter] | None = None) -> PlanRequest:
         return PlanRequest(

@@ -84,6 +84,14 @@ class Settings(BaseSettings):
         default=Path("benchmarks_reports"),
         description="Where benchmark report folders are written.",
     )
+    price_table: Path | None = Field(
+        default=None,
+        description=(
+            "YAML price table (per device hour, per vCPU hour, per instance type) used for "
+            "cost per million output tokens and cluster placement; unset means the packaged "
+            "budcluster/pricing/prices.yaml (list prices with their source and date)."
+        ),
+    )
     http_timeout_s: float = Field(
         default=30.0, gt=0, description="Default timeout for outbound HTTP and API calls."
     )

@@ -11,13 +11,14 @@ from budcluster.job_requests import BenchmarkEndpointRequest
 from budcluster.planning.lora import adapter_selection
 from budcluster.planning.models import RuntimePlan
 from tasks.benchmark import run_benchmark
+from tasks.pricing import deployment_price
 from tasks.records import find_deployment
 
 
 @flow(name="benchmark-endpoint", log_prints=True)
 def benchmark_endpoint(request: BenchmarkEndpointRequest) -> dict[str, Any]:
     """Load the endpoint with the profile; write the report, the store rows and artifacts."""
-    deployment_id = None
+    deployment_id, price = None, None
     url, model = request.url, request.model
     extra_body: dict[str, object] = {}
     if request.cluster and request.deployment:
@@ -37,6 +38,7 @@ def benchmark_endpoint(request: BenchmarkEndpointRequest) -> dict[str, Any]:
                 )
             plan = RuntimePlan.model_validate(state.plan)
             model, extra_body = adapter_selection(plan, request.profile.adapter)
+        price = deployment_price(request.cluster, request.deployment)
     if not url or not model:
         raise ConfigurationError(
             "no endpoint to measure: give url and model, or a ready deployment"
@@ -45,9 +47,12 @@ def benchmark_endpoint(request: BenchmarkEndpointRequest) -> dict[str, Any]:
     config = request.profile.to_config(
         url=url, model=model, name=name, deployment=request.deployment, extra_body=extra_body
     )
-    summary = run_benchmark(config, deployment_id=deployment_id)
+    summary = run_benchmark(config, deployment_id=deployment_id, price=price)
+    cost = summary["usd_per_million_output_tokens"]
     print(
         f"{name}: {summary['request_throughput']:.2f} req/s, "
-        f"TTFT p50 {summary['ttft_ms']['p50']:.1f} ms; report {summary['report_dir']}"
+        f"TTFT p50 {summary['ttft_ms']['p50']:.1f} ms, "
+        + (f"${cost:.4f} per 1M output tokens" if cost is not None else "cost unknown")
+        + f"; report {summary['report_dir']}"
     )
     return summary

@@ -10,6 +10,7 @@ from prefect.transactions import Transaction, transaction
 
 from budcluster.job_requests import DeployModelRequest
 from budcluster.planning.lora import adapter_selection, planned_adapter, staged_adapter_name
+from budcluster.planning.placement import PlacementDecision
 from budcluster.targets.base import RolloutSpec
 from tasks.benchmark import run_benchmark
 from tasks.clusters import (
@@ -23,6 +24,7 @@ from tasks.exclusive import exclusive_rollout
 from tasks.lora import read_adapter_facts, register_adapters
 from tasks.models import locate_model_metadata, model_format
 from tasks.planning import plan_runtime, publish_plan_artifact, read_model_facts
+from tasks.pricing import place_model, price_plan
 from tasks.records import (
     latest_revision,
     move_deployment,
@@ -57,13 +59,22 @@ def deploy_model(request: DeployModelRequest) -> dict[str, Any]:
     """Verify, detect, plan, transfer, roll out, wait until healthy, benchmark, record.
 
     Two runs of the same deployment never overlap: the second waits for the first (or
-    fails at once with ``if_busy='fail'``).
+    fails at once with ``if_busy='fail'``). ``cluster: auto`` first picks the cluster from
+    every cluster's recorded inventory (docs/placement.md).
     """
+    placement = None
+    if request.places_automatically():
+        facts = read_model_facts(locate_model_metadata(model_source(request.model)))
+        placement = place_model(facts, request.plan_request(), request.model.model_name)
+        request = request.on_cluster(placement.chosen)
+        print(f"cluster auto: placed on {placement.chosen}")
     with exclusive_rollout(request.cluster, request.name, wait=request.if_busy == "wait"):
-        return _deploy(request)
+        return _deploy(request, placement)
 
 
-def _deploy(request: DeployModelRequest) -> dict[str, Any]:
+def _deploy(
+    request: DeployModelRequest, placement: PlacementDecision | None = None
+) -> dict[str, Any]:
     spec_hash = request.spec_hash()
     cluster = registered_cluster(request.cluster)
     # What the cluster kind cannot do (autoscaling on hosts, adapters off hosts) fails
@@ -94,7 +105,7 @@ def _deploy(request: DeployModelRequest) -> dict[str, Any]:
         for adapter, found in zip(request.adapters, adapter_facts, strict=True)
     ]
     plan = plan_runtime(facts, inventories, request.plan_request(adapters))
-    publish_plan_artifact(plan)
+    publish_plan_artifact(plan, placement)
     # A replica count the cluster would not run fails here, before weights move.
     request.check_plan(plan, access.kind)
     fmt = model_format(facts)
@@ -189,6 +200,8 @@ def _deploy(request: DeployModelRequest) -> dict[str, Any]:
         "endpoint_url": endpoint,
         "plan": plan.model_dump(mode="json"),
     }
+    if placement is not None:
+        outcome["placement"] = placement.model_dump(mode="json", exclude={"plan"})
 
     # 7. Optionally measure it.
     if request.benchmark is not None:
@@ -201,6 +214,7 @@ def _deploy(request: DeployModelRequest) -> dict[str, Any]:
             deployment=request.name,
             extra_body=extra_body,
         )
-        outcome["benchmark"] = run_benchmark(config, deployment_id=deployment_id)
+        price = price_plan(plan, request.cluster)
+        outcome["benchmark"] = run_benchmark(config, deployment_id=deployment_id, price=price)
     print(f"{request.name} ready at {endpoint}")
     return outcome

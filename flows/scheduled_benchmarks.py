@@ -54,7 +54,12 @@ def scheduled_benchmarks(
                 cluster=entry.cluster, deployment=entry.name, model=entry.name, profile=profile
             )
         )
-        outcome: dict[str, Any] = {"status": "measured", "report_dir": summary["report_dir"]}
+        # Each run stores its cost per level; `budcluster bench costs` lists them over time.
+        outcome: dict[str, Any] = {
+            "status": "measured",
+            "report_dir": summary["report_dir"],
+            "usd_per_million_output_tokens": summary["usd_per_million_output_tokens"],
+        }
         if baseline is None:
             outcome["baseline"] = source
             if policy.kind is not BaselineKind.NONE:

@@ -24,6 +24,7 @@ from budcluster.bench.report import summary_dict, write_report
 from budcluster.bench.report.writers import render_markdown
 from budcluster.bench.runner import run_benchmark as run_engine
 from budcluster.errors import PermanentError
+from budcluster.pricing import HourlyPrice
 from budcluster.settings import get_settings
 from tasks._logging import task_logger
 
@@ -45,10 +46,15 @@ def level_table(summary: dict[str, Any]) -> list[dict[str, Any]]:
             "TPOT p50 ms": round(level["tpot_ms"]["p50"], 3),
             "ITL p99 ms": round(level["itl_ms"]["p99"], 3),
             "E2E p99 ms": round(level["e2e_ms"]["p99"], 1),
+            "$ per 1M output tokens": _rounded(level.get("usd_per_million_output_tokens")),
             "errors": level["requests_failed"],
         }
         for level in summary["levels"]
     ]
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
 
 
 def publish_artifacts(summary: dict[str, Any], folder: Path) -> None:
@@ -74,12 +80,19 @@ def run_benchmark(
     report_dir: str | None = None,
     save_to_store: bool = True,
     deployment_id: int | None = None,
+    price: HourlyPrice | None = None,
 ) -> dict[str, Any]:
-    """Measure ``config.url``; returns the summary with ``report_dir`` and ``store_run_id``."""
+    """Measure ``config.url``; returns the summary with ``report_dir`` and ``store_run_id``.
+
+    ``price`` (the deployment's devices per hour) adds the cost per million output tokens
+    at each level to the report, the store and the summary.
+    """
     log = task_logger(__name__)
     log.info("benchmarking %s (%s) with %s", config.url, config.model, config.profile.label())
     result = run_engine(config)
-    folder = write_report(result, Path(report_dir) if report_dir else get_settings().reports_dir)
+    folder = write_report(
+        result, Path(report_dir) if report_dir else get_settings().reports_dir, price
+    )
     run_id = None
     if save_to_store:
         from budcluster.store import Store
@@ -87,10 +100,10 @@ def run_benchmark(
 
         store = Store.from_settings()
         try:
-            run_id = save_result(result, store, deployment_id)
+            run_id = save_result(result, store, deployment_id, price)
         finally:
             store.dispose()
-    summary = summary_dict(result)
+    summary = summary_dict(result, price)
     publish_artifacts(summary, folder)
     log.info(
         "%s: %.2f req/s, TTFT p50 %.1f ms, %d failed; report %s",

@@ -8,6 +8,7 @@ from prefect.artifacts import create_markdown_artifact
 from budcluster.hardware.inventory import NodeInventory
 from budcluster.modelfacts import ModelFacts, load_model_facts
 from budcluster.planning import PlanRequest, RuntimePlan, plan
+from budcluster.planning.placement import PlacementDecision, placement_markdown
 from budcluster.planning.report import plan_markdown
 from tasks._logging import task_logger
 
@@ -43,9 +44,12 @@ def artifact_key(model_name: str) -> str:
 
 
 @task(retries=1, retry_delay_seconds=2, timeout_seconds=30, task_run_name="publish-plan")
-def publish_plan_artifact(result: RuntimePlan) -> str:
-    """A markdown artifact with the plan and its memory arithmetic; returns the markdown."""
+def publish_plan_artifact(result: RuntimePlan, placement: PlacementDecision | None = None) -> str:
+    """A markdown artifact with the plan and its memory arithmetic (and, for a deployment
+    placed with ``cluster: auto``, the ranked clusters and why); returns the markdown."""
     markdown = plan_markdown(result)
+    if placement is not None:
+        markdown += "\n" + placement_markdown(placement)
     create_markdown_artifact(
         key=artifact_key(result.served_model_name),
         markdown=markdown,

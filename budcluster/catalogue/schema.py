@@ -54,6 +54,7 @@ from budcluster.planning.limits import (
     number_in,
     whole_number,
 )
+from budcluster.planning.placement import AUTO_CLUSTER
 
 PORT_RANGE = (1025, 65535)
 
@@ -258,6 +259,17 @@ class CatalogueEntry(_Strict):
                 f"{names or '(none)'}"
             )
         return self
+
+    @field_validator("cluster")
+    @classmethod
+    def _cluster(cls, value: str) -> str:
+        if value == AUTO_CLUSTER:
+            # The catalogue keys entries by cluster; a placement that may move is not one.
+            raise ValueError(
+                f"cluster {AUTO_CLUSTER!r} is for deploy-model runs only; name the cluster "
+                "(run deploy-model with cluster 'auto' once to see where it would go)"
+            )
+        return value
 
     @property
     def key(self) -> tuple[str, str]:

@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -27,7 +28,12 @@ from budcluster.bench.runner import BenchmarkConfig, BenchmarkResult, OnRecord, 
 from budcluster.bench.specs import parse_profile, parse_slos, parse_token_spec
 from budcluster.cli.errors import exits_on_error
 from budcluster.errors import ConfigurationError
+from budcluster.pricing import HourlyPrice, given_price
 from budcluster.settings import get_settings
+
+if TYPE_CHECKING:
+    from budcluster.store import Store
+    from budcluster.store.costs import CostPoint
 
 app = typer.Typer(
     help="Benchmark OpenAI-compatible endpoints and compare runs.", no_args_is_help=True
@@ -115,21 +121,29 @@ def _read_key_file(path: Path) -> str:
     return key
 
 
-def save_to_store(
-    result: BenchmarkResult, database_url: str | None, deployment_id: int | None
-) -> int:
-    """Write the run's rows to the results store; returns the stored run id."""
+def _open_store(database_url: str | None) -> Store:
     from budcluster.store import Store
-    from budcluster.store.benchmark_results import save_result
     from budcluster.store.engine import EngineOptions
 
     settings = get_settings()
     url = database_url or settings.resolved_database_url()
     if database_url is None and url.startswith("sqlite:///"):
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-    store = Store(url, EngineOptions.from_settings(settings))
+    return Store(url, EngineOptions.from_settings(settings))
+
+
+def save_to_store(
+    result: BenchmarkResult,
+    database_url: str | None,
+    deployment_id: int | None,
+    price: HourlyPrice | None = None,
+) -> int:
+    """Write the run's rows to the results store; returns the stored run id."""
+    from budcluster.store.benchmark_results import save_result
+
+    store = _open_store(database_url)
     try:
-        return save_result(result, store, deployment_id)
+        return save_result(result, store, deployment_id, price)
     finally:
         store.dispose()
 
@@ -180,10 +194,17 @@ def run(
         "--api-key-file",
         help=f"File holding the API key (mode 600); default: the {API_KEY_ENV} variable.",
     ),
+    usd_per_hour: float | None = typer.Option(
+        None,
+        "--usd-per-hour",
+        min=0.0,
+        help="What the endpoint's hardware costs per hour: adds cost per 1M output tokens.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print only the summary JSON on stdout."),
 ) -> None:
     """Benchmark an OpenAI-compatible streaming endpoint."""
     key = _api_key(api_key, api_key_file)
+    price = given_price(usd_per_hour) if usd_per_hour else None
     config = BenchmarkConfig(
         url=url,
         model=model,
@@ -209,9 +230,9 @@ def run(
     config.validate()
     with _progress(config, enabled=not as_json and sys.stderr.isatty()) as on_record:
         result = run_benchmark(config, on_record)
-    folder = write_report(result, report_dir or get_settings().reports_dir)
-    run_id = save_to_store(result, database_url, deployment_id) if store else None
-    summary = summary_dict(result)
+    folder = write_report(result, report_dir or get_settings().reports_dir, price)
+    run_id = save_to_store(result, database_url, deployment_id, price) if store else None
+    summary = summary_dict(result, price)
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
         return
@@ -242,3 +263,60 @@ def compare(
         typer.echo(f"{len(regressions)} regression(s) beyond the thresholds", err=True)
         raise typer.Exit(code=1)
     typer.echo("no regression beyond the thresholds")
+
+
+@app.command()
+@exits_on_error()
+def costs(
+    deployment: str = typer.Option(..., "--deployment", help="Deployment name."),
+    cluster: str | None = typer.Option(
+        None, "--cluster", help="Only runs of the deployment on this cluster."
+    ),
+    database_url: str | None = typer.Option(None, "--database-url", help="Override the store URL."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON rows instead of a table."),
+) -> None:
+    """Cost per million output tokens of a deployment over time, one row per run and level."""
+    from budcluster.store.costs import cost_history
+
+    store = _open_store(database_url)
+    try:
+        with store.session() as session:
+            points = cost_history(session, deployment, cluster)
+    finally:
+        store.dispose()
+    if as_json:
+        rows = [
+            {
+                "run_id": p.run_id,
+                "started_at": p.started_at.isoformat(),
+                "cluster": p.cluster,
+                "level": p.label,
+                "output_tokens_per_s": p.output_tokens_per_s,
+                "usd_per_hour": p.usd_per_hour,
+                "usd_per_million_output_tokens": p.usd_per_million_output_tokens,
+            }
+            for p in points
+        ]
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    if not points:
+        typer.echo(f"no benchmark runs of deployment {deployment!r} in the store")
+        return
+    typer.echo(render_cost_history(points))
+
+
+def render_cost_history(points: list[CostPoint]) -> str:
+    def money(value: float | None, digits: int) -> str:
+        return "n/a" if value is None else f"${value:.{digits}f}"
+
+    lines = [
+        "| started (UTC) | run | cluster | level | output tok/s | $/h | $ per 1M output tokens |",
+        "|---|---:|---|---|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {p.started_at:%Y-%m-%d %H:%M} | {p.run_id} | {p.cluster or '(none)'} | {p.label} | "
+        f"{p.output_tokens_per_s:.1f} | {money(p.usd_per_hour, 4)} | "
+        f"{money(p.usd_per_million_output_tokens, 4)} |"
+        for p in points
+    ]
+    return "\n".join(lines)

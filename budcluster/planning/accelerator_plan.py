@@ -221,6 +221,7 @@ def accelerator_plan(
         model_name=facts.name,
         served_model_name=served,
         device_kind="hpu" if group.kind == "hpu" else "cuda",
+        device_product=group.product,
         engine="vllm",
         image=image,
         args=args,

@@ -148,6 +148,11 @@ class RuntimePlan(BaseModel):
     model_name: str
     served_model_name: str
     device_kind: DeviceKind
+    device_product: str | None = Field(
+        None,
+        description="The accelerator product (nvidia-smi's name, hl-smi's model code, MIG "
+        "profile included) or the CPU model: what the price table is matched on.",
+    )
     engine: Engine
     image: str
     args: list[str] = Field(description="Container arguments (the image's entrypoint runs them).")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from budcluster.bench.result import BenchmarkResult
 from budcluster.errors import ConfigurationError
+from budcluster.pricing import HourlyPrice
 from budcluster.store.benchmarks import save_run
 from budcluster.store.engine import Store
 from budcluster.store.migrate import current_revision, upgrade
@@ -27,10 +28,25 @@ def ensure_schema(store: Store) -> None:
     )
 
 
-def save_result(result: BenchmarkResult, store: Store, deployment_id: int | None = None) -> int:
-    """Write the run with its level summaries and requests; return the stored run id."""
+def save_result(
+    result: BenchmarkResult,
+    store: Store,
+    deployment_id: int | None = None,
+    price: HourlyPrice | None = None,
+) -> int:
+    """Write the run with its level summaries and requests; return the stored run id.
+
+    With ``price``, the run keeps its devices' hourly price and each level its cost per
+    million output tokens.
+    """
     ensure_schema(store)
     with store.session() as session:
         return save_run(
-            session, result.run, result.levels, result.records, deployment_id=deployment_id
+            session,
+            result.run,
+            result.levels,
+            result.records,
+            deployment_id=deployment_id,
+            usd_per_hour=price.usd_per_hour if price else None,
+            price=price.as_record() if price else None,
         )

@@ -19,6 +19,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from budcluster.bench.records import LatencyStats, LevelSummary, RequestRecord, RunInfo
+from budcluster.pricing import usd_per_million_output_tokens
 from budcluster.store import pgcopy
 from budcluster.store.errors import (
     Conflict,
@@ -83,11 +84,15 @@ def save_run(
     requests: Iterable[RequestRecord],
     *,
     deployment_id: int | None = None,
+    usd_per_hour: float | None = None,
+    price: dict[str, Any] | None = None,
 ) -> int:
     """Store one run, its level summaries and every request; return the run's id.
 
     Nothing is committed here: call it inside ``with store.session():`` so the whole run
     lands in one transaction. ``request_id`` must be unique within the run.
+    ``usd_per_hour`` (with ``price``, how it was made) prices the measured devices: each
+    level then keeps its cost per million output tokens.
     """
     run_row = BenchmarkRun(
         deployment_id=deployment_id,
@@ -103,11 +108,13 @@ def save_run(
         started_monotonic=run.started_monotonic,
         finished_at=require_aware(run.finished_at, "run finished_at") if run.finished_at else None,
         settings=_json_safe(run.settings, "run settings"),
+        usd_per_hour=usd_per_hour,
+        price=_json_safe(price, "run price") if price is not None else None,
     )
     action = f"save benchmark run {run.name!r} (request ids and levels are unique per run)"
     with translated_errors(action):
         add_and_flush(session, run_row)
-        session.add_all(_summary_row(run_row.id, summary) for summary in summaries)
+        session.add_all(_summary_row(run_row.id, summary, usd_per_hour) for summary in summaries)
         session.flush()
         if session.get_bind().dialect.name == "postgresql":
             _copy_requests(session, run_row.id, requests)
@@ -166,7 +173,9 @@ def _json_safe(value: Any, field: str) -> Any:
     return value
 
 
-def _summary_row(run_id: int, summary: LevelSummary) -> BenchmarkSummary:
+def _summary_row(
+    run_id: int, summary: LevelSummary, usd_per_hour: float | None = None
+) -> BenchmarkSummary:
     latencies = {
         key: {
             "mean": s.mean,
@@ -198,6 +207,9 @@ def _summary_row(run_id: int, summary: LevelSummary) -> BenchmarkSummary:
         latencies_ms=_json_safe(latencies, f"level {summary.level} latencies_ms"),
         errors_by_kind=dict(summary.errors_by_kind),
         retries=summary.retries,
+        usd_per_million_output_tokens=usd_per_million_output_tokens(
+            usd_per_hour, summary.output_token_throughput
+        ),
     )
 
 

@@ -310,6 +310,10 @@ class BenchmarkRun(Base):
     finished_at: Mapped[datetime | None]
     settings: Mapped[dict[str, Any]]
     created_at: Mapped[datetime] = mapped_column(default=utc_now)
+    usd_per_hour: Mapped[float | None]
+    """What the measured deployment's devices cost per hour; None when not priced."""
+    price: Mapped[dict[str, Any] | None]
+    """How that price was made: devices, unit prices, the price table's source and date."""
 
 
 class BenchmarkRequest(Base):
@@ -360,6 +364,8 @@ class BenchmarkSummary(Base):
     latencies_ms: Mapped[dict[str, Any]]
     errors_by_kind: Mapped[dict[str, Any]]
     retries: Mapped[int]
+    usd_per_million_output_tokens: Mapped[float | None]
+    """The run's price per hour / (output tokens per second x 3600) x 1e6; None: unknown."""
 
 
 class ProvisioningStatus(StrEnum):

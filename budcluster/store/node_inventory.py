@@ -1,10 +1,15 @@
-"""Turning a detected NodeInventory into the typed columns of a node snapshot."""
+"""Turning a detected NodeInventory into the typed columns of a node snapshot, and the
+recorded inventories of every cluster back into NodeInventories."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
 from budcluster.hardware.inventory import NodeInventory
+from budcluster.store.models import Cluster, ClusterStatus, Node
 from budcluster.store.nodes import NodeObservation
 
 MIB = 1024 * 1024
@@ -54,3 +59,21 @@ def _collected_at(inventory: NodeInventory) -> datetime:
         except ValueError:
             pass
     return datetime.now(UTC)
+
+
+def recorded_inventories(session: Session) -> dict[str, list[NodeInventory]]:
+    """The latest recorded inventory of every schedulable node, by cluster name, for every
+    available cluster (an empty list where none was recorded): what a placement across
+    clusters plans on."""
+    query = (
+        select(Cluster.name, Node.hardware)
+        .outerjoin(Node, (Node.cluster_id == Cluster.id) & Node.schedulable.is_(True))
+        .where(Cluster.status == ClusterStatus.AVAILABLE)
+        .order_by(Cluster.name, Node.name)
+    )
+    found: dict[str, list[NodeInventory]] = {}
+    for cluster, hardware in session.execute(query):
+        nodes = found.setdefault(cluster, [])
+        if hardware is not None:
+            nodes.append(NodeInventory.model_validate(hardware))
+    return found

@@ -14,6 +14,7 @@ from typing import Any
 from budcluster.bench import metrics
 from budcluster.bench.records import RequestRecord
 from budcluster.bench.report import svg
+from budcluster.bench.report.cost import cost_html
 from budcluster.bench.report.lag import RULE, level_client_lag
 
 STAT_KEYS = ("mean", "std", "min", "p50", "p90", "p95", "p99", "max")
@@ -365,6 +366,7 @@ def render_html(summary: dict[str, Any], records: Sequence[RequestRecord]) -> st
 {_cards(summary)}
 {_latency_table(summary)}
 {_levels_table(summary["levels"])}
+{cost_html(summary)}
 {plots}
 {_details(summary)}
 <footer><p>Metric names follow vLLM (<code>vllm bench serve</code>): TTFT = first token - sent;

@@ -2,7 +2,8 @@
 
 Top-level keys describe the whole run (for a single-level run, that one level); the
 ``levels`` list holds every level of a sweep with the same keys. ``client_lag`` is None, or
-the warning that the client ran too late to time the run (``lag.py``).
+the warning that the client ran too late to time the run (``lag.py``); ``cost`` and
+``usd_per_million_output_tokens`` are the run's price and cost (``cost.py``).
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ from dataclasses import asdict
 from typing import Any
 
 from budcluster.bench.records import LevelSummary, RunInfo
+from budcluster.bench.report.cost import add_cost
 from budcluster.bench.report.lag import level_client_lag
 from budcluster.bench.result import BenchmarkResult
+from budcluster.pricing import HourlyPrice
 
 
 def _clean(value: Any) -> Any:
@@ -67,7 +70,9 @@ def run_dict(run: RunInfo) -> dict[str, Any]:
     )
 
 
-def summary_dict(result: BenchmarkResult) -> dict[str, Any]:
+def summary_dict(result: BenchmarkResult, price: HourlyPrice | None = None) -> dict[str, Any]:
+    """The run's summary; with ``price`` (the deployment's devices per hour), the cost per
+    million output tokens of the whole run and of each level too (``cost.py``)."""
     data = level_dict(result.overall)
     data.pop("level")
     data["run"] = run_dict(result.run)
@@ -75,4 +80,4 @@ def summary_dict(result: BenchmarkResult) -> dict[str, Any]:
     data["levels"] = [level_dict(level) for level in result.levels]
     lag = level_client_lag(data)
     data["client_lag"] = _clean(lag.as_dict()) if lag else None
-    return data
+    return add_cost(data, price)

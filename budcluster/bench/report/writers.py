@@ -11,10 +11,12 @@ from typing import Any
 
 from budcluster.bench import metrics
 from budcluster.bench.records import RequestRecord
+from budcluster.bench.report.cost import cost_markdown
 from budcluster.bench.report.lag import RULE, level_client_lag
 from budcluster.bench.report.page import LATENCY_TITLES, STAT_KEYS, render_html
 from budcluster.bench.report.summary import summary_dict
 from budcluster.bench.result import BenchmarkResult
+from budcluster.pricing import HourlyPrice
 
 CSV_COLUMNS = (
     "request_id",
@@ -45,11 +47,17 @@ def report_dir_name(result: BenchmarkResult) -> str:
     return f"{stamp}_{name}"
 
 
-def write_report(result: BenchmarkResult, reports_dir: Path) -> Path:
-    """Create ``<reports_dir>/<UTC timestamp>_<name>/`` with the four files; return it."""
+def write_report(
+    result: BenchmarkResult, reports_dir: Path, price: HourlyPrice | None = None
+) -> Path:
+    """Create ``<reports_dir>/<UTC timestamp>_<name>/`` with the four files; return it.
+
+    ``price``: what the deployment's devices cost per hour, for the cost per million
+    output tokens at each level.
+    """
     folder = reports_dir / report_dir_name(result)
     folder.mkdir(parents=True, exist_ok=True)
-    summary = summary_dict(result)
+    summary = summary_dict(result, price)
     (folder / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     write_requests_csv(result.records, folder / "requests.csv")
     (folder / "report.md").write_text(render_markdown(summary), encoding="utf-8")
@@ -169,6 +177,7 @@ def render_markdown(summary: dict[str, Any]) -> str:
                 f"{level['e2e_ms']['p99']:.1f} | {level['requests_failed']} |"
             )
         lines.append("")
+    lines += cost_markdown(summary)
     lines += [
         "Metric names follow vLLM (`vllm bench serve`): TPOT is per request "
         "(E2E - TTFT) / (output tokens - 1); ITL is every gap between streamed chunks.",

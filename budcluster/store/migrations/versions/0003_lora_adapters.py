@@ -1,6 +1,6 @@
 """LoRA adapters registered for the catalogue's base models.
 
-Revision ID: 0003_lora_adapters
+Revision ID: 0003
 Revises: 0002
 Create Date: 2026-12-06 00:30:00
 """
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0003_lora_adapters"
+revision: str = "0003"
 down_revision: str | None = "0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
