@@ -3,6 +3,7 @@ fits on a device group, the replicas that group holds, vLLM's arguments and reso
 
 from __future__ import annotations
 
+import functools
 import math
 
 from budcluster.hardware.inventory import NodeInventory
@@ -149,8 +150,9 @@ def accelerator_plan(
         )
         for r in range(replicas)
     ]
-    args = commands.vllm_args(
-        model=f"{request.model_mount}/{facts.name}",
+    # The same server arguments in a pod (the model at its mount) and on a host (in place).
+    vllm_args = functools.partial(
+        commands.vllm_args,
         served=served,
         tp=tp,
         max_len=max_len,
@@ -162,19 +164,8 @@ def accelerator_plan(
         quantization=request.quantization,
         device="hpu" if group.kind == "hpu" else None,
     )
-    host_args = commands.vllm_args(
-        model=facts.path,
-        served=served,
-        tp=tp,
-        max_len=max_len,
-        dtype=dtype,
-        gpu_util=request.gpu_memory_utilization,
-        concurrency=request.concurrency,
-        host=request.host,
-        port=request.port,
-        quantization=request.quantization,
-        device="hpu" if group.kind == "hpu" else None,
-    )
+    args = vllm_args(model=f"{request.model_mount}/{facts.name}")
+    host_args = vllm_args(model=facts.path)
     first = placements[0]
     env: dict[str, str] = {}
     host_env: dict[str, str] = {}

@@ -3,6 +3,7 @@ vLLM's CPU build, with the KV space the RAM left after the weights allows."""
 
 from __future__ import annotations
 
+import functools
 import math
 
 from budcluster.hardware._text import format_cpu_list
@@ -170,8 +171,9 @@ def cpu_plan(
     env = {"VLLM_CPU_KVCACHE_SPACE": str(kv_space_gib)}
     env["VLLM_CPU_OMP_THREADS_BIND"] = bind_list or "auto"
     arm = bool(inventory.cpu and inventory.cpu.architecture == "aarch64")
-    args = commands.vllm_args(
-        model=f"{request.model_mount}/{facts.name}",
+    # The same server arguments in a pod (the model at its mount) and on a host (in place).
+    vllm_args = functools.partial(
+        commands.vllm_args,
         served=served,
         tp=1,
         max_len=max_len,
@@ -183,19 +185,8 @@ def cpu_plan(
         quantization=request.quantization,
         device=None,
     )
-    host_args = commands.vllm_args(
-        model=facts.path,
-        served=served,
-        tp=1,
-        max_len=max_len,
-        dtype=dtype,
-        gpu_util=None,
-        concurrency=request.concurrency,
-        host=request.host,
-        port=request.port,
-        quantization=request.quantization,
-        device=None,
-    )
+    args = vllm_args(model=f"{request.model_mount}/{facts.name}")
+    host_args = vllm_args(model=facts.path)
     decisions.insert(0, "engine vLLM CPU build")
     return RuntimePlan(
         model_name=facts.name,

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import time
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from budcluster.runtimes._cache import Build, cached_install, read_stamp
 from budcluster.runtimes.errors import RuntimeBuildError, RuntimeBuildTimeout
 from budcluster.runtimes.llama_server import (
     CMAKE_OPTIONS,
+    build_and_install,
     cpu_key,
     ensure_llama_server,
     llama_cpp_dir,
@@ -94,20 +94,14 @@ def _build(entry: Path, version: str, jobs: int, build: Build) -> tuple[Path, di
             "remove the llama.cpp cache entry's bin/stamp.json and rerun"
         )
     started = time.monotonic()
-    build.run(
-        f"compile and link llama-quantize ({jobs} jobs)",
-        ["cmake", "--build", build_dir, "--target", "llama-quantize", "--parallel", str(jobs)],
+    binary = build_and_install(
+        build,
+        build_dir,
+        "llama-quantize",
+        entry / "quantize-bin",
+        jobs,
+        step="compile and link llama-quantize",
     )
-    built = build_dir / "bin" / "llama-quantize"
-    if not built.exists():
-        raise RuntimeBuildError(f"the build finished but {built} is missing; see {build.log_path}")
-    build.progress.step("install the binary")
-    bin_dir = entry / "quantize-bin"
-    bin_dir.mkdir(parents=True, exist_ok=True)
-    binary = bin_dir / "llama-quantize"
-    tmp = bin_dir / ".llama-quantize.tmp"
-    shutil.copy2(built, tmp)
-    tmp.replace(binary)
     return binary, {
         "version": version,
         "cpu_key": cpu_key(),

@@ -213,20 +213,9 @@ def _build(entry: Path, version: str, jobs: int, build: Build) -> tuple[Path, di
     build.run(
         "configure (cmake)", ["cmake", "-S", src, "-B", build_dir, *generator, *CMAKE_OPTIONS]
     )
-    build.run(
-        f"compile and link ({jobs} jobs)",
-        ["cmake", "--build", build_dir, "--target", "llama-server", "--parallel", str(jobs)],
+    binary = build_and_install(
+        build, build_dir, "llama-server", entry / "bin", jobs, step="compile and link"
     )
-    built = build_dir / "bin" / "llama-server"
-    if not built.exists():
-        raise RuntimeBuildError(f"the build finished but {built} is missing; see {build.log_path}")
-    build.progress.step("install and check the binary")
-    bin_dir = entry / "bin"
-    bin_dir.mkdir(parents=True, exist_ok=True)
-    binary = bin_dir / "llama-server"
-    tmp = bin_dir / ".llama-server.tmp"
-    shutil.copy2(built, tmp)
-    tmp.replace(binary)
     version_line = _binary_version(binary)
     return binary, {
         "version": version,
@@ -236,6 +225,30 @@ def _build(entry: Path, version: str, jobs: int, build: Build) -> tuple[Path, di
         "build_s": round(time.monotonic() - started, 1),
         "binary_version": version_line,
     }
+
+
+def build_and_install(
+    build: Build, build_dir: Path, target: str, bin_dir: Path, jobs: int, *, step: str
+) -> Path:
+    """Build one CMake target of the configured tree and copy its binary into ``bin_dir``.
+
+    The copy goes through a temporary name and a rename, so a reader never runs a
+    half-written binary.
+    """
+    build.run(
+        f"{step} ({jobs} jobs)",
+        ["cmake", "--build", build_dir, "--target", target, "--parallel", str(jobs)],
+    )
+    built = build_dir / "bin" / target
+    if not built.exists():
+        raise RuntimeBuildError(f"the build finished but {built} is missing; see {build.log_path}")
+    build.progress.step("install the binary")
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    binary = bin_dir / target
+    tmp = bin_dir / f".{target}.tmp"
+    shutil.copy2(built, tmp)
+    tmp.replace(binary)
+    return binary
 
 
 def _binary_version(binary: Path) -> str:
