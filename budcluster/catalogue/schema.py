@@ -38,9 +38,9 @@ from budcluster.job_requests import (
     LoraAdapterRequest,
     ModelSourceRequest,
     Replicas,
-    _check_name,
     check_autoscaled_replicas,
 )
+from budcluster.job_requests._common import _check_name
 from budcluster.planning.limits import (
     MAX_CONCURRENCY,
     MAX_REPLICAS,
