@@ -78,14 +78,15 @@ async def test_multi_token_chunks_tpot_uses_tokens_itl_uses_chunks() -> None:
     assert len(record.chunk_times_s) == 4  # 3 ITL gaps of ~10 ms
     from budcluster.bench import metrics
 
-    # Bounds that hold on a loaded machine too, where every gap only grows: the server
-    # waits at least 10 ms between chunks, so ITL (one per chunk) is at least that; TPOT
-    # shares the same span (E2E - TTFT, at least the 3 gaps) among 11 tokens, so it is
-    # that span / 11: well below the mean gap, and not below the gaps' sum / 11.
+    # Bounds that hold on a loaded machine too, where gaps mostly grow: the server waits
+    # 10 ms between chunks, so ITL (one per chunk) averages about that, not the ~3.3 ms a
+    # per-token figure would give (one gap may shrink when the chunk before it came late).
+    # TPOT shares the span (E2E - TTFT, at least the 3 gaps) among 11 tokens.
     itls = metrics.itls_ms(record)
-    assert len(itls) == 3 and all(gap >= 9.5 for gap in itls)
+    mean_itl = sum(itls) / len(itls)
+    assert len(itls) == 3 and mean_itl >= 8
     tpot = metrics.tpot_ms(record)
-    assert sum(itls) / 11 - 0.5 <= tpot < sum(itls) / len(itls) / 2
+    assert sum(itls) / 11 - 0.5 <= tpot < mean_itl / 2
 
 
 async def test_unknown_field_422_drops_it_for_the_run_and_counts_the_retry() -> None:
