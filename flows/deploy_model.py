@@ -9,6 +9,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.transactions import Transaction, transaction
 
 from budcluster.job_requests import DeployModelRequest
+from budcluster.modelfacts import ModelFacts
 from budcluster.planning.lora import adapter_selection, planned_adapter, staged_adapter_name
 from budcluster.planning.placement import PlacementDecision
 from budcluster.targets.base import RolloutSpec
@@ -63,17 +64,20 @@ def deploy_model(request: DeployModelRequest) -> dict[str, Any]:
     every cluster's recorded inventory (docs/placement.md).
     """
     placement = None
+    facts = None
     if request.places_automatically():
         facts = read_model_facts(locate_model_metadata(model_source(request.model)))
         placement = place_model(facts, request.plan_request(), request.model.model_name)
         request = request.on_cluster(placement.chosen)
         print(f"cluster auto: placed on {placement.chosen}")
     with exclusive_rollout(request.cluster, request.name, wait=request.if_busy == "wait"):
-        return _deploy(request, placement)
+        return _deploy(request, placement, facts)
 
 
 def _deploy(
-    request: DeployModelRequest, placement: PlacementDecision | None = None
+    request: DeployModelRequest,
+    placement: PlacementDecision | None = None,
+    placed_facts: ModelFacts | None = None,
 ) -> dict[str, Any]:
     spec_hash = request.spec_hash()
     cluster = registered_cluster(request.cluster)
@@ -97,7 +101,8 @@ def _deploy(
 
     # 3. Plan from the model's metadata, before any weights move.
     source = model_source(request.model)
-    facts = read_model_facts(locate_model_metadata(source))
+    # Placement already read the metadata: plan on what it placed, not on a second read.
+    facts = placed_facts or read_model_facts(locate_model_metadata(source))
     adapter_sources = [model_source(adapter.source()) for adapter in request.adapters]
     adapter_facts = [read_adapter_facts(locate_model_metadata(s)) for s in adapter_sources]
     adapters = [
