@@ -13,6 +13,7 @@ import ssl
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,6 +21,7 @@ from aiohttp import web
 
 from budcluster.bench.access import EndpointAccess
 from budcluster.bench.config import BenchmarkConfig
+from budcluster.bench.report import write_report
 from budcluster.bench.runner import run_benchmark
 from budcluster.bench.specs import ProfileSpec, TokenLengthSpec
 from budcluster.errors import ConfigurationError
@@ -175,7 +177,7 @@ def _config(access: EndpointAccess | None, **overrides: Any) -> BenchmarkConfig:
 
 
 def test_the_benchmark_reaches_the_service_through_the_proxy_with_the_kubeconfig(
-    api_server: FakeApiServer, ca: ThrowawayCA
+    api_server: FakeApiServer, ca: ThrowawayCA, tmp_path: Path
 ) -> None:
     before = len(api_server.seen)
     result = run_benchmark(_config(_access(api_server, ca)))
@@ -197,6 +199,12 @@ def test_the_benchmark_reaches_the_service_through_the_proxy_with_the_kubeconfig
     assert ttft.p50 >= TOKEN_GAP_S * 1000 * 0.9
     assert itl.mean >= TOKEN_GAP_S * 1000 * 0.9
     assert {r.output_tokens for r in result.records} == {TOKENS}
+    # The reports say it after the endpoint.
+    folder = write_report(result, tmp_path)
+    for name in ("report.md", "report.html"):
+        text = (folder / name).read_text()
+        assert f"reached {via}" in text, name
+        assert TOKEN not in text
 
 
 def test_worker_processes_each_build_the_tls_session(
