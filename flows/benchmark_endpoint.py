@@ -11,7 +11,6 @@ from budcluster.job_requests import BenchmarkEndpointRequest
 from budcluster.planning.lora import adapter_selection
 from budcluster.planning.models import RuntimePlan
 from tasks.benchmark import run_benchmark
-from tasks.clusters import registered_cluster
 from tasks.pricing import deployment_price
 from tasks.records import find_deployment
 
@@ -19,7 +18,7 @@ from tasks.records import find_deployment
 @flow(name="benchmark-endpoint", log_prints=True)
 def benchmark_endpoint(request: BenchmarkEndpointRequest) -> dict[str, Any]:
     """Load the endpoint with the profile; write the report, the store rows and artifacts."""
-    deployment_id, price, cluster = None, None, None
+    deployment_id, price = None, None
     url, model = request.url, request.model
     extra_body: dict[str, object] = {}
     if request.cluster and request.deployment:
@@ -40,9 +39,6 @@ def benchmark_endpoint(request: BenchmarkEndpointRequest) -> dict[str, Any]:
             plan = RuntimePlan.model_validate(state.plan)
             model, extra_body = adapter_selection(plan, request.profile.adapter)
         price = deployment_price(request.cluster, request.deployment)
-    if request.cluster:
-        # A Kubernetes Service's in-cluster URL is reached through the API server.
-        cluster = registered_cluster(request.cluster)
     if not url or not model:
         raise ConfigurationError(
             "no endpoint to measure: give url and model, or a ready deployment"
@@ -51,7 +47,10 @@ def benchmark_endpoint(request: BenchmarkEndpointRequest) -> dict[str, Any]:
     config = request.profile.to_config(
         url=url, model=model, name=name, deployment=request.deployment, extra_body=extra_body
     )
-    summary = run_benchmark(config, deployment_id=deployment_id, price=price, cluster=cluster)
+    # A Kubernetes Service's in-cluster URL is reached through the cluster's API server.
+    summary = run_benchmark(
+        config, deployment_id=deployment_id, price=price, cluster=request.cluster
+    )
     cost = summary["usd_per_million_output_tokens"]
     print(
         f"{name}: {summary['request_throughput']:.2f} req/s, "

@@ -84,15 +84,15 @@ def run_benchmark(
     save_to_store: bool = True,
     deployment_id: int | None = None,
     price: HourlyPrice | None = None,
-    cluster: ClusterRef | None = None,
+    cluster: ClusterRef | str | None = None,
 ) -> dict[str, Any]:
     """Measure ``config.url``; returns the summary with ``report_dir`` and ``store_run_id``.
 
     ``price`` (the deployment's devices per hour) adds the cost per million output tokens
     at each level to the report, the store and the summary. ``cluster``: the cluster the
-    endpoint runs on; a Kubernetes Service's in-cluster URL is then reached through the API
-    server's service proxy with the cluster's credentials (opened here, for this task only),
-    and the report says so.
+    endpoint runs on (resolved or by name); a Kubernetes Service's in-cluster URL is then
+    reached through the API server's service proxy with the cluster's credentials (opened
+    here, for this task only), and the report says so.
     """
     log = task_logger(__name__)
     access = endpoint_access(cluster, config.url)

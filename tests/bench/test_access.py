@@ -259,3 +259,14 @@ def test_an_endpoint_api_key_cannot_travel_through_the_api_server(
     config = _config(_access(api_server, ca), api_key="sk-endpoint")
     with pytest.raises(ConfigurationError, match="takes the Authorization header for itself"):
         config.validate()
+
+
+def test_only_an_in_cluster_url_of_a_kubernetes_cluster_goes_through_the_api_server() -> None:
+    from budcluster.targets.ref import ClusterRef
+    from tasks.targets import endpoint_access
+
+    # A host's URL is dialled directly, without even looking the cluster up.
+    assert endpoint_access("no-such-cluster", "http://127.0.0.1:8000") is None
+    assert endpoint_access(None, IN_CLUSTER) is None
+    hosts = ClusterRef(name="lab", kind="hosts", credentials_block="lab-hosts")
+    assert endpoint_access(hosts, IN_CLUSTER) is None
