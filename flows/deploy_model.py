@@ -220,6 +220,8 @@ def _deploy(
             extra_body=extra_body,
         )
         price = price_plan(plan, request.cluster)
-        outcome["benchmark"] = run_benchmark(config, deployment_id=deployment_id, price=price)
+        outcome["benchmark"] = run_benchmark(
+            config, deployment_id=deployment_id, price=price, cluster=cluster
+        )
     print(f"{request.name} ready at {endpoint}")
     return outcome

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from typing import cast
 
 from blocks.hosts import HostInventory
+from budcluster.bench.access import EndpointAccess
 from budcluster.errors import ConfigurationError
 from budcluster.settings import get_settings
 from budcluster.store.clusters import get_cluster
@@ -51,6 +52,32 @@ def target_for(
     raise ConfigurationError(
         f"cluster kind {kind!r} is unknown; use 'hosts', 'kubernetes' or 'openshift'"
     )
+
+
+def endpoint_access(cluster: ClusterRef | str | None, url: str) -> EndpointAccess | None:
+    """How this worker reaches ``url``, an endpoint of ``cluster``: None to dial it itself.
+
+    A Kubernetes or OpenShift runtime's recorded URL is its Service's in-cluster name,
+    which resolves only inside the cluster: it is reached through the API server's service
+    proxy with the credentials block's kubeconfig (server URL, CA, token or client
+    certificate). The credentials stay in the returned object, in memory, for the caller's
+    task; nothing is written but the client key, 0600, while the SSL context loads it.
+    Any other URL (a host's, an Ingress) is dialled directly, without reading the store.
+    """
+    from budcluster.targets.kubernetes import in_cluster_service, service_proxy_access
+
+    service = in_cluster_service(url)
+    if cluster is None or service is None:
+        return None
+    ref = cluster if isinstance(cluster, ClusterRef) else resolve_cluster(cluster)
+    if ref.kind not in ("kubernetes", "openshift"):
+        return None
+    from blocks.kubeconfig import KubeconfigCredentials
+    from budcluster.kubeconfig import api_server_credentials
+
+    block = cast(KubeconfigCredentials, KubeconfigCredentials.load(ref.credentials_block))
+    credentials = api_server_credentials(block.get_kubeconfig_dict(), block.context)
+    return service_proxy_access(credentials, service)
 
 
 def resolve_cluster(cluster_name: str) -> ClusterRef:

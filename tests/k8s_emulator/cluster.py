@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 
 from tests.k8s_emulator.autoscaler import PodMetrics, _State
@@ -21,6 +22,7 @@ from tests.k8s_emulator.kubelet import Kubelet
 from tests.k8s_emulator.nodes import NodeSpec, default_nodes
 from tests.k8s_emulator.resources import ResourceRegistry, ResourceType
 from tests.k8s_emulator.store import DEFAULT_HISTORY_SIZE, Store, now_iso
+from tests.k8s_emulator.traffic import LOG_SIZE, ProxiedRequest, ServedRequest
 
 OPENSHIFT_VERSION = "4.16.21"
 SEED_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
@@ -62,6 +64,11 @@ class Cluster:
         self.pod_metrics = PodMetrics()  # fed by tests only: see autoscaler.py
         self.hpa_state: dict[str, _State] = {}
         self.crd_types: dict[str, list[ResourceType]] = {}
+        # What went through services/proxy (the API server's access log of it) and what
+        # reached a pod's simulated server (from the proxy or from another pod): tests
+        # read both to prove which way a request went.
+        self.proxy_log: deque[ProxiedRequest] = deque(maxlen=LOG_SIZE)
+        self.engine_log: deque[ServedRequest] = deque(maxlen=LOG_SIZE)
         self._seed()
 
     def _seed(self) -> None:
