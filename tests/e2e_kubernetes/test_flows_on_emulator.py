@@ -139,6 +139,52 @@ def test_register_both_flavours_and_refuse_a_duplicate(platform: Platform) -> No
     assert "lab-k8s-again" not in kinds
 
 
+def _scc_bindings(emulator: Emulator) -> list[dict[str, Any]]:
+    from budcluster.adapters import kubernetes as kube
+
+    api = kube.api_client_from_kubeconfig(emulator.kubeconfig_dict(), timeout_s=10)
+    try:
+        bindings, _ = kube.list_objects(api, "RoleBinding", None, timeout_s=10)
+    finally:
+        api.close()
+    return [b for b in bindings if b["metadata"]["name"].startswith("bud-scc-")]
+
+
+def test_register_grants_the_collector_an_scc_on_openshift_only_and_a_rerun_converges(
+    platform: Platform,
+) -> None:
+    """register-cluster (run above) bound the node-info collector's service account to the
+    SCC's ClusterRole on OpenShift; on Kubernetes, nothing. A
+    second registration (after deregister-cluster) finds the grant in place and succeeds."""
+    from budcluster.job_requests import DeregisterClusterRequest, RegisterClusterRequest
+    from flows.deregister_cluster import deregister_cluster
+    from flows.register_cluster import register_cluster
+
+    assert _scc_bindings(platform.emulator) == []
+    expected_subjects = [
+        {"kind": "ServiceAccount", "name": "node-info-collector", "namespace": "bud-system"}
+    ]
+
+    def check_grant() -> dict[str, Any]:
+        [binding] = _scc_bindings(platform.openshift)
+        assert binding["metadata"]["name"] == "bud-scc-nonroot-v2-node-info-collector"
+        assert binding["metadata"]["namespace"] == "bud-system"
+        assert binding["subjects"] == expected_subjects
+        assert binding["roleRef"] == {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "ClusterRole",
+            "name": "system:openshift:scc:nonroot-v2",
+        }
+        return binding
+
+    first = check_grant()
+    deregister_cluster(DeregisterClusterRequest(name="lab-ocp"))
+    register_cluster(
+        RegisterClusterRequest(name="lab-ocp", kind="kubernetes", credentials_block="lab-ocp")
+    )
+    assert check_grant()["metadata"]["uid"] == first["metadata"]["uid"]
+
+
 def test_detect_nodes_finds_each_accelerator(platform: Platform) -> None:
     from flows.detect_nodes import detect_nodes
 

@@ -22,6 +22,8 @@ Obj = dict[str, Any]
 
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+# RBAC kinds: any name that is a valid URL path segment (apiserver's ValidateRBACName).
+PATH_SEGMENT_NAMED = frozenset({"roles", "rolebindings", "clusterroles", "clusterrolebindings"})
 # Kinds whose names must be DNS-1123 labels (63 chars) rather than subdomains (253).
 LABEL_NAMED = {"namespaces", "services"}
 
@@ -249,6 +251,15 @@ def validate(rt: ResourceType, obj: Obj) -> None:
                     "validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?') and be no more than 63 characters",
                 )
             )
+    elif rt.plural in PATH_SEGMENT_NAMED:
+        # RBAC names are path segments (ValidateRBACName): `system:openshift:scc:x` is valid.
+        if name in (".", ".."):
+            causes.append(("metadata.name", f"Invalid value: \"{name}\": may not be '{name}'"))
+        for bad in ("/", "%"):
+            if bad in name:
+                causes.append(
+                    ("metadata.name", f"Invalid value: \"{name}\": may not contain '{bad}'")
+                )
     elif rt.plural not in ("events",) and (len(name) > 253 or not DNS1123_SUBDOMAIN.match(name)):
         causes.append(
             (

@@ -125,16 +125,41 @@ class Cluster:
                     },
                 },
             )
-            for scc in ("restricted-v2", "anyuid", "privileged"):
+            run_as_user = {
+                "restricted-v2": "MustRunAsRange",
+                "nonroot-v2": "MustRunAsNonRoot",
+                "anyuid": "RunAsAny",
+                "privileged": "RunAsAny",
+            }
+            for scc, user_strategy in run_as_user.items():
                 self.store.create(
                     self.registry.get("securitycontextconstraints", "security.openshift.io"),
                     None,
                     {
                         "metadata": {"name": scc},
                         "allowPrivilegedContainer": scc == "privileged",
-                        "runAsUser": {
-                            "type": "MustRunAsRange" if scc == "restricted-v2" else "RunAsAny"
+                        "runAsUser": {"type": user_strategy},
+                    },
+                )
+                # OpenShift 4.x ships a ClusterRole per default SCC that may `use` it.
+                self.store.create(
+                    self.registry.get("clusterroles", "rbac.authorization.k8s.io"),
+                    None,
+                    {
+                        "metadata": {
+                            "name": f"system:openshift:scc:{scc}",
+                            "annotations": {
+                                "include.release.openshift.io/self-managed-high-availability": "true"
+                            },
                         },
+                        "rules": [
+                            {
+                                "apiGroups": ["security.openshift.io"],
+                                "resources": ["securitycontextconstraints"],
+                                "resourceNames": [scc],
+                                "verbs": ["use"],
+                            }
+                        ],
                     },
                 )
 

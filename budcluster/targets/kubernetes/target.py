@@ -33,10 +33,12 @@ from budcluster.targets.base import (
     StagedModel,
 )
 from budcluster.targets.kubernetes.errors import KubernetesTargetError, wrap
-from budcluster.targets.kubernetes.names import parse_pvc_path, release_for
+from budcluster.targets.kubernetes.names import COLLECTOR_RELEASE, parse_pvc_path, release_for
 from budcluster.targets.kubernetes.node_detection import NodeDetection
 from budcluster.targets.kubernetes.nodes import NodeState
 from budcluster.targets.kubernetes.objects import DeploymentObject, EventObject, PodObject
+from budcluster.targets.kubernetes.scc import check_scc_name
+from budcluster.targets.kubernetes.scc_grants import grant_scc
 from budcluster.targets.kubernetes.staging import ModelStaging
 from budcluster.targets.kubernetes.status import runtime_state
 from budcluster.targets.kubernetes.timeouts import KubernetesTimeouts
@@ -156,6 +158,25 @@ class KubernetesTarget:
 
     def detect_nodes(self) -> list[NodeInventory]:
         return self._nodes.detect_nodes()
+
+    def grant_collector_scc(self, scc: str) -> list[str]:
+        """On OpenShift, let the node-info collector's service account use ``scc`` (before
+        ``detect_nodes`` creates its pods: SCC admission happens when a pod is created).
+
+        Returns ``Kind/name`` of each object written; on plain Kubernetes, which has no
+        SCCs, it writes nothing and returns ``[]``. Idempotent.
+        """
+        check_scc_name(scc)
+        namespace = self.system_namespace
+        try:
+            if not self._is_openshift():
+                return []
+            self._ensure_namespace(namespace)
+        except kube.KubernetesError as exc:
+            raise wrap(exc, f"grant SCC {scc} in {namespace}") from exc
+        return grant_scc(
+            self._api, scc, namespace, COLLECTOR_RELEASE, timeout_s=self._timeouts.api_s
+        )
 
     def stage_model(
         self,
