@@ -26,6 +26,7 @@ from budcluster.hardware.inventory import NodeInventory
 from budcluster.targets.base import (
     AccessReport,
     ModelSourceSpec,
+    PodScheduling,
     ProgressCallback,
     RolloutSpec,
     RuntimeState,
@@ -163,8 +164,9 @@ class KubernetesTarget:
         model_name: str,
         nodes: Sequence[str],
         progress: ProgressCallback | None = None,
+        scheduling: PodScheduling | None = None,
     ) -> StagedModel:
-        return self._staging.stage_model(source, model_name, nodes, progress)
+        return self._staging.stage_model(source, model_name, nodes, progress, scheduling)
 
     def apply_release(
         self, chart: str, values: Mapping[str, Any], release: str, namespace: str
@@ -197,7 +199,8 @@ class KubernetesTarget:
                 pvc_name=claim,
                 subdir=subdir,
                 openshift=self._is_openshift(),
-                tolerations=self._tolerations,
+                tolerations=[*self._tolerations, *spec.scheduling.tolerations],
+                node_selector=spec.scheduling.node_selector,
                 namespace=namespace,
                 release=release,
                 keda=keda,

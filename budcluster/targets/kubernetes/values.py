@@ -33,6 +33,7 @@ def runtime_values(
     subdir: str,
     openshift: bool,
     tolerations: Sequence[Mapping[str, Any]] = (),
+    node_selector: Mapping[str, str] | None = None,
     gpu_product: str | None = None,
     namespace: str = "",
     release: str = "",
@@ -45,7 +46,9 @@ def runtime_values(
     query sums the metric over the release's pods in ``namespace``.
 
     Placement pins the pods to the plan's node by hostname; with ``gpu_product`` it selects
-    any node with that GPU Feature Discovery product instead. The model directory of the
+    any node with that GPU Feature Discovery product instead. ``tolerations`` and
+    ``node_selector`` (the deploy form's) let the pods onto a tainted or labelled pool; the
+    chart adds the placement's labels to the selector. The model directory of the
     PVC (``subdir``) is mounted where the plan's args expect it: the ``--model`` directory
     for vLLM, the GGUF file's directory for llama.cpp (as the hosts target does).
     """
@@ -82,6 +85,7 @@ def runtime_values(
         "servedModelName": plan.served_model_name,
         "model": {"pvcName": pvc_name, "mountPath": mount, "subPath": subdir},
         "placement": placement,
+        "nodeSelector": dict(node_selector or {}),
         "tolerations": [dict(t) for t in tolerations],
         # TP workers talk through /dev/shm; single-device engines need little.
         "shmSizeMiB": 8192 if plan.tensor_parallel_size > 1 else 1024,
@@ -131,7 +135,11 @@ def transfer_values(
     s3_secret: str,
     node_name: str | None,
     pvc_name: str,
+    tolerations: Sequence[Mapping[str, Any]] = (),
+    node_selector: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
+    """model_transfer values; the Job takes the runtime's tolerations and node selector so
+    it can run on (and bind its volume in) the tainted or labelled pool the runtime uses."""
     return {
         "image": image,
         "modelName": slug(model_name),
@@ -139,6 +147,8 @@ def transfer_values(
         "modelBytes": model_bytes,
         "pvc": {"name": pvc_name},
         "nodeName": node_name or "",
+        "nodeSelector": dict(node_selector or {}),
+        "tolerations": [dict(t) for t in tolerations],
     }
 
 
