@@ -212,6 +212,19 @@ class TransferModelRequest(_Form):
     cluster: str = Field(description="Name of a registered cluster.")
     model: ModelSourceRequest
     nodes: list[str] = Field(default_factory=list, description="Nodes to stage on (empty: all).")
+    # The transfer Job is a pod too: on a tainted or labelled pool it needs what the
+    # runtime will need.
+    tolerations: Tolerations = Field(default_factory=list)
+    node_selector: NodeSelector = Field(default_factory=dict)
+
+    def check_cluster_kind(self, cluster_kind: str) -> None:
+        check_scheduling_on(cluster_kind, self.cluster, self.tolerations, self.node_selector)
+
+    def pod_scheduling(self) -> PodScheduling:
+        return PodScheduling(
+            tolerations=tuple(t.manifest() for t in self.tolerations),
+            node_selector=dict(self.node_selector),
+        )
 
 
 class TeardownRequest(_Form):
