@@ -4,6 +4,8 @@ left out of the spec hash when empty."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +14,9 @@ from pydantic import ValidationError
 from budcluster.catalogue import parse_catalogue
 from budcluster.errors import ConfigurationError
 from budcluster.job_requests import DeployModelRequest, TransferModelRequest
+from budcluster.targets.base import ModelSourceSpec, PodScheduling, RolloutSpec
+from budcluster.targets.hosts import HostsConfigError, HostsTarget
+from tests.ansible.helpers import local_inventory, plan
 
 GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
 
@@ -128,3 +133,25 @@ def test_the_catalogue_takes_them_under_hardware_and_names_the_entry() -> None:
     with pytest.raises(ConfigurationError) as refused:
         parse_catalogue({"deployments": [bad]}, "deployments.yaml")
     assert "deployments[0] ('llama'): field hardware.tolerations.0.operator" in str(refused.value)
+
+
+def test_the_hosts_target_refuses_them_before_any_playbook(tmp_path: Path) -> None:
+    """Defence in depth: a direct caller gets an error, not silently ignored tolerations."""
+    target = HostsTarget(local_inventory(), state_dir=str(tmp_path / "state"))
+    scheduling = PodScheduling(tolerations=(GPU_TOLERATION,))
+    spec = RolloutSpec(
+        "qwen",
+        plan(host_command=[sys.executable, "-c", "raise SystemExit(1)"]),
+        str(tmp_path),
+        scheduling=scheduling,
+    )
+    with pytest.raises(HostsConfigError, match=r"^tolerations and node_selector: a hosts"):
+        target.roll_out(spec)
+    with pytest.raises(HostsConfigError, match=r"^tolerations and node_selector: a hosts"):
+        target.stage_model(
+            ModelSourceSpec(str(tmp_path)),
+            "qwen",
+            ["localhost"],
+            scheduling=PodScheduling(node_selector={"pool": "a"}),
+        )
+    assert not (tmp_path / "state").exists()

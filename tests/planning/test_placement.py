@@ -70,7 +70,7 @@ def test_ranks_by_fit_then_device_hour_price_when_nothing_was_measured() -> None
     assert why["edge-t4"].startswith("not chosen: does not fit (Llama-3.1-8B-Instruct")
     assert (
         why["empty"]
-        == "not chosen: does not fit (no schedulable node recorded; run detect-nodes on it)"
+        == "not chosen: does not fit (no node recorded; run detect-nodes on it)"
     )
     assert decision.plan.device_product == "NVIDIA A100-SXM4-80GB"
 
