@@ -95,7 +95,7 @@ def test_a_hosts_cluster_refuses_them_naming_the_fields() -> None:
     )
     _deploy(tolerations=[GPU_TOLERATION]).check_cluster_kind("kubernetes")
     _deploy().check_cluster_kind("hosts")
-    with pytest.raises(ConfigurationError, match="^node_selector: 'lab' is a hosts cluster"):
+    with pytest.raises(ConfigurationError, match=r"^node_selector: 'lab' is a hosts cluster"):
         TransferModelRequest(
             cluster="lab",
             model={"uri": "s3://m/l"},
