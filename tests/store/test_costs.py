@@ -197,7 +197,5 @@ def test_taints_and_cordon_are_recorded_and_read_back(store: Store) -> None:
     with store.session() as session:
         (found,) = recorded_inventories(session)["pool"]
     assert found.scheduling is not None
-    assert [t.describe() for t in found.scheduling.taints] == [
-        "nvidia.com/gpu=present:NoSchedule"
-    ]
+    assert [t.describe() for t in found.scheduling.taints] == ["nvidia.com/gpu=present:NoSchedule"]
     assert found.scheduling.unschedulable and found.scheduling.labels == {"pool": "gpu"}
