@@ -64,7 +64,10 @@ class KubernetesTarget:
         timeouts: KubernetesTimeouts | None = None,
         charts_dir: Path = CHARTS_DIR,
         tolerations: Sequence[Mapping[str, Any]] = (),
+        collector_values: Mapping[str, Any] | None = None,
     ) -> None:
+        """``collector_values``: the node_info_collector's placement overrides (per-variant
+        runtimeClassName, nodeSelector, affinity, tolerations; see ``values.collector_values``)."""
         self._api = api_client
         self._prefix = namespace_prefix
         self._image = image
@@ -81,6 +84,7 @@ class KubernetesTarget:
             timeouts=self._timeouts,
             render=self._render,
             ensure_namespace=self._ensure_namespace,
+            collector_overrides=collector_values,
         )
         self._staging = ModelStaging(
             api_client,
