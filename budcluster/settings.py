@@ -91,6 +91,16 @@ class Settings(BaseSettings):
             "DaemonSet and the model-transfer Job on Kubernetes clusters."
         ),
     )
+    kubernetes_collector_values: Path | None = Field(
+        default=None,
+        description=(
+            "YAML file of node_info_collector chart values applied on every Kubernetes "
+            "cluster this worker detects nodes on: per variant (nvidia, gaudi, plain) "
+            "runtimeClassName, nodeSelector, affinity, tolerations, enabled; and the "
+            "top-level tolerations, resources, refreshSeconds, collectTimeoutSeconds. "
+            "Unset: the chart's defaults."
+        ),
+    )
     reports_dir: Path = Field(
         default=Path("benchmarks_reports"),
         description="Where benchmark report folders are written.",

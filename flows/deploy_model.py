@@ -140,7 +140,9 @@ def _deploy(
         nodes = sorted({placement.node_name for placement in plan.placements})
         if not redeploy:
             move_deployment(deployment_id, "transferring", f"staging on {', '.join(nodes)}")
-        staged = stage_model(cluster, source, request.model.model_name, nodes)
+        staged = stage_model(
+            cluster, source, request.model.model_name, nodes, request.pod_scheduling()
+        )
         record_model(
             request.model.model_name,
             request.model.uri,
@@ -175,6 +177,7 @@ def _deploy(
                 request.port,
                 autoscaling=request.autoscaling_spec(),
                 adapter_paths=adapter_paths,
+                scheduling=request.pod_scheduling(),
             )
             started = roll_out_undoable(cluster, spec, executables)
             endpoint = started.endpoint_url or ""

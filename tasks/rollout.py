@@ -13,6 +13,7 @@ from budcluster.endpoints import EndpointCheck
 from budcluster.planning.models import RuntimePlan
 from budcluster.targets.base import (
     ModelSourceSpec,
+    PodScheduling,
     RolloutSpec,
     RuntimeState,
     RuntimeStatus,
@@ -46,9 +47,14 @@ def prepare_engine(plan: RuntimePlan) -> dict[str, str]:
 
 @task(retries=1, retry_delay_seconds=5, timeout_seconds=6 * 3600, task_run_name="stage-model")
 def stage_model(
-    cluster: ClusterRef, source: ModelSourceSpec, model_name: str, nodes: list[str]
+    cluster: ClusterRef,
+    source: ModelSourceSpec,
+    model_name: str,
+    nodes: list[str],
+    scheduling: PodScheduling | None = None,
 ) -> StagedModel:
-    """Copy and verify the model on the nodes; resumable, so a retry copies only the rest."""
+    """Copy and verify the model on the nodes; resumable, so a retry copies only the rest.
+    ``scheduling`` lets a Kubernetes transfer Job onto a tainted or labelled pool."""
     key = f"transfer-{model_name}".lower().replace(".", "-").replace("_", "-")
     artifact_id = cast(
         UUID, create_progress_artifact(progress=0.0, key=key, description=f"Staging {model_name}")
@@ -62,7 +68,9 @@ def stage_model(
             update_progress_artifact(artifact_id=artifact_id, progress=100.0 * progress.fraction)
 
     with registered_target(cluster) as target:
-        staged = target.stage_model(source, model_name, nodes, progress=on_progress)
+        staged = target.stage_model(
+            source, model_name, nodes, progress=on_progress, scheduling=scheduling
+        )
     update_progress_artifact(artifact_id=artifact_id, progress=100.0)
     task_logger(__name__).info(
         "staged %s on %s: %d files, %.1f MiB (%.1f MiB copied) in %.1f s",

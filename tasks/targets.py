@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import cast
+from pathlib import Path
+from typing import Any, cast
+
+import yaml
 
 from blocks.hosts import HostInventory
 from budcluster.bench.access import EndpointAccess
@@ -45,7 +48,11 @@ def target_for(
         credentials = cast(KubeconfigCredentials, KubeconfigCredentials.load(credentials_block))
         api_client = credentials.get_api_client(timeout_s=get_settings().http_timeout_s)
         try:
-            yield KubernetesTarget(api_client, image=get_settings().kubernetes_tools_image)
+            yield KubernetesTarget(
+                api_client,
+                image=get_settings().kubernetes_tools_image,
+                collector_values=collector_overrides(get_settings().kubernetes_collector_values),
+            )
         finally:
             api_client.close()  # type: ignore[no-untyped-call]
         return
@@ -98,3 +105,29 @@ def registered_target(
     ref = cluster if isinstance(cluster, ClusterRef) else resolve_cluster(cluster)
     with target_for(ref.kind, ref.credentials_block, executables=executables) as target:
         yield target
+
+
+def collector_overrides(path: Path | None) -> dict[str, Any] | None:
+    """The node_info_collector values file named by BUDCLUSTER_KUBERNETES_COLLECTOR_VALUES
+    (checked key by key when the target is built); None when unset."""
+    if path is None:
+        return None
+    try:
+        loaded = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ConfigurationError(
+            f"BUDCLUSTER_KUBERNETES_COLLECTOR_VALUES: cannot read {path} ({exc.strerror}); "
+            "point it at a YAML file of node_info_collector values, or unset it"
+        ) from exc
+    except yaml.YAMLError as exc:
+        raise ConfigurationError(
+            f"BUDCLUSTER_KUBERNETES_COLLECTOR_VALUES: {path} is not valid YAML ({exc})"
+        ) from exc
+    if loaded is None:
+        return None
+    if not isinstance(loaded, dict):
+        raise ConfigurationError(
+            f"BUDCLUSTER_KUBERNETES_COLLECTOR_VALUES: {path} must hold a mapping of values, "
+            f"not a {type(loaded).__name__}"
+        )
+    return loaded

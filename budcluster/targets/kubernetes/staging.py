@@ -19,6 +19,7 @@ from budcluster.adapters import kubernetes as kube
 from budcluster.errors import BudClusterError
 from budcluster.targets.base import (
     ModelSourceSpec,
+    PodScheduling,
     ProgressCallback,
     StagedModel,
     TransferProgress,
@@ -66,6 +67,7 @@ class ModelStaging:
         model_name: str,
         nodes: Sequence[str],
         progress: ProgressCallback | None = None,
+        scheduling: PodScheduling | None = None,
     ) -> StagedModel:
         check_model_name(model_name)
         if "://" not in source.uri or source.uri.startswith("file://"):
@@ -81,7 +83,14 @@ class ModelStaging:
         secret = source_secret(source, namespace, release)
         try:
             result, values = self._transfer(
-                source, model_name, nodes, progress, namespace, release, secret
+                source,
+                model_name,
+                nodes,
+                progress,
+                namespace,
+                release,
+                secret,
+                scheduling or PodScheduling(),
             )
         except BaseException:
             # The failure is what the caller needs to see; a Secret this cannot delete now
@@ -123,6 +132,7 @@ class ModelStaging:
         namespace: str,
         release: str,
         secret: dict[str, Any] | None,
+        scheduling: PodScheduling,
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         """Run the transfer Job to its end: (its last progress payload, the chart values)."""
         pvc = f"{release}-model"
@@ -138,6 +148,8 @@ class ModelStaging:
                 s3_secret=secret["metadata"]["name"] if secret else "",
                 node_name=nodes[0] if len(nodes) == 1 else None,
                 pvc_name=pvc,
+                tolerations=scheduling.tolerations,
+                node_selector=scheduling.node_selector,
             )
             objects = self._render("model_transfer", values, release, namespace)
             # A Job's pod template is immutable: a rerun replaces the Job, and the new pod

@@ -26,6 +26,7 @@ from budcluster.hardware.inventory import NodeInventory
 from budcluster.targets.base import (
     AccessReport,
     ModelSourceSpec,
+    PodScheduling,
     ProgressCallback,
     RolloutSpec,
     RuntimeState,
@@ -65,7 +66,10 @@ class KubernetesTarget:
         timeouts: KubernetesTimeouts | None = None,
         charts_dir: Path = CHARTS_DIR,
         tolerations: Sequence[Mapping[str, Any]] = (),
+        collector_values: Mapping[str, Any] | None = None,
     ) -> None:
+        """``collector_values``: the node_info_collector's placement overrides (per-variant
+        runtimeClassName, nodeSelector, affinity, tolerations; see ``values.collector_values``)."""
         self._api = api_client
         self._prefix = namespace_prefix
         self._image = image
@@ -82,6 +86,7 @@ class KubernetesTarget:
             timeouts=self._timeouts,
             render=self._render,
             ensure_namespace=self._ensure_namespace,
+            collector_overrides=collector_values,
         )
         self._staging = ModelStaging(
             api_client,
@@ -184,8 +189,9 @@ class KubernetesTarget:
         model_name: str,
         nodes: Sequence[str],
         progress: ProgressCallback | None = None,
+        scheduling: PodScheduling | None = None,
     ) -> StagedModel:
-        return self._staging.stage_model(source, model_name, nodes, progress)
+        return self._staging.stage_model(source, model_name, nodes, progress, scheduling)
 
     def apply_release(
         self, chart: str, values: Mapping[str, Any], release: str, namespace: str
@@ -218,7 +224,8 @@ class KubernetesTarget:
                 pvc_name=claim,
                 subdir=subdir,
                 openshift=self._is_openshift(),
-                tolerations=self._tolerations,
+                tolerations=[*self._tolerations, *spec.scheduling.tolerations],
+                node_selector=spec.scheduling.node_selector,
                 namespace=namespace,
                 release=release,
                 keda=keda,

@@ -13,7 +13,7 @@ from budcluster.autoscaling import (
     quantity,
 )
 from budcluster.targets.base import ModelSourceSpec, RolloutSpec
-from budcluster.targets.kubernetes.errors import KubernetesTargetError
+from budcluster.targets.kubernetes.errors import KubernetesTargetConfigError, KubernetesTargetError
 from budcluster.targets.kubernetes.names import slug
 
 _MODEL_FLAGS = {"vllm": ("--model",), "llama.cpp": ("-m", "--model")}
@@ -33,6 +33,7 @@ def runtime_values(
     subdir: str,
     openshift: bool,
     tolerations: Sequence[Mapping[str, Any]] = (),
+    node_selector: Mapping[str, str] | None = None,
     gpu_product: str | None = None,
     namespace: str = "",
     release: str = "",
@@ -45,7 +46,9 @@ def runtime_values(
     query sums the metric over the release's pods in ``namespace``.
 
     Placement pins the pods to the plan's node by hostname; with ``gpu_product`` it selects
-    any node with that GPU Feature Discovery product instead. The model directory of the
+    any node with that GPU Feature Discovery product instead. ``tolerations`` and
+    ``node_selector`` (the deploy form's) let the pods onto a tainted or labelled pool; the
+    chart adds the placement's labels to the selector. The model directory of the
     PVC (``subdir``) is mounted where the plan's args expect it: the ``--model`` directory
     for vLLM, the GGUF file's directory for llama.cpp (as the hosts target does).
     """
@@ -82,6 +85,7 @@ def runtime_values(
         "servedModelName": plan.served_model_name,
         "model": {"pvcName": pvc_name, "mountPath": mount, "subPath": subdir},
         "placement": placement,
+        "nodeSelector": dict(node_selector or {}),
         "tolerations": [dict(t) for t in tolerations],
         # TP workers talk through /dev/shm; single-device engines need little.
         "shmSizeMiB": 8192 if plan.tensor_parallel_size > 1 else 1024,
@@ -131,7 +135,11 @@ def transfer_values(
     s3_secret: str,
     node_name: str | None,
     pvc_name: str,
+    tolerations: Sequence[Mapping[str, Any]] = (),
+    node_selector: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
+    """model_transfer values; the Job takes the runtime's tolerations and node selector so
+    it can run on (and bind its volume in) the tainted or labelled pool the runtime uses."""
     return {
         "image": image,
         "modelName": slug(model_name),
@@ -139,6 +147,8 @@ def transfer_values(
         "modelBytes": model_bytes,
         "pvc": {"name": pvc_name},
         "nodeName": node_name or "",
+        "nodeSelector": dict(node_selector or {}),
+        "tolerations": [dict(t) for t in tolerations],
     }
 
 
@@ -153,3 +163,61 @@ def source_secret(source: ModelSourceSpec, namespace: str, release: str) -> dict
         "type": "Opaque",
         "stringData": dict(source.credentials_env),
     }
+
+
+COLLECTOR_VARIANTS = ("nvidia", "gaudi", "plain")
+_COLLECTOR_TOP_KEYS = {"tolerations", "resources", "refreshSeconds", "collectTimeoutSeconds"}
+_COLLECTOR_VARIANT_KEYS = {"enabled", "runtimeClassName", "nodeSelector", "affinity", "tolerations"}
+_COLLECTOR_TYPES: dict[str, type | tuple[type, ...]] = {
+    "tolerations": list,
+    "resources": dict,
+    "refreshSeconds": int,
+    "collectTimeoutSeconds": int,
+    "enabled": bool,
+    "runtimeClassName": str,
+    "nodeSelector": dict,
+    "affinity": dict,
+}
+
+
+def collector_values(image: str, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """node_info_collector values: the tools image plus the operator's placement overrides
+    (``BUDCLUSTER_KUBERNETES_COLLECTOR_VALUES``). Only the placement and sizing keys are
+    taken; the image stays the tools image setting, and the node labels that tell the
+    variants apart stay the chart's. Helm merges these over the chart's defaults per key."""
+    values: dict[str, Any] = {"image": image}
+    for key, value in (overrides or {}).items():
+        if key in COLLECTOR_VARIANTS:
+            if not isinstance(value, Mapping):
+                raise _collector_error(key, "must be a mapping of the variant's values")
+            variant = {}
+            for sub, sub_value in value.items():
+                if sub not in _COLLECTOR_VARIANT_KEYS:
+                    raise _collector_error(
+                        f"{key}.{sub}", f"is not one of {sorted(_COLLECTOR_VARIANT_KEYS)}"
+                    )
+                _check_type(f"{key}.{sub}", _COLLECTOR_TYPES[sub], sub_value)
+                variant[str(sub)] = sub_value
+            values[key] = variant
+        elif key in _COLLECTOR_TOP_KEYS:
+            _check_type(key, _COLLECTOR_TYPES[key], value)
+            values[str(key)] = value
+        else:
+            allowed = sorted({*_COLLECTOR_TOP_KEYS, *COLLECTOR_VARIANTS})
+            raise _collector_error(str(key), f"is not one of {allowed}")
+    return values
+
+
+def _check_type(key: str, expected: type | tuple[type, ...], value: object) -> None:
+    # bool is an int in Python; a count given as true is a mistake.
+    wrong_bool = isinstance(value, bool) and expected is int
+    if wrong_bool or not isinstance(value, expected):
+        name = expected.__name__ if isinstance(expected, type) else str(expected)
+        raise _collector_error(key, f"must be a {name}, not {type(value).__name__}")
+
+
+def _collector_error(key: str, problem: str) -> KubernetesTargetConfigError:
+    return KubernetesTargetConfigError(
+        f"collector values (BUDCLUSTER_KUBERNETES_COLLECTOR_VALUES): {key} {problem} "
+        "(docs/kubernetes.md, 'Tainted node pools, cordons and node selectors')"
+    )
