@@ -92,7 +92,9 @@ def service_proxy_access_from_kubeconfig(
     from budcluster.targets.kubernetes import service_proxy_access
 
     credentials = api_server_credentials(config, context)
-    if credentials.exec_plugin is None:
+    # A user's own token wins over its exec plugin, which then never runs: the kubernetes
+    # client's order (auth-provider, token, exec, username/password), so both paths agree.
+    if credentials.exec_plugin is None or credentials.token:
         return service_proxy_access(credentials, service)
     from budcluster.adapters.exec_credential import ExecCredentialPlugin
 

@@ -314,3 +314,19 @@ def test_a_certificate_from_the_plugin_must_outlast_a_timed_run(ca: ThrowawayCA)
         _config(access, duration_s=600.0).validate()
     _config(access, duration_s=60.0, request_timeout_s=30.0).validate()
     _config(access, max_requests=10).validate()  # no time bound to check
+
+
+def test_a_users_own_token_wins_and_the_plugin_never_runs(
+    api_server: TokenCheckingApiServer,
+    ca: ThrowawayCA,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fake = install_plugin(tmp_path, monkeypatch)
+    user = {**eks_user(), "token": "static-token"}
+    service = in_cluster_service(IN_CLUSTER)
+    assert service is not None
+    access = service_proxy_access_from_kubeconfig(_kubeconfig(api_server, ca, user), "eks", service)
+    assert access.headers == (("Authorization", "Bearer static-token"),)
+    assert access.renewing_bearer() is None
+    assert fake.calls() == []

@@ -82,9 +82,10 @@ def service_proxy_access(
     answers (``text/event-stream``) come back flushed as they are written.
 
     ``plugin``/``issued``: the user's exec plugin, wrapped by the caller (pure code cannot
-    run it), and what it issued just now. Its token replaces any ``token`` of the
-    kubeconfig, as in client-go, and is renewed during the run; a client certificate it
-    issued replaces the kubeconfig's.
+    run it), and what it issued just now. Its token is sent instead of ``username``/
+    ``password`` (the caller does not run a plugin beside a ``token``, which wins, as in
+    the kubernetes client) and is renewed during the run; a client certificate it issued
+    replaces the kubeconfig's.
     """
     base = credentials.server.rstrip("/") + service_proxy_path(
         service.namespace, service.proxy_id()
