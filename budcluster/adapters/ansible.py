@@ -29,10 +29,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import shutil
 import sys
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,30 @@ ALLOWED_ENV = frozenset(
 
 ALLOWED_ENV_PREFIXES = ("LC_", "ANSIBLE_")
 """Locale settings, and Ansible's own configuration (ssh arguments, config file...)."""
+
+SSH_BASE_ARGS = ("-C", "-o", "ControlMaster=auto", "-o", "ControlPersist=60s")
+"""ansible-core's default ``ssh_args``, kept: setting ``ANSIBLE_SSH_ARGS`` replaces them."""
+
+
+def ssh_args(ssh_key_file: Path | None, known_hosts_file: Path | None) -> list[str]:
+    """The ``ssh`` options for a run: only the given key, and only the given host keys.
+
+    With a key file, ssh offers that key alone: no agent (``IdentityAgent=none``) and no
+    default ``~/.ssh/id_*`` (``IdentitiesOnly``), so a run never logs in with a credential
+    that is not in its block. With a known_hosts file, the host must present a key listed
+    there (``StrictHostKeyChecking=yes``), and the user's and the system's known_hosts are
+    not read.
+    """
+    args = list(SSH_BASE_ARGS)
+    if ssh_key_file is not None:
+        args += ["-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none"]
+    if known_hosts_file is not None:
+        args += [
+            "-o", f"UserKnownHostsFile={known_hosts_file}",
+            "-o", "GlobalKnownHostsFile=/dev/null",
+            "-o", "StrictHostKeyChecking=yes",
+        ]  # fmt: skip
+    return args
 
 
 class AnsibleError(BudClusterError):
@@ -328,6 +353,7 @@ def run_playbook(
     diff: bool = False,
     private_data_dir: Path | None = None,
     ssh_key_file: Path | None = None,
+    known_hosts_file: Path | None = None,
     become_password: str | None = None,
     forks: int = 10,
     cancel: Callable[[], bool] | None = None,
@@ -339,6 +365,8 @@ def run_playbook(
     is never templated. ``secret_extravars`` and ``become_password`` are handed to
     ansible-playbook through the run's private data directory only; playbooks must use them
     under ``no_log``.
+    ``ssh_key_file`` is the only key ssh offers (no agent); ``known_hosts_file``, where
+    given, holds the only host keys ssh accepts (:func:`ssh_args`).
     ``cancel`` is asked every moment whether to stop the run (it then ends ``canceled``);
     without it, a run started from the main thread is stopped by SIGINT and SIGTERM.
     Raises PlaybookFailed (a task failed), HostUnreachable, AnsibleTimeout or
@@ -350,6 +378,8 @@ def run_playbook(
     search_path = _search_path()
     if ssh_key_file is not None and not Path(ssh_key_file).is_file():
         raise AnsibleConfigError(f"ssh_key_file {ssh_key_file} does not exist")
+    if known_hosts_file is not None and not Path(known_hosts_file).is_file():
+        raise AnsibleConfigError(f"known_hosts_file {known_hosts_file} does not exist")
     all_vars: dict[str, Any] = {**extravars, **(secret_extravars or {})}
     if become_password is not None:
         all_vars["ansible_become_password"] = become_password
@@ -371,9 +401,16 @@ def run_playbook(
             "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
             # Keep ansible's own local temp files inside the private directory.
             "ANSIBLE_LOCAL_TEMP": str(data_dir / "tmp"),
+            # One ssh round trip per task instead of three or four (no module file is put
+            # on the host first); an operator's own setting wins.
+            "ANSIBLE_PIPELINING": os.environ.get("ANSIBLE_PIPELINING", "true"),
         }
         if ssh_key_file is not None:
             envvars["ANSIBLE_PRIVATE_KEY_FILE"] = str(ssh_key_file)
+        if ssh_key_file is not None or known_hosts_file is not None:
+            envvars["ANSIBLE_SSH_ARGS"] = shlex.join(ssh_args(ssh_key_file, known_hosts_file))
+        if known_hosts_file is not None:
+            envvars["ANSIBLE_HOST_KEY_CHECKING"] = "true"
         try:
             runner = init_runner(
                 private_data_dir=str(data_dir),
@@ -462,6 +499,7 @@ def start_playbook(
     secret_extravars: Mapping[str, Any] | None = None,
     limit: str | None = None,
     ssh_key_file: Path | None = None,
+    known_hosts_file: Path | None = None,
     become_password: str | None = None,
 ) -> BackgroundPlaybook:
     """Start :func:`run_playbook` in a worker thread; ``result()`` returns or raises its end."""
@@ -475,11 +513,48 @@ def start_playbook(
             secret_extravars=secret_extravars,
             limit=limit,
             ssh_key_file=ssh_key_file,
+            known_hosts_file=known_hosts_file,
             become_password=become_password,
             cancel=cancel,
         )
 
     return BackgroundPlaybook(run, playbook)
+
+
+def host_connections(inventory_text: str, hosts: Iterable[str]) -> dict[str, str]:
+    """The connection plugin each of ``hosts`` is reached with (``ansible_connection``, from
+    its host and group vars; ``ssh`` where unset), read with ansible-core's own inventory
+    parser. A host the inventory does not list maps to ``ssh``.
+
+    Raises AnsibleConfigError when the inventory cannot be parsed.
+    """
+    from ansible.errors import AnsibleError as AnsibleCoreError
+    from ansible.inventory.manager import InventoryManager
+    from ansible.parsing.dataloader import DataLoader
+    from ansible.vars.manager import VariableManager
+
+    wanted = list(hosts)
+    with private_tempdir(prefix="inventory-") as directory:
+        path = directory / "hosts"
+        path.write_text(inventory_text, encoding="utf-8")
+        path.chmod(0o600)
+        try:
+            loader = DataLoader()
+            inventory = InventoryManager(loader=loader, sources=[str(path)])
+            variables = VariableManager(loader=loader, inventory=inventory)
+            found = {}
+            for name in wanted:
+                host = inventory.get_host(name)
+                if host is None:
+                    found[name] = "ssh"
+                    continue
+                connection = variables.get_vars(host=host, include_hostvars=False).get(
+                    "ansible_connection"
+                )
+                found[name] = str(connection or "ssh")
+        except AnsibleCoreError as exc:
+            raise AnsibleConfigError(f"the inventory cannot be parsed: {exc}") from exc
+    return found
 
 
 def _stdout_tail(runner: Any, lines: int = 15) -> str:
