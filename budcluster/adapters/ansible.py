@@ -535,6 +535,8 @@ def host_connections(inventory_text: str, hosts: Iterable[str]) -> dict[str, str
 
     wanted = list(hosts)
     with private_tempdir(prefix="inventory-") as directory:
+        # Named as ansible-runner names it. Without a .yml suffix the `auto` and
+        # `constructed` plugins (which template) decline it, and 0600 keeps `script` off.
         path = directory / "hosts"
         path.write_text(inventory_text, encoding="utf-8")
         path.chmod(0o600)
