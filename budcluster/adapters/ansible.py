@@ -31,6 +31,7 @@ import contextlib
 import os
 import shlex
 import shutil
+import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -68,19 +69,29 @@ ALLOWED_ENV_PREFIXES = ("LC_", "ANSIBLE_")
 """Locale settings, and Ansible's own configuration (ssh arguments, config file...)."""
 
 SSH_BASE_ARGS = ("-C", "-o", "ControlMaster=auto", "-o", "ControlPersist=60s")
-"""ansible-core's default ``ssh_args``, kept: setting ``ANSIBLE_SSH_ARGS`` replaces them."""
+"""ansible-core's default ``ssh_args``: one ssh connection per host, shared by a run's tasks."""
+
+SSH_NO_MASTER_ARGS = ("-C", "-o", "ControlMaster=no")
+"""Where the run's control socket path would be too long for a unix socket."""
+
+_CONTROL_SOCKET_MAX = 104 - 11 - 17
+"""A sun_path holds 104-108 bytes; ansible adds ``/`` and 10 hex digits, ssh a ``.`` and 16
+random characters while it creates the socket: the control directory gets the rest."""
 
 
-def ssh_args(ssh_key_file: Path | None, known_hosts_file: Path | None) -> list[str]:
+def ssh_args(
+    ssh_key_file: Path | None, known_hosts_file: Path | None, *, shared: bool = True
+) -> list[str]:
     """The ``ssh`` options for a run: only the given key, and only the given host keys.
 
     With a key file, ssh offers that key alone: no agent (``IdentityAgent=none``) and no
     default ``~/.ssh/id_*`` (``IdentitiesOnly``), so a run never logs in with a credential
     that is not in its block. With a known_hosts file, the host must present a key listed
     there (``StrictHostKeyChecking=yes``), and the user's and the system's known_hosts are
-    not read.
+    not read. ``shared`` keeps one connection per host for the run's tasks (its control
+    socket is the run's own: see :func:`run_playbook`).
     """
-    args = list(SSH_BASE_ARGS)
+    args = list(SSH_BASE_ARGS if shared else SSH_NO_MASTER_ARGS)
     if ssh_key_file is not None:
         args += ["-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none"]
     if known_hosts_file is not None:
@@ -90,6 +101,21 @@ def ssh_args(ssh_key_file: Path | None, known_hosts_file: Path | None) -> list[s
             "-o", "StrictHostKeyChecking=yes",
         ]  # fmt: skip
     return args
+
+
+def _close_ssh_masters(control_dir: Path) -> None:
+    """Ask each ssh master the run left (ControlPersist) to exit now, rather than idle on
+    with an authenticated connection after its key file is gone."""
+    if not control_dir.is_dir() or shutil.which("ssh") is None:
+        return
+    for socket_path in control_dir.iterdir():
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            subprocess.run(
+                ["ssh", "-O", "exit", "-o", f"ControlPath={socket_path}", "budcluster-master"],
+                capture_output=True,
+                timeout=10,
+                check=False,
+            )
 
 
 class AnsibleError(BudClusterError):
@@ -407,10 +433,19 @@ def run_playbook(
         }
         if ssh_key_file is not None:
             envvars["ANSIBLE_PRIVATE_KEY_FILE"] = str(ssh_key_file)
-        if ssh_key_file is not None or known_hosts_file is not None:
-            envvars["ANSIBLE_SSH_ARGS"] = shlex.join(ssh_args(ssh_key_file, known_hosts_file))
         if known_hosts_file is not None:
             envvars["ANSIBLE_HOST_KEY_CHECKING"] = "true"
+        # The run's ssh master connections live in its own directory: under ~/.ansible/cp
+        # another run (another block: another key, other known_hosts) would reuse them and
+        # neither log in nor check the host key itself.
+        control_dir = data_dir / "cp"
+        shared = len(str(control_dir)) <= _CONTROL_SOCKET_MAX
+        ours = ssh_args(ssh_key_file, known_hosts_file, shared=shared)
+        # ssh takes the first value of each option: ours come first, the operator's after.
+        envvars["ANSIBLE_SSH_ARGS"] = shlex.join(
+            ours + shlex.split(os.environ.get("ANSIBLE_SSH_ARGS", ""))
+        )
+        envvars["ANSIBLE_SSH_CONTROL_PATH_DIR"] = str(control_dir)
         try:
             runner = init_runner(
                 private_data_dir=str(data_dir),
@@ -430,6 +465,8 @@ def run_playbook(
             runner.run()
         except (ValueError, OSError, AnsibleRunnerException) as exc:
             raise AnsibleConfigError(f"ansible-runner could not start {playbook}: {exc}") from exc
+        finally:
+            _close_ssh_masters(control_dir)
         status, rc = str(runner.status), int(runner.rc if runner.rc is not None else -1)
         stdout_tail = _stdout_tail(runner)
     result = parse_events(playbook, status, rc, events)
