@@ -35,10 +35,11 @@ def target_for(
         from budcluster.targets.hosts import HostsTarget
 
         hosts = cast(HostInventory, HostInventory.load(credentials_block))
-        with hosts.ssh_key_file() as key_file:
+        with hosts.ssh_key_file() as key_file, hosts.known_hosts_file() as known_hosts:
             yield HostsTarget(
                 hosts.inventory,
                 ssh_key_file=key_file,
+                known_hosts_file=known_hosts,
                 become_password=hosts.get_become_password(),
                 executables=executables or {},
                 state_dir=get_settings().hosts_state_dir,
