@@ -176,7 +176,13 @@ def session_factory(store: Store) -> sessionmaker[Session]:
 
 # Packages whose tests share package-scoped fixtures (a Prefect server, a registered
 # cluster, built runtimes): under pytest-xdist each goes to one worker as a whole.
-_WHOLE_PACKAGE_GROUPS = ("e2e_hosts", "e2e_kubernetes", "e2e_prefect", "e2e_terraform")
+_WHOLE_PACKAGE_GROUPS = (
+    "e2e_hosts",
+    "e2e_image",
+    "e2e_kubernetes",
+    "e2e_prefect",
+    "e2e_terraform",
+)
 # Groups that take minutes: handed out first so no worker starts one at the very end.
 _SLOW_GROUPS = (*_WHOLE_PACKAGE_GROUPS, "security/test_canary_suite.py")
 
