@@ -23,7 +23,13 @@ import pytest
 
 from budcluster.adapters.s3 import make_s3_client
 from tests.e2e_image.conftest import InClusterApi
-from tests.support.container_image import IMAGE_UID, REPO_ROOT, BuiltImage, ImageContainer
+from tests.support.container_image import (
+    IMAGE_UID,
+    REPO_ROOT,
+    BuiltImage,
+    ImageContainer,
+    build_args,
+)
 from tests.support.hardware_fixtures import hardware_fixtures_dir
 from tests.support.prefect_server import free_port
 from tests.transfer.model_files import SMALL_MODEL, tree, write_model
@@ -359,3 +365,36 @@ def test_transfer_job_fails_permanently_on_a_missing_prefix(
     progress = in_cluster_api.config_map("mt-missing-progress")
     assert progress is not None
     assert json.loads(progress["data"]["progress.json"])["state"] == "failed"
+
+
+# --- scripts/build-image ------------------------------------------------------------------
+
+
+def test_build_image_script_builds_the_same_image(built_image: BuiltImage, tmp_path: Path) -> None:
+    """The users' script with buildah, on the tests' storage and base: every step is a cache
+    hit of the build above, so it yields the very same image under the tag it is given."""
+    storage = built_image.storage
+    tag = "localhost/bud-serve-cluster:script"
+    env = {
+        **os.environ,
+        "ENGINE": "buildah",
+        "IMAGE": tag,
+        "CONTAINERS_STORAGE_CONF": str(storage.conf(tmp_path / "storage.conf")),
+    }
+    done = subprocess.run(
+        [
+            str(REPO_ROOT / "scripts" / "build-image"),
+            *build_args(built_image.base, built_image.wheelhouse),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    try:
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        assert f"buildah building {tag}" in done.stderr
+        assert storage.image_id(tag) == storage.image_id(built_image.name)
+    finally:
+        storage.buildah("rmi", tag, check=False)

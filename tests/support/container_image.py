@@ -112,6 +112,22 @@ class Storage:
             )
         return done.stdout
 
+    def conf(self, path: Path) -> Path:
+        """A containers-storage.conf naming this storage, for tools run without our flags
+        (``CONTAINERS_STORAGE_CONF``)."""
+        path.write_text(
+            "[storage]\n"
+            f'driver = "{self.driver}"\n'
+            f'graphroot = "{self.root}"\n'
+            f'runroot = "{self.runroot}"\n'
+        )
+        return path
+
+    def image_id(self, name: str) -> str:
+        return self.buildah(
+            "inspect", "--type", "image", "--format", "{{.FromImageID}}", name
+        ).strip()
+
     def has_image(self, name: str) -> bool:
         done = subprocess.run(
             ["buildah", *self.flags(), "inspect", "--type", "image", name],
@@ -203,6 +219,8 @@ class BuiltImage:
     name: str
     build_s: float
     log: str
+    base: str
+    wheelhouse: Path
 
 
 def build_image(storage: Storage, name: str = IMAGE) -> BuiltImage:
@@ -210,20 +228,7 @@ def build_image(storage: Storage, name: str = IMAGE) -> BuiltImage:
     base = base_image(storage)
     house = wheelhouse(storage, base)
     started = time.monotonic()
-    common = [
-        "bud",
-        "--layers",
-        "--isolation",
-        "chroot",
-        "--build-arg",
-        f"BASE={base}",
-        "--build-arg",
-        "WHEELHOUSE=/wheels",
-        "--volume",
-        f"{house}:/wheels:ro",
-        "--file",
-        str(REPO_ROOT / "Containerfile"),
-    ]
+    common = ["bud", *build_args(base, house), "--file", str(REPO_ROOT / "Containerfile")]
     # The deps stage gets a tag of its own: the final stage starts from BASE, so without it
     # the prune below would take the deps layers (no tagged image descends from them) and
     # every build would reinstall every dependency.
@@ -235,7 +240,22 @@ def build_image(storage: Storage, name: str = IMAGE) -> BuiltImage:
     # Images superseded by this build (an older tag's chain) are dangling now; the layers of
     # the current chains are their tagged images' parents and stay, so the cache survives.
     storage.buildah("rmi", "--prune", check=False)
-    return BuiltImage(storage, name, elapsed, log)
+    return BuiltImage(storage, name, elapsed, log, base, house)
+
+
+def build_args(base: str, house: Path) -> list[str]:
+    """The options of the tests' builds, after ``buildah bud`` (the file and tag apart)."""
+    return [
+        "--layers",
+        "--isolation",
+        "chroot",
+        "--build-arg",
+        f"BASE={base}",
+        "--build-arg",
+        "WHEELHOUSE=/wheels",
+        "--volume",
+        f"{house}:/wheels:ro",
+    ]
 
 
 @dataclass(frozen=True)
