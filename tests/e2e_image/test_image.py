@@ -192,8 +192,13 @@ def _run_writer(
         while config_map is None and writer.poll() is None and time.monotonic() < deadline:
             time.sleep(0.5)
             config_map = api.config_map(f"node-info-{node}")
+        # buildah passes the signal on to the writer in the chroot.
         writer.terminate()
-        output, _ = writer.communicate(timeout=30)
+        try:
+            output, _ = writer.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            writer.kill()
+            output, _ = writer.communicate(timeout=30)
     assert config_map is not None, f"no ConfigMap node-info-{node}; the writer said:\n{output}"
     assert f"node-info-{node} refreshed" in output, output
     labels = config_map["metadata"]["labels"]
