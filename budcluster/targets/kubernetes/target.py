@@ -50,9 +50,13 @@ AUTOSCALER_KINDS = ("HorizontalPodAutoscaler", "ScaledObject")
 # The charts that run the bud-serve-cluster image pin its user (UID/GID/fsGroup 10001, the
 # Containerfile's USER). OpenShift's restricted-v2 SCC rejects a pinned UID outside the
 # namespace's range and assigns one itself, so there they only ask for a non-root user.
+# Helm merges values into the chart's defaults; a null removes a default key.
 TOOLS_IMAGE_CHARTS = frozenset({"node_info_collector", "model_transfer"})
 OPENSHIFT_POD_SECURITY_CONTEXT: dict[str, Any] = {
     "runAsNonRoot": True,
+    "runAsUser": None,
+    "runAsGroup": None,
+    "fsGroup": None,
     "seccompProfile": {"type": "RuntimeDefault"},
 }
 
