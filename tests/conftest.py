@@ -179,6 +179,7 @@ def session_factory(store: Store) -> sessionmaker[Session]:
 # tests/e2e_kubernetes has no package fixtures: its modules (each minutes long) spread.
 _WHOLE_PACKAGE_GROUPS = (
     "e2e_hosts",
+    "e2e_image",
     "e2e_prefect",
     "e2e_ssh",
     "e2e_terraform",

@@ -52,6 +52,7 @@ def test_second_of_the_module_runs_in_the_same_process(
             "tests/e2e_kubernetes/test_flows_on_emulator.py::test_y[a::b]",
             "tests/e2e_kubernetes/test_flows_on_emulator.py",
         ),
+        ("tests/e2e_image/test_image.py::test_v", "e2e_image"),
         ("tests/bench/test_client.py::TestA::test_z", "tests/bench/test_client.py"),
         ("tests/test_error_tree.py::test_w", "tests/test_error_tree.py"),
     ],
