@@ -182,11 +182,20 @@ def test_deploy_model_auto_places_then_deploys_on_the_chosen_cluster(
     monkeypatch.setattr(
         flow_module,
         "_deploy",
-        lambda request, placement: {"cluster": request.cluster, "placement": placement},
+        lambda request, placement, facts: {
+            "cluster": request.cluster,
+            "placement": placement,
+            "facts": facts,
+        },
     )
     request = DeployModelRequest.model_validate(
         {"name": "chat", "cluster": "auto", "model": {"uri": "/models/llama"}}
     )
     outcome = flow_module.deploy_model.fn(request)
-    assert outcome == {"cluster": "west", "placement": decision}
+    # The deploy plans on the facts placement read: one metadata read per run.
+    assert outcome == {
+        "cluster": "west",
+        "placement": decision,
+        "facts": ("facts", "/models/llama"),
+    }
     assert calls == [("place", (("facts", "/models/llama"), "llama")), ("slot", ("west", "chat"))]
