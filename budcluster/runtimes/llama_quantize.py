@@ -21,8 +21,8 @@ from typing import Any
 from budcluster.runtimes._cache import Build, cached_install, read_stamp
 from budcluster.runtimes.errors import RuntimeBuildError, RuntimeBuildTimeout
 from budcluster.runtimes.llama_server import (
-    CMAKE_OPTIONS,
     build_and_install,
+    cmake_options,
     cpu_key,
     ensure_llama_server,
     llama_cpp_dir,
@@ -52,7 +52,12 @@ def cached_llama_quantize(
     bin_dir = _quantize_dir(version, cache_dir)
     binary = bin_dir / "llama-quantize"
     stamp = read_stamp(bin_dir)
-    if stamp is None or stamp.get("cpu_key") != cpu_key() or not binary.exists():
+    if (
+        stamp is None
+        or stamp.get("cpu_key") != cpu_key()
+        or stamp.get("cmake_options") != list(cmake_options())
+        or not binary.exists()
+    ):
         return None
     return binary
 
@@ -105,7 +110,7 @@ def _build(entry: Path, version: str, jobs: int, build: Build) -> tuple[Path, di
     return binary, {
         "version": version,
         "cpu_key": cpu_key(),
-        "cmake_options": list(CMAKE_OPTIONS),
+        "cmake_options": list(cmake_options()),
         "jobs": jobs,
         "build_s": round(time.monotonic() - started, 1),
     }

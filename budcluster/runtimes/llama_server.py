@@ -50,6 +50,29 @@ CMAKE_OPTIONS = (
 )
 """Configure flags; the first five keep the build offline, NATIVE is keyed by :func:`cpu_key`."""
 
+X86_NO_AMX_FLAGS = "-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+"""Compiler flags that keep ggml's AMX kernels out of an x86 build.
+
+Some VMs list ``amx_tile``/``amx_int8`` in /proc/cpuinfo and grant the tile-data
+permission, yet fault on the first tile instruction: seen here, llama-server died with
+SIGILL (``tilezero`` in ggml's q8_0 AMX kernel) loading a Q4_K_M model. GGML_NATIVE would
+compile those kernels in for such a CPU, and the failure only shows once a quantized model
+runs. GCC lets an explicit ``-mno-*`` win over what ``-march=native`` implies, and ggml
+then serves the same types with its AVX-512/AVX2 kernels.
+"""
+
+
+def cmake_options() -> tuple[str, ...]:
+    """The configure flags for this machine: :data:`CMAKE_OPTIONS`, and on x86 no AMX."""
+    if platform.machine().lower() in ("x86_64", "amd64"):
+        return (
+            *CMAKE_OPTIONS,
+            f"-DCMAKE_C_FLAGS={X86_NO_AMX_FLAGS}",
+            f"-DCMAKE_CXX_FLAGS={X86_NO_AMX_FLAGS}",
+        )
+    return CMAKE_OPTIONS
+
+
 LLAMA_SERVER_STARTUP_BUDGET_S = 60.0
 """How long a caller should wait for ``/health`` (under a second for the demo model here)."""
 
@@ -80,7 +103,12 @@ def cached_llama_server(
     entry = llama_cpp_dir(version, cache_dir)
     binary = entry / "bin" / "llama-server"
     stamp = read_stamp(entry / "bin")
-    if stamp is None or stamp.get("cpu_key") != cpu_key() or not binary.exists():
+    if (
+        stamp is None
+        or stamp.get("cpu_key") != cpu_key()
+        or stamp.get("cmake_options") != list(cmake_options())
+        or not binary.exists()
+    ):
         return None
     return binary
 
@@ -211,7 +239,7 @@ def _build(entry: Path, version: str, jobs: int, build: Build) -> tuple[Path, di
     started = time.monotonic()  # build_s counts the build, not the sources' download
     generator = ["-G", "Ninja"] if shutil.which("ninja") else []
     build.run(
-        "configure (cmake)", ["cmake", "-S", src, "-B", build_dir, *generator, *CMAKE_OPTIONS]
+        "configure (cmake)", ["cmake", "-S", src, "-B", build_dir, *generator, *cmake_options()]
     )
     binary = build_and_install(
         build, build_dir, "llama-server", entry / "bin", jobs, step="compile and link"
@@ -220,7 +248,7 @@ def _build(entry: Path, version: str, jobs: int, build: Build) -> tuple[Path, di
     return binary, {
         "version": version,
         "cpu_key": cpu_key(),
-        "cmake_options": list(CMAKE_OPTIONS),
+        "cmake_options": list(cmake_options()),
         "jobs": jobs,
         "build_s": round(time.monotonic() - started, 1),
         "binary_version": version_line,

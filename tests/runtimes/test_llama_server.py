@@ -17,6 +17,9 @@ from budcluster.runtimes import _convert_shim
 from budcluster.runtimes._cache import read_stamp
 from budcluster.runtimes.llama_server import (
     LLAMA_SERVER_STARTUP_BUDGET_S,
+    X86_NO_AMX_FLAGS,
+    cached_llama_server,
+    cmake_options,
     cpu_key,
     ensure_llama_server,
     llama_cpp_dir,
@@ -38,8 +41,32 @@ def test_cache_entry_is_stamped_for_this_cpu(llama_server_binary: Path) -> None:
     assert stamp is not None
     assert stamp["cpu_key"] == cpu_key()
     assert "-DLLAMA_CURL=OFF" in stamp["cmake_options"]
+    assert stamp["cmake_options"] == list(cmake_options())
     assert llama_server_binary == llama_cpp_dir() / "bin" / "llama-server"
     assert ensure_llama_server() == llama_server_binary  # second call: cached, no rebuild
+
+
+def test_x86_builds_leave_amx_out_and_a_build_with_other_flags_is_not_reused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from budcluster.runtimes import llama_server
+    from budcluster.runtimes._cache import write_stamp
+
+    monkeypatch.setattr(llama_server.platform, "machine", lambda: "x86_64")
+    assert f"-DCMAKE_CXX_FLAGS={X86_NO_AMX_FLAGS}" in cmake_options()
+    assert f"-DCMAKE_C_FLAGS={X86_NO_AMX_FLAGS}" in cmake_options()
+    monkeypatch.setattr(llama_server.platform, "machine", lambda: "aarch64")
+    assert not any("amx" in option for option in cmake_options())
+
+    monkeypatch.setattr(llama_server.platform, "machine", lambda: "x86_64")
+    bin_dir = llama_cpp_dir(cache_dir=tmp_path) / "bin"
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "llama-server").write_bytes(b"")
+    # A binary built before the AMX flags (same CPU) is rebuilt, not run.
+    write_stamp(bin_dir, {"cpu_key": cpu_key(), "cmake_options": list(llama_server.CMAKE_OPTIONS)})
+    assert cached_llama_server(cache_dir=tmp_path) is None
+    write_stamp(bin_dir, {"cpu_key": cpu_key(), "cmake_options": list(cmake_options())})
+    assert cached_llama_server(cache_dir=tmp_path) == bin_dir / "llama-server"
 
 
 def test_gguf_facts_match_the_hf_model(demo_with_gguf: DemoModel) -> None:
