@@ -39,6 +39,7 @@ from tasks.rollout import (
     current_endpoint,
     prepare_engine,
     roll_out,
+    stage_adapter,
     stage_model,
     undo_rollout,
     wait_healthy,
@@ -77,8 +78,7 @@ def _deploy(
 ) -> dict[str, Any]:
     spec_hash = request.spec_hash()
     cluster = registered_cluster(request.cluster)
-    # What the cluster kind cannot do (autoscaling on hosts, adapters off hosts) fails
-    # before any work.
+    # What the cluster kind cannot do (autoscaling on hosts) fails before any work.
     request.check_cluster_kind(cluster.kind)
     endpoint = current_endpoint(cluster, request.name, spec_hash)
     if endpoint:
@@ -135,7 +135,10 @@ def _deploy(
         nodes = sorted({placement.node_name for placement in plan.placements})
         if not redeploy:
             move_deployment(deployment_id, "transferring", f"staging on {', '.join(nodes)}")
-        staged = stage_model(cluster, source, request.model.model_name, nodes)
+        # The model's volume (Kubernetes) is sized for the adapters staged beside it.
+        staged = stage_model(
+            cluster, source, request.model.model_name, nodes, adapter_sources or None
+        )
         record_model(
             request.model.model_name,
             request.model.uri,
@@ -144,12 +147,14 @@ def _deploy(
             facts.model_dump(mode="json"),
         )
         record_transfer(model_id, request.cluster, deployment_id, staged, True)
-        # The adapters go to the same nodes; the runtime reads them where they were staged.
+        # The adapters go beside the model (the same nodes; on Kubernetes the model's own
+        # volume); the runtime reads them where they were staged.
         adapter_paths = {
-            adapter.name: stage_model(
+            adapter.name: stage_adapter(
                 cluster,
                 adapter_source,
                 staged_adapter_name(adapter.name, adapter_source.uri),
+                request.model.model_name,
                 nodes,
             ).path
             for adapter, adapter_source in zip(request.adapters, adapter_sources, strict=True)

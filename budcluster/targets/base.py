@@ -133,7 +133,24 @@ class ClusterTarget(Protocol):
         model_name: str,
         nodes: Sequence[str],
         progress: ProgressCallback | None = None,
-    ) -> StagedModel: ...
+        *,
+        adapter_sources: Sequence[ModelSourceSpec] = (),
+    ) -> StagedModel:
+        """Copy the model onto ``nodes``; ``adapter_sources`` are the LoRA adapters
+        ``stage_adapter`` will put beside it (a target that sizes a volume counts them)."""
+        ...
+
+    def stage_adapter(
+        self,
+        source: ModelSourceSpec,
+        adapter_dir: str,
+        model_name: str,
+        nodes: Sequence[str],
+        progress: ProgressCallback | None = None,
+    ) -> StagedModel:
+        """Copy a LoRA adapter beside ``model_name`` (staged first) under ``adapter_dir``,
+        where the runtime serving the model can read it."""
+        ...
 
     def roll_out(self, spec: RolloutSpec) -> RuntimeStatus:
         """Start (or update) the runtime; returns without waiting for health."""
