@@ -204,6 +204,7 @@ def start_emulator(
     host: str = "127.0.0.1",
     port: int = 0,
     token: str | None = "auto",
+    volumes_dir: Path | None = None,
 ) -> Emulator:
     """Start an emulated cluster and return it serving; ``port=0`` picks a free port,
     ``token="auto"`` makes a random bearer token (``None`` accepts any client)."""
@@ -212,6 +213,7 @@ def start_emulator(
         nodes=default_nodes() if nodes is None else nodes,
         timings=timings or Timings(),
         history_size=history_size,
+        volumes_dir=volumes_dir,
     )
     bearer = secrets.token_urlsafe(24) if token == "auto" else token
     return Emulator(cluster, host, port, bearer).start()
