@@ -161,7 +161,9 @@ def _deploy(
         }
 
         # 5. Roll out.  6. Wait until healthy.  A failure removes what this run started.
-        executables = prepare_engine(plan)
+        # Only a hosts cluster runs the engine from this machine's build; a Kubernetes
+        # cluster runs the plan's image, so nothing is built or installed here for it.
+        executables = prepare_engine(plan) if cluster.kind == "hosts" else {}
         move_deployment(deployment_id, "deploying", f"starting {plan.engine}")
         previous = latest_revision(deployment_id)
         with transaction() as txn:
