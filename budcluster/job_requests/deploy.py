@@ -119,16 +119,19 @@ class DeployModelRequest(_Form):
                 "runtimes on load); remove autoscaling from the request, or deploy to a "
                 "kubernetes cluster"
             )
-        for adapter in self.adapters if cluster_kind != "hosts" else []:
-            # A transfer Job's pod copies the adapter into the model's volume; it cannot
-            # read a directory of the controller.
-            if "://" not in adapter.uri or adapter.uri.startswith("file://"):
-                raise ConfigurationError(
-                    f"adapters: {adapter.name!r} has uri {adapter.uri!r}, a directory on the "
-                    f"controller, which a pod of the {cluster_kind} cluster {self.cluster!r} "
-                    "cannot read; put the adapter in a bucket (s3://...) or a node's HF cache "
-                    "(hf://...)"
-                )
+        # Off hosts a transfer Job's pod copies each adapter into the model's volume; it
+        # cannot read a directory of the controller.
+        on_controller = [
+            a for a in self.adapters if "://" not in a.uri or a.uri.startswith("file://")
+        ]
+        if cluster_kind != "hosts" and on_controller:
+            adapter = on_controller[0]
+            raise ConfigurationError(
+                f"adapters: {adapter.name!r} has uri {adapter.uri!r}, a directory on the "
+                f"controller, which a pod of the {cluster_kind} cluster {self.cluster!r} "
+                "cannot read; put the adapter in a bucket (s3://...) or a node's HF cache "
+                "(hf://...)"
+            )
 
     def places_automatically(self) -> bool:
         return self.cluster == AUTO_CLUSTER
