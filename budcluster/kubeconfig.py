@@ -18,8 +18,12 @@ no further than ``server`` already can.
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import yaml
 
@@ -367,3 +371,128 @@ def server_url(config: dict[str, Any], context: str) -> str:
     raise KubeconfigInvalid(
         f"context '{context}' names cluster '{cluster_name}', which the kubeconfig does not define."
     )
+
+
+@dataclass(frozen=True)
+class ApiServerCredentials:
+    """What a client outside the kubernetes library needs to call the API server of one
+    context: its URL, the CA to trust, and the user's credentials, decoded from the
+    kubeconfig's data fields. ``repr`` never shows a secret."""
+
+    server: str
+    ca_pem: str | None = dataclasses.field(default=None, repr=False)
+    insecure_skip_tls_verify: bool = False
+    tls_server_name: str | None = None
+    token: str | None = dataclasses.field(default=None, repr=False)
+    client_cert_pem: str | None = dataclasses.field(default=None, repr=False)
+    client_key_pem: str | None = dataclasses.field(default=None, repr=False)
+    basic_auth: tuple[str, str] | None = dataclasses.field(default=None, repr=False)
+    impersonate: tuple[tuple[str, str], ...] = dataclasses.field(default=(), repr=False)
+    """``Impersonate-*`` headers, as client-go sends them for ``as``, ``as-groups``..."""
+
+    def auth_headers(self) -> tuple[tuple[str, str], ...]:
+        """The headers that authenticate (and impersonate) each request, in order; a name
+        may repeat (one ``Impersonate-Group`` per group, as client-go sends them)."""
+        headers: list[tuple[str, str]] = []
+        if self.token:
+            headers.append(("Authorization", f"Bearer {self.token}"))
+        elif self.basic_auth is not None:
+            pair = f"{self.basic_auth[0]}:{self.basic_auth[1]}".encode()
+            headers.append(("Authorization", "Basic " + base64.b64encode(pair).decode()))
+        return (*headers, *self.impersonate)
+
+
+def api_server_credentials(config: Mapping[str, Any], context: str) -> ApiServerCredentials:
+    """The server, CA and credentials of ``context`` of a checked kubeconfig.
+
+    An ``exec`` plugin is refused here even when BUDCLUSTER_KUBECONFIG_EXEC_ALLOW allows it
+    for the kubernetes client: these credentials go into a session that runs for the whole
+    benchmark, and a plugin's short-lived token (15 minutes for EKS) could not be renewed
+    in the middle of it, so the run would fail half way with 401s. ``proxy-url`` is refused
+    too: the benchmark client does not go through a proxy of the kubeconfig's choosing.
+    """
+    check_kubeconfig(config, context=context)
+    ctx = next(c for c in config["contexts"] if c.get("name") == context)["context"]
+    cluster_name, user_name = ctx.get("cluster"), ctx.get("user")
+    cluster = next(c["cluster"] for c in config["clusters"] if c["name"] == cluster_name)
+    user: Mapping[str, Any] = {}
+    if user_name is not None:
+        user = next(u for u in config["users"] if u["name"] == user_name)["user"] or {}
+    where_c, where_u = f"clusters[{cluster_name}].cluster", f"users[{user_name}].user"
+    if "exec" in user:
+        raise KubeconfigInvalid(
+            f"{where_u}.exec: the benchmark reaches the endpoint through the API server with "
+            "the kubeconfig's own credentials, and an exec plugin's token expires during a "
+            "run; give this cluster's credentials block a kubeconfig with a 'token' (a "
+            "service account token) or client-certificate-data/client-key-data."
+        )
+    if cluster.get("proxy-url"):
+        raise KubeconfigInvalid(
+            f"{where_c}.proxy-url: the benchmark client does not go through a proxy named by "
+            "the kubeconfig; remove proxy-url from the credentials block's kubeconfig, or run "
+            "the worker where the API server is reachable directly."
+        )
+    cert = _pem_field(user, "client-certificate-data", where_u)
+    key = _pem_field(user, "client-key-data", where_u)
+    if (cert is None) != (key is None):
+        raise KubeconfigInvalid(
+            f"{where_u}: client-certificate-data and client-key-data go together; give both "
+            "or neither."
+        )
+    username, password = user.get("username"), user.get("password")
+    token = user.get("token")
+    return ApiServerCredentials(
+        server=str(cluster["server"]).rstrip("/"),
+        ca_pem=_pem_field(cluster, "certificate-authority-data", where_c),
+        insecure_skip_tls_verify=bool(cluster.get("insecure-skip-tls-verify")),
+        tls_server_name=_optional_text(cluster, "tls-server-name", where_c),
+        token=str(token) if token else None,
+        client_cert_pem=cert,
+        client_key_pem=key,
+        basic_auth=(str(username), str(password)) if username and password else None,
+        impersonate=_impersonation(user, where_u),
+    )
+
+
+def _pem_field(entry: Mapping[str, Any], name: str, where: str) -> str | None:
+    value = entry.get(name)
+    if value in (None, ""):
+        return None
+    try:
+        decoded = base64.b64decode(str(value), validate=True).decode("ascii")
+    except (ValueError, UnicodeDecodeError):
+        raise KubeconfigInvalid(f"{where}.{name} is not base64 of a PEM text; {_EXPORT}.") from None
+    if "-----BEGIN " not in decoded:
+        raise KubeconfigInvalid(f"{where}.{name} does not decode to a PEM block; {_EXPORT}.")
+    return decoded
+
+
+def _optional_text(entry: Mapping[str, Any], name: str, where: str) -> str | None:
+    value = entry.get(name)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise KubeconfigInvalid(f"{where}.{name} must be a string.")
+    return value
+
+
+def _impersonation(user: Mapping[str, Any], where: str) -> tuple[tuple[str, str], ...]:
+    headers: list[tuple[str, str]] = []
+    for name, header in (("as", "Impersonate-User"), ("as-uid", "Impersonate-Uid")):
+        value = _optional_text(user, name, where)
+        if value is not None:
+            headers.append((header, value))
+    groups = user.get("as-groups") or []
+    if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
+        raise KubeconfigInvalid(f"{where}.as-groups must be a list of strings.")
+    headers += [("Impersonate-Group", group) for group in groups]
+    extra = user.get("as-user-extra") or {}
+    if not isinstance(extra, dict):
+        raise KubeconfigInvalid(f"{where}.as-user-extra must be a mapping of lists of strings.")
+    for key, values in extra.items():
+        items = values if isinstance(values, list) else [values]
+        if not all(isinstance(v, str) for v in items):
+            raise KubeconfigInvalid(f"{where}.as-user-extra.{key} must be a list of strings.")
+        # client-go path-escapes the key, since header names cannot hold every character.
+        headers += [(f"Impersonate-Extra-{quote(str(key), safe='')}", v) for v in items]
+    return tuple(headers)

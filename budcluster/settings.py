@@ -66,6 +66,17 @@ class Settings(BaseSettings):
         default=Path("crypto-keys"),
         description="Directory holding the RSA private key and the symmetric key.",
     )
+    keys_secret: str | None = Field(
+        default=None,
+        description=(
+            "On a Kubernetes worker: the Secret keys_dir is mounted from (the work pool's "
+            "job template sets it), named with the command that creates it when keys are missing."
+        ),
+    )
+    keys_secret_namespace: str | None = Field(
+        default=None,
+        description="The namespace of keys_secret (the job template sets it from the pod's own).",
+    )
     hosts_state_dir: str = Field(
         default="~/.budcluster",
         description=(
@@ -78,6 +89,16 @@ class Settings(BaseSettings):
         description=(
             "Image with bud-serve-cluster installed, run by the node-info collector "
             "DaemonSet and the model-transfer Job on Kubernetes clusters."
+        ),
+    )
+    kubernetes_collector_values: Path | None = Field(
+        default=None,
+        description=(
+            "YAML file of node_info_collector chart values applied on every Kubernetes "
+            "cluster this worker detects nodes on: per variant (nvidia, gaudi, plain) "
+            "runtimeClassName, nodeSelector, affinity, tolerations, enabled; and the "
+            "top-level tolerations, resources, refreshSeconds, collectTimeoutSeconds. "
+            "Unset: the chart's defaults."
         ),
     )
     reports_dir: Path = Field(

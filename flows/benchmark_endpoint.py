@@ -47,7 +47,10 @@ def benchmark_endpoint(request: BenchmarkEndpointRequest) -> dict[str, Any]:
     config = request.profile.to_config(
         url=url, model=model, name=name, deployment=request.deployment, extra_body=extra_body
     )
-    summary = run_benchmark(config, deployment_id=deployment_id, price=price)
+    # A Kubernetes Service's in-cluster URL is reached through the cluster's API server.
+    summary = run_benchmark(
+        config, deployment_id=deployment_id, price=price, cluster=request.cluster
+    )
     cost = summary["usd_per_million_output_tokens"]
     print(
         f"{name}: {summary['request_throughput']:.2f} req/s, "

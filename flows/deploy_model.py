@@ -9,6 +9,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.transactions import Transaction, transaction
 
 from budcluster.job_requests import DeployModelRequest
+from budcluster.modelfacts import ModelFacts
 from budcluster.planning.lora import adapter_selection, planned_adapter, staged_adapter_name
 from budcluster.planning.placement import PlacementDecision
 from budcluster.targets.base import RolloutSpec
@@ -64,17 +65,20 @@ def deploy_model(request: DeployModelRequest) -> dict[str, Any]:
     every cluster's recorded inventory (docs/placement.md).
     """
     placement = None
+    facts = None
     if request.places_automatically():
         facts = read_model_facts(locate_model_metadata(model_source(request.model)))
         placement = place_model(facts, request.plan_request(), request.model.model_name)
         request = request.on_cluster(placement.chosen)
         print(f"cluster auto: placed on {placement.chosen}")
     with exclusive_rollout(request.cluster, request.name, wait=request.if_busy == "wait"):
-        return _deploy(request, placement)
+        return _deploy(request, placement, facts)
 
 
 def _deploy(
-    request: DeployModelRequest, placement: PlacementDecision | None = None
+    request: DeployModelRequest,
+    placement: PlacementDecision | None = None,
+    placed_facts: ModelFacts | None = None,
 ) -> dict[str, Any]:
     spec_hash = request.spec_hash()
     cluster = registered_cluster(request.cluster)
@@ -97,7 +101,8 @@ def _deploy(
 
     # 3. Plan from the model's metadata, before any weights move.
     source = model_source(request.model)
-    facts = read_model_facts(locate_model_metadata(source))
+    # Placement already read the metadata: plan on what it placed, not on a second read.
+    facts = placed_facts or read_model_facts(locate_model_metadata(source))
     adapter_sources = [model_source(adapter.source()) for adapter in request.adapters]
     adapter_facts = [read_adapter_facts(locate_model_metadata(s)) for s in adapter_sources]
     adapters = [
@@ -135,9 +140,16 @@ def _deploy(
         nodes = sorted({placement.node_name for placement in plan.placements})
         if not redeploy:
             move_deployment(deployment_id, "transferring", f"staging on {', '.join(nodes)}")
-        # The model's volume (Kubernetes) is sized for the adapters staged beside it.
+        # The model's volume (Kubernetes) is sized for the adapters staged beside it, and
+        # its transfer Job runs on the pool the runtime is planned onto.
+        scheduling = request.pod_scheduling()
         staged = stage_model(
-            cluster, source, request.model.model_name, nodes, adapter_sources or None
+            cluster,
+            source,
+            request.model.model_name,
+            nodes,
+            scheduling,
+            adapter_sources=adapter_sources or None,
         )
         record_model(
             request.model.model_name,
@@ -148,7 +160,8 @@ def _deploy(
         )
         record_transfer(model_id, request.cluster, deployment_id, staged, True)
         # The adapters go beside the model (the same nodes; on Kubernetes the model's own
-        # volume); the runtime reads them where they were staged.
+        # volume, so their Jobs take the model's tolerations and node selector to reach the
+        # pool that volume is on); the runtime reads them where they were staged.
         adapter_paths = {
             adapter.name: stage_adapter(
                 cluster,
@@ -156,6 +169,7 @@ def _deploy(
                 staged_adapter_name(adapter.name, adapter_source.uri),
                 request.model.model_name,
                 nodes,
+                scheduling,
             ).path
             for adapter, adapter_source in zip(request.adapters, adapter_sources, strict=True)
         }
@@ -177,6 +191,7 @@ def _deploy(
                 request.port,
                 autoscaling=request.autoscaling_spec(),
                 adapter_paths=adapter_paths,
+                scheduling=scheduling,
             )
             started = roll_out_undoable(cluster, spec, executables)
             endpoint = started.endpoint_url or ""
@@ -222,6 +237,8 @@ def _deploy(
             extra_body=extra_body,
         )
         price = price_plan(plan, request.cluster)
-        outcome["benchmark"] = run_benchmark(config, deployment_id=deployment_id, price=price)
+        outcome["benchmark"] = run_benchmark(
+            config, deployment_id=deployment_id, price=price, cluster=cluster
+        )
     print(f"{request.name} ready at {endpoint}")
     return outcome

@@ -6,7 +6,12 @@ from prefect import flow
 
 from budcluster.job_requests import RegisterClusterRequest
 from budcluster.targets.ref import ClusterRef
-from tasks.clusters import detect_nodes, publish_inventory_table, verify_access
+from tasks.clusters import (
+    detect_nodes,
+    grant_openshift_scc,
+    publish_inventory_table,
+    verify_access,
+)
 from tasks.records import record_cluster, record_nodes
 
 
@@ -19,10 +24,14 @@ def register_cluster(request: RegisterClusterRequest) -> int:
     cluster_id = record_cluster(
         request.name, request.kind.value, request.provider, request.credentials_block, access
     )
-    # 3. Detect and record what hardware each node has.
     cluster = ClusterRef(
         name=request.name, kind=request.kind.value, credentials_block=request.credentials_block
     )
+    # 3. On OpenShift, let the collector's service account use the SCC before its pods exist
+    #    (SCC admission happens when a pod is created).
+    if access.kind == "openshift" and request.openshift_scc:
+        grant_openshift_scc(cluster, request.openshift_scc)
+    # 4. Detect and record what hardware each node has.
     inventories = detect_nodes(cluster)
     publish_inventory_table(request.name, record_nodes(request.name, inventories))
     print(f"registered {access.kind} cluster {request.name!r} with {len(inventories)} node(s)")

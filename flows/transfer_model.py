@@ -18,11 +18,12 @@ from tasks.rollout import stage_model
 def transfer_model(request: TransferModelRequest) -> StagedModel:
     """Stage the model on the nodes (all of them by default); resumes a partial copy."""
     cluster = registered_cluster(request.cluster)
+    request.check_cluster_kind(cluster.kind)
     access = verify_registered_cluster(cluster)
     source = model_source(request.model)
     facts = read_model_facts(locate_model_metadata(source))
     nodes = request.nodes or access.nodes
-    staged = stage_model(cluster, source, request.model.model_name, nodes)
+    staged = stage_model(cluster, source, request.model.model_name, nodes, request.pod_scheduling())
     facts_json = facts.model_dump(mode="json")
     model_id = record_model(
         request.model.model_name,

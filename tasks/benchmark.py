@@ -7,6 +7,7 @@ link to the HTML report. ``compare_runs`` fails the task on a regression.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,9 @@ from budcluster.bench.runner import run_benchmark as run_engine
 from budcluster.errors import PermanentError
 from budcluster.pricing import HourlyPrice
 from budcluster.settings import get_settings
+from budcluster.targets.ref import ClusterRef
 from tasks._logging import task_logger
+from tasks.targets import endpoint_access
 
 
 def artifact_key(name: str) -> str:
@@ -81,14 +84,27 @@ def run_benchmark(
     save_to_store: bool = True,
     deployment_id: int | None = None,
     price: HourlyPrice | None = None,
+    cluster: ClusterRef | str | None = None,
 ) -> dict[str, Any]:
     """Measure ``config.url``; returns the summary with ``report_dir`` and ``store_run_id``.
 
     ``price`` (the deployment's devices per hour) adds the cost per million output tokens
-    at each level to the report, the store and the summary.
+    at each level to the report, the store and the summary. ``cluster``: the cluster the
+    endpoint runs on (resolved or by name); a Kubernetes Service's in-cluster URL is then
+    reached through the API server's service proxy with the cluster's credentials (opened
+    here, for this task only), and the report says so.
     """
     log = task_logger(__name__)
-    log.info("benchmarking %s (%s) with %s", config.url, config.model, config.profile.label())
+    access = endpoint_access(cluster, config.url)
+    if access is not None:
+        config = dataclasses.replace(config, access=access)
+    log.info(
+        "benchmarking %s (%s) with %s%s",
+        config.url,
+        config.model,
+        config.profile.label(),
+        f", {access.via}" if access is not None else "",
+    )
     result = run_engine(config)
     folder = write_report(
         result, Path(report_dir) if report_dir else get_settings().reports_dir, price

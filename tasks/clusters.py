@@ -56,6 +56,31 @@ def detect_nodes(cluster: ClusterRef) -> list[NodeInventory]:
     return inventories
 
 
+# Two API writes; retried like the other cluster calls. Idempotent, so a retry is safe.
+@task(
+    retries=2,
+    retry_delay_seconds=10,
+    retry_condition_fn=unless_permanent,
+    timeout_seconds=120,
+    task_run_name="grant-scc-{scc}",
+)
+def grant_openshift_scc(cluster: ClusterRef, scc: str) -> list[str]:
+    """Let the node-info collector use ``scc`` on an OpenShift cluster; nothing elsewhere."""
+    from budcluster.targets.kubernetes import KubernetesTarget
+
+    logger = task_logger(__name__)
+    with registered_target(cluster) as target:
+        if not isinstance(target, KubernetesTarget):
+            logger.info("%s is a %s cluster: no SCC to grant", cluster.name, cluster.kind)
+            return []
+        written = target.grant_collector_scc(scc)
+    if written:
+        logger.info("granted SCC %s on %s: %s", scc, cluster.name, ", ".join(written))
+    else:
+        logger.info("%s is not OpenShift: no SCC to grant", cluster.name)
+    return written
+
+
 def publish_inventory_table(cluster: str, rows: list[dict[str, object]]) -> None:
     create_table_artifact(
         table=rows, key=f"node-inventory-{cluster}", description=f"Nodes of {cluster}"

@@ -14,6 +14,7 @@ from budcluster.endpoints import EndpointCheck
 from budcluster.planning.models import RuntimePlan
 from budcluster.targets.base import (
     ModelSourceSpec,
+    PodScheduling,
     RolloutSpec,
     RuntimeState,
     RuntimeStatus,
@@ -79,14 +80,21 @@ def stage_model(
     source: ModelSourceSpec,
     model_name: str,
     nodes: list[str],
+    scheduling: PodScheduling | None = None,
     adapter_sources: list[ModelSourceSpec] | None = None,
 ) -> StagedModel:
     """Copy and verify the model on the nodes; resumable, so a retry copies only the rest.
+    ``scheduling`` lets a Kubernetes transfer Job onto a tainted or labelled pool;
     ``adapter_sources``: the adapters staged beside it next (a volume is sized for them)."""
     artifact_id, on_progress = _progress_reporter(model_name)
     with registered_target(cluster) as target:
         staged = target.stage_model(
-            source, model_name, nodes, progress=on_progress, adapter_sources=adapter_sources or ()
+            source,
+            model_name,
+            nodes,
+            progress=on_progress,
+            scheduling=scheduling,
+            adapter_sources=adapter_sources or (),
         )
     update_progress_artifact(artifact_id=artifact_id, progress=100.0)
     _log_staged(model_name, staged)
@@ -105,12 +113,16 @@ def stage_adapter(
     adapter_dir: str,
     model_name: str,
     nodes: list[str],
+    scheduling: PodScheduling | None = None,
 ) -> StagedModel:
     """Copy and verify a LoRA adapter beside the model, where its runtime reads it;
-    resumable, so an unchanged adapter copies nothing."""
+    resumable, so an unchanged adapter copies nothing. ``scheduling`` is the model's, so a
+    Kubernetes adapter Job lands on the pool that holds the model's volume."""
     artifact_id, on_progress = _progress_reporter(adapter_dir)
     with registered_target(cluster) as target:
-        staged = target.stage_adapter(source, adapter_dir, model_name, nodes, progress=on_progress)
+        staged = target.stage_adapter(
+            source, adapter_dir, model_name, nodes, progress=on_progress, scheduling=scheduling
+        )
     update_progress_artifact(artifact_id=artifact_id, progress=100.0)
     _log_staged(adapter_dir, staged)
     return staged

@@ -8,9 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import cast
+from pathlib import Path
+from typing import Any, cast
+
+import yaml
 
 from blocks.hosts import HostInventory
+from budcluster.bench.access import EndpointAccess
 from budcluster.errors import ConfigurationError
 from budcluster.settings import get_settings
 from budcluster.store.clusters import get_cluster
@@ -44,13 +48,43 @@ def target_for(
         credentials = cast(KubeconfigCredentials, KubeconfigCredentials.load(credentials_block))
         api_client = credentials.get_api_client(timeout_s=get_settings().http_timeout_s)
         try:
-            yield KubernetesTarget(api_client, image=get_settings().kubernetes_tools_image)
+            yield KubernetesTarget(
+                api_client,
+                image=get_settings().kubernetes_tools_image,
+                collector_values=collector_overrides(get_settings().kubernetes_collector_values),
+            )
         finally:
             api_client.close()  # type: ignore[no-untyped-call]
         return
     raise ConfigurationError(
         f"cluster kind {kind!r} is unknown; use 'hosts', 'kubernetes' or 'openshift'"
     )
+
+
+def endpoint_access(cluster: ClusterRef | str | None, url: str) -> EndpointAccess | None:
+    """How this worker reaches ``url``, an endpoint of ``cluster``: None to dial it itself.
+
+    A Kubernetes or OpenShift runtime's recorded URL is its Service's in-cluster name,
+    which resolves only inside the cluster: it is reached through the API server's service
+    proxy with the credentials block's kubeconfig (server URL, CA, token or client
+    certificate). The credentials stay in the returned object, in memory, for the caller's
+    task; nothing is written but the client key, 0600, while the SSL context loads it.
+    Any other URL (a host's, an Ingress) is dialled directly, without reading the store.
+    """
+    from budcluster.targets.kubernetes import in_cluster_service, service_proxy_access
+
+    service = in_cluster_service(url)
+    if cluster is None or service is None:
+        return None
+    ref = cluster if isinstance(cluster, ClusterRef) else resolve_cluster(cluster)
+    if ref.kind not in ("kubernetes", "openshift"):
+        return None
+    from blocks.kubeconfig import KubeconfigCredentials
+    from budcluster.kubeconfig import api_server_credentials
+
+    block = cast(KubeconfigCredentials, KubeconfigCredentials.load(ref.credentials_block))
+    credentials = api_server_credentials(block.get_kubeconfig_dict(), block.context)
+    return service_proxy_access(credentials, service)
 
 
 def resolve_cluster(cluster_name: str) -> ClusterRef:
@@ -71,3 +105,29 @@ def registered_target(
     ref = cluster if isinstance(cluster, ClusterRef) else resolve_cluster(cluster)
     with target_for(ref.kind, ref.credentials_block, executables=executables) as target:
         yield target
+
+
+def collector_overrides(path: Path | None) -> dict[str, Any] | None:
+    """The node_info_collector values file named by BUDCLUSTER_KUBERNETES_COLLECTOR_VALUES
+    (checked key by key when the target is built); None when unset."""
+    if path is None:
+        return None
+    try:
+        loaded = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ConfigurationError(
+            f"BUDCLUSTER_KUBERNETES_COLLECTOR_VALUES: cannot read {path} ({exc.strerror}); "
+            "point it at a YAML file of node_info_collector values, or unset it"
+        ) from exc
+    except yaml.YAMLError as exc:
+        raise ConfigurationError(
+            f"BUDCLUSTER_KUBERNETES_COLLECTOR_VALUES: {path} is not valid YAML ({exc})"
+        ) from exc
+    if loaded is None:
+        return None
+    if not isinstance(loaded, dict):
+        raise ConfigurationError(
+            f"BUDCLUSTER_KUBERNETES_COLLECTOR_VALUES: {path} must hold a mapping of values, "
+            f"not a {type(loaded).__name__}"
+        )
+    return loaded

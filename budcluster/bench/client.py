@@ -21,11 +21,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiohttp
+from multidict import CIMultiDict
 
+from budcluster.bench.access import EndpointAccess
 from budcluster.bench.datasets import Prompt, Tokenizer
 from budcluster.bench.records import RequestRecord
 from budcluster.bench.sse import SSEDecoder, StreamState
@@ -75,10 +79,15 @@ class ClientConfig:
     extra_body: dict[str, object] = field(default_factory=dict)
     """Fields every request carries (an adapter selection); unlike the optional ones, a
     server that rejects them fails the request instead of having them dropped."""
+    access: EndpointAccess | None = None
+    """How to reach ``base_url`` when it cannot be dialled (an in-cluster Service): the
+    requests go to ``access.base_url`` with its headers and TLS settings instead."""
 
     @property
     def endpoint(self) -> str:
         path = "/v1/chat/completions" if self.api == "chat" else "/v1/completions"
+        if self.access is not None:
+            return self.access.endpoint_url(path)
         base = self.base_url.rstrip("/")
         base = base.removesuffix("/v1")
         return base + path
@@ -115,13 +124,27 @@ class StreamingClient:
         # The stream is read undecoded (auto_decompress=False), so ask for it that way:
         # aiohttp otherwise offers gzip, and a server or proxy that compresses event
         # streams would make every read unparseable.
-        self._headers = {"Content-Type": "application/json", "Accept-Encoding": "identity"}
+        self._headers: CIMultiDict[str] = CIMultiDict(
+            {"Content-Type": "application/json", "Accept-Encoding": "identity"}
+        )
         if config.api_key:
             self._headers["Authorization"] = f"Bearer {config.api_key}"
+        self._ssl: ssl.SSLContext | bool = True
+        self._request_options: dict[str, Any] = {}
+        access = config.access
+        if access is not None:
+            access.check_api_key(config.api_key)
+            for name, value in access.headers:
+                self._headers.add(name, value)
+            self._ssl = access.ssl_context() or True
+            if access.tls_server_name:
+                self._request_options["server_hostname"] = access.tls_server_name
         self._timeout = aiohttp.ClientTimeout(
             total=config.request_timeout_s, sock_connect=config.connect_timeout_s
         )
-        self.session = new_session(limit=connections, force_close=False, timeout=self._timeout)
+        self.session = new_session(
+            limit=connections, force_close=False, timeout=self._timeout, ssl=self._ssl
+        )
         self._fresh_session: aiohttp.ClientSession | None = None
         """For resends: a new connection each time, never one from the pool."""
 
@@ -137,7 +160,9 @@ class StreamingClient:
 
     def _fresh(self) -> aiohttp.ClientSession:
         if self._fresh_session is None:
-            self._fresh_session = new_session(limit=0, force_close=True, timeout=self._timeout)
+            self._fresh_session = new_session(
+                limit=0, force_close=True, timeout=self._timeout, ssl=self._ssl
+            )
         return self._fresh_session
 
     def _cache_body(self, prompt: Prompt) -> bytes:
@@ -191,7 +216,9 @@ class StreamingClient:
                 slot: list[ArrivalStampingHandler | None] = [None]
                 TRY_CONNECTION.set(slot)
                 try:
-                    async with session.post(self._url, data=body, headers=self._headers) as resp:
+                    async with session.post(
+                        self._url, data=body, headers=self._headers, **self._request_options
+                    ) as resp:
                         received_any = True
                         connection = resp.connection
                         protocol = connection.protocol if connection is not None else None

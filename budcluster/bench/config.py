@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from budcluster.bench.access import EndpointAccess
 from budcluster.bench.specs import ProfileSpec, TokenLengthSpec
 from budcluster.errors import ConfigurationError
 
@@ -37,6 +38,10 @@ class BenchmarkConfig:
     api_key: str | None = None
     extra_body: dict[str, object] = field(default_factory=dict)
     """Fields every request carries, e.g. llama-server's ``lora`` adapter selection."""
+    access: EndpointAccess | None = field(default=None, repr=False)
+    """How the worker reaches ``url`` when it cannot dial it (a Kubernetes Service: through
+    the API server's service proxy). ``url`` stays what the run records; the report says
+    how it was reached (``access.via``)."""
 
     def validate(self) -> None:
         if self.api not in ("completions", "chat"):
@@ -58,11 +63,15 @@ class BenchmarkConfig:
             )
         if self.dataset is not None and self.prompts_file is not None:
             raise ConfigurationError("give either --dataset or --prompts-file, not both")
+        if self.access is not None:
+            self.access.check_api_key(self.api_key)
 
     def as_settings(self) -> dict[str, object]:
         settings = self._settings()
         if self.extra_body:
             settings["extra_body"] = dict(self.extra_body)
+        if self.access is not None:
+            settings["reached_via"] = self.access.via
         return settings
 
     def _settings(self) -> dict[str, object]:

@@ -325,6 +325,7 @@ def _client_config(config: BenchmarkConfig) -> ClientConfig:
         request_timeout_s=config.request_timeout_s,
         api_key=config.api_key,
         extra_body=dict(config.extra_body),
+        access=config.access,
     )
 
 

@@ -14,6 +14,7 @@ import asyncio
 import contextvars
 import functools
 import select
+import ssl as ssl_module
 import time
 from collections.abc import Callable
 from typing import Any
@@ -179,10 +180,17 @@ class ArrivalStampingConnector(aiohttp.TCPConnector):
 
 
 def new_session(
-    *, limit: int, force_close: bool, timeout: aiohttp.ClientTimeout
+    *,
+    limit: int,
+    force_close: bool,
+    timeout: aiohttp.ClientTimeout,
+    ssl: ssl_module.SSLContext | bool = True,
 ) -> aiohttp.ClientSession:
-    """A session whose connections stamp arrivals and sends; bodies are read undecoded."""
-    connector = ArrivalStampingConnector(limit=limit, ttl_dns_cache=300, force_close=force_close)
+    """A session whose connections stamp arrivals and sends; bodies are read undecoded.
+    ``ssl``: the TLS settings of https connections (True: the system's defaults)."""
+    connector = ArrivalStampingConnector(
+        limit=limit, ttl_dns_cache=300, force_close=force_close, ssl=ssl
+    )
     return aiohttp.ClientSession(
         connector=connector,
         timeout=timeout,

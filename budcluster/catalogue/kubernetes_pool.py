@@ -1,9 +1,11 @@
 """The Kubernetes work pool's base job template: prefect-kubernetes' default plus the
-``definitions.kubernetes_job_template`` of prefect.yaml (Secret-backed env entries).
+``definitions.kubernetes_job_template`` of prefect.yaml (Secret-backed env entries, and the
+crypto keys' Secret volume).
 
 Credentials must reach the pod as ``secretKeyRef``; the pool's ``env`` job variable only
 takes plain values, so the Secret references live in the template's container env, and
-the worker adds the plain ``env`` variables in front of them.
+the worker adds the plain ``env`` variables in front of them. The keys that open sealed
+blocks are files: ``pod_volumes`` and ``container_volume_mounts`` mount their Secret.
 
     prefect work-pool get-default-base-job-template --type kubernetes > default.json
     python -m budcluster.catalogue.kubernetes_pool default.json prefect.yaml > pool.json
@@ -34,9 +36,8 @@ def merge_job_template(default: dict[str, Any], project: dict[str, Any]) -> dict
     template = copy.deepcopy(default)
     try:
         properties = template["variables"]["properties"]
-        container = template["job_configuration"]["job_manifest"]["spec"]["template"]["spec"][
-            "containers"
-        ][0]
+        pod = template["job_configuration"]["job_manifest"]["spec"]["template"]["spec"]
+        container = pod["containers"][0]
     except (KeyError, IndexError, TypeError) as exc:
         raise ConfigurationError(
             f"not a Kubernetes base job template (missing {exc}); produce it with "
@@ -46,6 +47,11 @@ def merge_job_template(default: dict[str, Any], project: dict[str, Any]) -> dict
     # A list replaces the "{{ env }}" placeholder; the worker then prepends the plain
     # env job variable and Prefect's own settings to these entries.
     container["env"] = list(extra.get("container_env") or [])
+    if extra.get("pod_volumes"):
+        pod["volumes"] = [*pod.get("volumes", []), *extra["pod_volumes"]]
+    if extra.get("container_volume_mounts"):
+        mounts = extra["container_volume_mounts"]
+        container["volumeMounts"] = [*container.get("volumeMounts", []), *mounts]
     return template
 
 

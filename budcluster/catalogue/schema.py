@@ -41,6 +41,7 @@ from budcluster.job_requests import (
     check_autoscaled_replicas,
 )
 from budcluster.job_requests._common import _check_name
+from budcluster.job_requests.scheduling import NodeSelector, Tolerations
 from budcluster.planning.limits import (
     MAX_CONCURRENCY,
     MAX_REPLICAS,
@@ -67,6 +68,10 @@ class HardwarePreference(_Strict):
     device: DeviceChoice = Field(
         DeviceChoice.AUTO, description="auto prefers CUDA, then Gaudi, then AMX CPUs, then CPUs."
     )
+    # deploy-model's fields of the same names, so a tainted or labelled pool is reachable
+    # from the catalogue too.
+    tolerations: Tolerations = Field(default_factory=list)
+    node_selector: NodeSelector = Field(default_factory=dict)
 
 
 class RuntimeOverrides(_Strict):
@@ -292,6 +297,8 @@ class CatalogueEntry(_Strict):
             autoscaling=self.runtime.autoscaling,
             benchmark=self.benchmark.profile if self.benchmark else None,
             adapters=self.adapters,
+            tolerations=self.hardware.tolerations,
+            node_selector=self.hardware.node_selector,
         )
 
     def spec_hash(self) -> str:

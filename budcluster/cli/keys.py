@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
+from typing import Any
 
 import typer
+import yaml
 
-from budcluster.cli.errors import exits_on_error
+from budcluster.cli.errors import UsageError, exits_on_error
 from budcluster.crypto import Keyring, init_keys, rotate_active_key
 from budcluster.crypto.keyring import require_bindings, retire_previous_keys
+from budcluster.crypto.secret_manifest import DEFAULT_KEYS_SECRET, keys_secret_manifest
 from budcluster.settings import get_settings
 
 app = typer.Typer(
@@ -61,6 +66,121 @@ def status_command(directory: Path | None = DirOption) -> None:
         typer.echo(f"previous key: {kid} (kept until no credential needs it)")
     for workspace, kids in sorted(ledger.items()):
         typer.echo(f"workspace {workspace}: credentials under {', '.join(sorted(kids))}")
+
+
+@app.command("k8s-secret")
+@exits_on_error()
+def k8s_secret_command(
+    namespace: str = typer.Option(
+        ..., "--namespace", "-n", help="Namespace the Kubernetes worker's flow-run pods run in."
+    ),
+    name: str = typer.Option(
+        DEFAULT_KEYS_SECRET, "--name", help="The Secret's name: the pool's crypto_keys_secret."
+    ),
+    directory: Path | None = DirOption,
+    output: str | None = typer.Option(
+        None, "--output", "-o", help="Print the manifest on stdout as yaml or json."
+    ),
+    output_file: Path | None = typer.Option(
+        None, "--file", help="Write the manifest to this file (created mode 0600)."
+    ),
+    apply: bool = typer.Option(
+        False, "--apply", help="Create or replace the Secret on the cluster of --kubeconfig."
+    ),
+    kubeconfig: Path | None = typer.Option(
+        None, "--kubeconfig", help="Default: $KUBECONFIG, else ~/.kube/config."
+    ),
+    context: str | None = typer.Option(None, "--context", help="Default: its current-context."),
+) -> None:
+    """The keys as a Kubernetes Secret for the Kubernetes work pool's flow-run pods.
+
+    The pool's job template mounts it read-only (mode 0400) at the path BUDCLUSTER_KEYS_DIR
+    names there. The private key leaves this machine only in the Secret: on stdout with
+    -o, in a 0600 file with --file, or straight to the API server with --apply; nothing
+    else prints it. Rerun after `keys rotate` and after `keys reseal` retires a key.
+    """
+    chosen = [
+        flag for flag, on in (("-o", output), ("--file", output_file), ("--apply", apply)) if on
+    ]
+    if len(chosen) != 1:
+        raise UsageError(
+            "choose exactly one of -o yaml|json (stdout), --file PATH (mode 0600) or --apply "
+            f"(to the cluster); got {', '.join(chosen) or 'none'}"
+        )
+    if output not in (None, "yaml", "json"):
+        raise UsageError(f"-o/--output: {output!r} is not yaml or json")
+    manifest = keys_secret_manifest(_dir(directory), name=name, namespace=namespace)
+    summary = (
+        f"Secret {namespace}/{name}: {', '.join(manifest['data'])} "
+        f"(active key {manifest['metadata']['annotations']['budcluster.io/active-key-id']})"
+    )
+    if output:
+        if sys.stdout.isatty():
+            typer.echo(
+                "warning: printing a private key to a terminal; redirect it to a file or "
+                "pipe it to `kubectl apply -f -`",
+                err=True,
+            )
+        typer.echo(_dump(manifest, output), nl=False)
+    elif output_file is not None:
+        from budcluster.crypto.files import write_private_file
+
+        write_private_file(output_file, _dump(manifest, "yaml").encode())
+        typer.echo(f"wrote {summary} to {output_file} (mode 0600)")
+    else:
+        replaced = _apply_secret(manifest, kubeconfig, context)
+        typer.echo(f"{'replaced' if replaced else 'created'} {summary}")
+
+
+def _dump(manifest: dict[str, Any], output: str) -> str:
+    if output == "json":
+        import json
+
+        return json.dumps(manifest, indent=2) + "\n"
+    return yaml.safe_dump(manifest, sort_keys=False)
+
+
+def _apply_secret(manifest: dict[str, Any], kubeconfig: Path | None, context: str | None) -> bool:
+    """Create the Secret, or replace it whole (a retired key must leave it, which a merge
+    patch would not do). Returns whether it existed."""
+    from budcluster.adapters import kubernetes as kube
+    from budcluster.errors import ConfigurationError
+    from budcluster.kubeconfig import parse_kubeconfig
+
+    path = kubeconfig or Path(
+        os.environ.get("KUBECONFIG", "").split(os.pathsep)[0] or Path.home() / ".kube" / "config"
+    )
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigurationError(
+            f"--kubeconfig: cannot read {path}: {exc.strerror}; pass --kubeconfig PATH"
+        ) from exc
+    # Checked like every kubeconfig: nothing in it may run a program or read a file here.
+    config, chosen = parse_kubeconfig(text, context=context, source=str(path))
+    timeout_s = get_settings().http_timeout_s
+    api = kube.api_client_from_kubeconfig(config, chosen, timeout_s=timeout_s)
+    meta = manifest["metadata"]
+    try:
+        ref = kube.ObjectRef("Secret", meta["name"], meta["namespace"])
+        existing = kube.get_object(api, ref, timeout_s=timeout_s)
+        if existing is None:
+            kube.apply_objects(api, [manifest], meta["name"], timeout_s=timeout_s)
+            return False
+        body = kube.with_release_label(manifest, meta["name"])
+        body["metadata"]["resourceVersion"] = existing["metadata"]["resourceVersion"]
+        kube.request_json(
+            api,
+            "PUT",
+            f"/api/v1/namespaces/{meta['namespace']}/secrets/{meta['name']}",
+            what=f"replace Secret/{meta['name']}",
+            body=body,
+            query=[("fieldManager", kube.FIELD_MANAGER)],
+            timeout_s=timeout_s,
+        )
+        return True
+    finally:
+        api.close()  # type: ignore[no-untyped-call]
 
 
 TrustUnboundOption = typer.Option(

@@ -8,6 +8,9 @@ Layout, compatible with the original service's file names::
       previous/rsa-private-key-<key id>.pem
                                      keys replaced by `keys rotate`, kept only until
                                      no stored credential needs them any more
+      previous-rsa-private-key-<key id>.pem
+                                     the same, flat: how a Kubernetes Secret (whose keys
+                                     cannot hold '/') carries them to a worker
       bindings-required              present once every block sealed with these keys
                                      carries a field binding (`keys init` and the first
                                      `keys rotate` write it): from then on, a block
@@ -41,6 +44,8 @@ from budcluster.crypto.files import ensure_private_dir, read_private_file, write
 RSA_KEY_FILE = "rsa-private-key.pem"
 SYMMETRIC_KEY_FILE = "symmetric-key-256"
 PREVIOUS_DIR = "previous"
+PREVIOUS_FLAT_PREFIX = "previous-"
+"""Previous keys directly in the key directory: ``previous-rsa-private-key-<id>.pem``."""
 BINDINGS_MARKER = "bindings-required"
 RSA_KEY_BITS = 4096
 
@@ -99,13 +104,18 @@ class Keyring:
         active = _load_private_key(rsa_path)
         symmetric_key = _load_symmetric_key(sym_path)
         previous = {}
-        previous_dir = directory / PREVIOUS_DIR
-        if previous_dir.is_dir():
-            for path in sorted(previous_dir.glob("rsa-private-key-*.pem")):
-                key = _load_private_key(path)
-                previous[key_id(key.public_key())] = key
+        for path in previous_key_files(directory):
+            key = _load_private_key(path)
+            previous[key_id(key.public_key())] = key
         bound = (directory / BINDINGS_MARKER).is_file()
         return cls(directory, active, symmetric_key, previous, bindings_required=bound)
+
+
+def previous_key_files(directory: Path) -> list[Path]:
+    """The previous keys' files: under ``previous/``, or flat as a mounted Secret has them."""
+    nested = directory / PREVIOUS_DIR
+    found = sorted(nested.glob("rsa-private-key-*.pem")) if nested.is_dir() else []
+    return found + sorted(directory.glob(f"{PREVIOUS_FLAT_PREFIX}rsa-private-key-*.pem"))
 
 
 def init_keys(directory: Path, *, force: bool = False) -> Keyring:

@@ -169,6 +169,29 @@ class DevicesInUse(_Model):
     )
 
 
+class NodeTaint(_Model):
+    """One taint of a Kubernetes node, as ``spec.taints`` holds it."""
+
+    key: str
+    value: str = ""
+    effect: str = Field(description="NoSchedule, PreferNoSchedule or NoExecute.")
+
+    def describe(self) -> str:
+        """``key[=value]:Effect``, as ``kubectl describe node`` writes it."""
+        return f"{self.key}{'=' + self.value if self.value else ''}:{self.effect}"
+
+
+class NodeScheduling(_Model):
+    """What decides which pods a Kubernetes node accepts: its taints, its cordon and its
+    labels (for node selectors). Absent on hosts, where nothing schedules pods."""
+
+    taints: list[NodeTaint] = Field(default_factory=list)
+    unschedulable: bool = Field(
+        False, description="Cordoned (spec.unschedulable): the scheduler places no new pods."
+    )
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
 class NodeInventory(_Model):
     """Everything the planner needs to know about one node."""
 
@@ -188,6 +211,12 @@ class NodeInventory(_Model):
         description="What the node's non-terminated pods request (Kubernetes only); the "
         "planner counts that many devices of each resource as taken. Empty where no "
         "scheduler hands out devices (hosts): there, only the tools' in_use flags count.",
+    )
+    scheduling: NodeScheduling | None = Field(
+        None,
+        description="Taints, cordon and labels (Kubernetes only); the planner counts only "
+        "nodes whose taints the deployment tolerates, that match its node selector and are "
+        "not cordoned.",
     )
     tools: list[ToolStatus] = Field(default_factory=list)
     sources: list[SourceRecord] = Field(default_factory=list)

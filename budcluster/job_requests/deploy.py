@@ -22,9 +22,11 @@ from budcluster.job_requests._common import (
 from budcluster.job_requests.adapters import LoraAdapterRequest
 from budcluster.job_requests.autoscaling import AutoscalingRequest, check_autoscaled_replicas
 from budcluster.job_requests.benchmark import BenchmarkProfile
+from budcluster.job_requests.scheduling import NodeSelector, Tolerations, check_scheduling_on
 from budcluster.planning.limits import ConcurrencyLimit, ContextLength, Seconds
 from budcluster.planning.models import PlannedAdapter, PlanRequest, RuntimePlan
 from budcluster.planning.placement import AUTO_CLUSTER
+from budcluster.targets.base import PodScheduling
 
 
 class DeployModelRequest(_Form):
@@ -78,6 +80,8 @@ class DeployModelRequest(_Form):
             "with it."
         ),
     )
+    tolerations: Tolerations = Field(default_factory=list)
+    node_selector: NodeSelector = Field(default_factory=dict)
 
     @field_validator("name")
     @classmethod
@@ -132,6 +136,14 @@ class DeployModelRequest(_Form):
                 "cannot read; put the adapter in a bucket (s3://...) or a node's HF cache "
                 "(hf://...)"
             )
+        check_scheduling_on(cluster_kind, self.cluster, self.tolerations, self.node_selector)
+
+    def pod_scheduling(self) -> PodScheduling:
+        """The tolerations and node selector for the runtime's pods and the transfer Job."""
+        return PodScheduling(
+            tolerations=tuple(t.manifest() for t in self.tolerations),
+            node_selector=dict(self.node_selector),
+        )
 
     def places_automatically(self) -> bool:
         return self.cluster == AUTO_CLUSTER
@@ -151,6 +163,8 @@ class DeployModelRequest(_Form):
             served_model_name=self.name,
             extra_args=self.engine_args,
             adapters=list(adapters or []),
+            tolerations=self.tolerations,
+            node_selector=self.node_selector,
         )
 
     def check_plan(self, plan: RuntimePlan, cluster_kind: str) -> None:
@@ -193,6 +207,10 @@ class DeployModelRequest(_Form):
             del spec["adapters"]
         for adapter in spec.get("adapters", []):
             adapter.pop("registry_block", None)
+        # Left out when empty, so deployments recorded before them keep their hash.
+        for unset in ("tolerations", "node_selector"):
+            if not spec[unset]:
+                del spec[unset]
         canonical = json.dumps(spec, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
@@ -201,6 +219,19 @@ class TransferModelRequest(_Form):
     cluster: str = Field(description="Name of a registered cluster.")
     model: ModelSourceRequest
     nodes: list[str] = Field(default_factory=list, description="Nodes to stage on (empty: all).")
+    # The transfer Job is a pod too: on a tainted or labelled pool it needs what the
+    # runtime will need.
+    tolerations: Tolerations = Field(default_factory=list)
+    node_selector: NodeSelector = Field(default_factory=dict)
+
+    def check_cluster_kind(self, cluster_kind: str) -> None:
+        check_scheduling_on(cluster_kind, self.cluster, self.tolerations, self.node_selector)
+
+    def pod_scheduling(self) -> PodScheduling:
+        return PodScheduling(
+            tolerations=tuple(t.manifest() for t in self.tolerations),
+            node_selector=dict(self.node_selector),
+        )
 
 
 class TeardownRequest(_Form):

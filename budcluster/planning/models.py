@@ -15,6 +15,7 @@ from budcluster.planning.limits import (
     MemoryFraction,
     check_whole_number,
 )
+from budcluster.planning.scheduling import Toleration
 
 GIB = 1024**3
 
@@ -62,6 +63,14 @@ class PlanRequest(BaseModel):
     )
     adapters: list[PlannedAdapter] = Field(
         default_factory=list, description="LoRA adapters served beside the base model."
+    )
+    tolerations: list[Toleration] = Field(
+        default_factory=list,
+        description="The pods' tolerations: only nodes whose NoSchedule/NoExecute taints "
+        "they all tolerate are planned on.",
+    )
+    node_selector: dict[str, str] = Field(
+        default_factory=dict, description="Only nodes with all these labels are planned on."
     )
 
     @field_validator("replicas", mode="before")

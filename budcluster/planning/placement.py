@@ -106,7 +106,7 @@ def plan_on_clusters(
             options.append(
                 ClusterOption(
                     cluster=cluster,
-                    unfit="no schedulable node recorded; run detect-nodes on it",
+                    unfit="no node recorded; run detect-nodes on it",
                 )
             )
             continue

@@ -18,6 +18,7 @@ from budcluster.planning.cpu_plan import cpu_attempt, cpu_plan
 from budcluster.planning.devices import Occupancy, cuda_groups, hpu_groups, node_name, occupancy
 from budcluster.planning.errors import NoFeasiblePlan
 from budcluster.planning.models import GIB, PlanRequest, RuntimePlan
+from budcluster.planning.scheduling import LeftOut, left_out, scheduling_fixes
 
 DEFAULT_MAX_MODEL_LEN = 8192
 AUTO_ORDER = ("cuda", "hpu", "cpu")
@@ -53,11 +54,62 @@ def max_model_len(facts: ModelFacts, request: PlanRequest) -> int:
 def best_plan(
     facts: ModelFacts, inventories: list[NodeInventory], request: PlanRequest
 ) -> RuntimePlan:
-    """The first plan that fits, searching device kinds in preference order."""
+    """The first plan that fits, searching device kinds in preference order, on the nodes
+    the deployment's pods may go to (taints, cordons, node selector: :mod:`.scheduling`)."""
     check_facts(facts)
     if not inventories:
         raise ConfigurationError("no inventories given; pass at least one --inventory file")
     max_len = max_model_len(facts, request)
+    eligible: list[NodeInventory] = []
+    excluded: list[LeftOut] = []
+    for index, inventory in enumerate(inventories):
+        why = left_out(
+            inventory, node_name(inventory, index), request.tolerations, request.node_selector
+        )
+        if why is None:
+            # Named as before the others were left out, so an unnamed one keeps its name.
+            eligible.append(
+                inventory
+                if inventory.node_name
+                else inventory.model_copy(update={"node_name": node_name(inventory, index)})
+            )
+        else:
+            excluded.append(why)
+    if not eligible:
+        raise NoFeasiblePlan(
+            "no node takes the deployment's pods: "
+            + "; ".join(node.describe() for node in excluded),
+            [],
+            scheduling_fixes(excluded),
+        )
+    try:
+        found = _search(facts, eligible, request, max_len)
+    except NoFeasiblePlan as exc:
+        if not excluded:
+            raise
+        raise NoFeasiblePlan(
+            exc.reason
+            + "; nodes the pods cannot go to, left out: "
+            + "; ".join(node.describe() for node in excluded),
+            exc.closest,
+            [*scheduling_fixes(excluded), *exc.fixes],
+        ) from exc
+    if not excluded:
+        return found
+    return found.model_copy(
+        update={
+            "decisions": [
+                *found.decisions,
+                "left out, the pods cannot go there: "
+                + "; ".join(node.describe() for node in excluded),
+            ]
+        }
+    )
+
+
+def _search(
+    facts: ModelFacts, inventories: list[NodeInventory], request: PlanRequest, max_len: int
+) -> RuntimePlan:
     kinds = AUTO_ORDER if request.device == "auto" else (request.device,)
     misses: list[Miss] = []
     occupied: list[Occupancy] = []

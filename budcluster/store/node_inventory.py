@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from budcluster.hardware.inventory import NodeInventory
+from budcluster.hardware.inventory import NodeInventory, NodeScheduling
 from budcluster.store.models import Cluster, ClusterStatus, Node
 from budcluster.store.nodes import NodeObservation
 
@@ -38,6 +38,8 @@ def observation_from_inventory(
         accelerator_count=count,
         accelerator_model=model,
         accelerator_memory_bytes=memory_mib * MIB if memory_mib is not None else None,
+        # A cordoned node is recorded as such; its taints stay in ``hardware.scheduling``.
+        schedulable=not (inventory.scheduling and inventory.scheduling.unschedulable),
     )
 
 
@@ -62,18 +64,31 @@ def _collected_at(inventory: NodeInventory) -> datetime:
 
 
 def recorded_inventories(session: Session) -> dict[str, list[NodeInventory]]:
-    """The latest recorded inventory of every schedulable node, by cluster name, for every
-    available cluster (an empty list where none was recorded): what a placement across
-    clusters plans on."""
+    """The latest recorded inventory of every node, by cluster name, for every available
+    cluster (an empty list where none was recorded): what a placement across clusters plans
+    on.
+
+    Cordoned nodes are included, marked so, for the planner to leave out and name in its
+    answer: a node that cluster-health saw cordoned after its last detection counts as
+    cordoned.
+    """
     query = (
-        select(Cluster.name, Node.hardware)
-        .outerjoin(Node, (Node.cluster_id == Cluster.id) & Node.schedulable.is_(True))
+        select(Cluster.name, Node.name, Node.hardware, Node.schedulable)
+        .outerjoin(Node, Node.cluster_id == Cluster.id)
         .where(Cluster.status == ClusterStatus.AVAILABLE)
         .order_by(Cluster.name, Node.name)
     )
     found: dict[str, list[NodeInventory]] = {}
-    for cluster, hardware in session.execute(query):
+    for cluster, name, hardware, schedulable in session.execute(query):
         nodes = found.setdefault(cluster, [])
-        if hardware is not None:
-            nodes.append(NodeInventory.model_validate(hardware))
+        if hardware is None:
+            continue
+        # The row's name is the node's: the snapshot may have been recorded under another.
+        inventory = NodeInventory.model_validate(hardware).model_copy(update={"node_name": name})
+        if schedulable is False:
+            scheduling = inventory.scheduling or NodeScheduling()
+            inventory = inventory.model_copy(
+                update={"scheduling": scheduling.model_copy(update={"unschedulable": True})}
+            )
+        nodes.append(inventory)
     return found

@@ -72,6 +72,16 @@ class ModelSourceSpec:
 
 
 @dataclass(frozen=True)
+class PodScheduling:
+    """Where a Kubernetes target's pods may go: the deploy form's tolerations (as a pod spec
+    holds them) and node selector, for the runtime and for the model's transfer Job alike,
+    so staging lands on the same tainted pool. Hosts have no scheduler and refuse both."""
+
+    tolerations: tuple[Mapping[str, Any], ...] = ()
+    node_selector: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class RolloutSpec:
     deployment_name: str
     plan: RuntimePlan
@@ -82,6 +92,8 @@ class RolloutSpec:
     """Scale between min and max replicas on a runtime metric (Kubernetes only)."""
     adapter_paths: Mapping[str, str] = field(default_factory=dict)
     """Where ``stage_model`` put each LoRA adapter of the plan, by adapter name."""
+    scheduling: PodScheduling = field(default_factory=PodScheduling)
+    """Tolerations and node selector of the runtime's pods (Kubernetes only)."""
 
 
 @dataclass(frozen=True)
@@ -133,11 +145,14 @@ class ClusterTarget(Protocol):
         model_name: str,
         nodes: Sequence[str],
         progress: ProgressCallback | None = None,
+        scheduling: PodScheduling | None = None,
         *,
         adapter_sources: Sequence[ModelSourceSpec] = (),
     ) -> StagedModel:
-        """Copy the model onto ``nodes``; ``adapter_sources`` are the LoRA adapters
-        ``stage_adapter`` will put beside it (a target that sizes a volume counts them)."""
+        """Copy and verify the model on ``nodes``; ``scheduling`` places a Kubernetes
+        transfer Job (hosts are refused it before this is called); ``adapter_sources`` are
+        the LoRA adapters ``stage_adapter`` will put beside it (a target that sizes a
+        volume counts them)."""
         ...
 
     def stage_adapter(
@@ -147,9 +162,11 @@ class ClusterTarget(Protocol):
         model_name: str,
         nodes: Sequence[str],
         progress: ProgressCallback | None = None,
+        scheduling: PodScheduling | None = None,
     ) -> StagedModel:
         """Copy a LoRA adapter beside ``model_name`` (staged first) under ``adapter_dir``,
-        where the runtime serving the model can read it."""
+        where the runtime serving the model can read it; ``scheduling`` is the model's, so
+        a Kubernetes adapter Job lands on the pool holding the model's volume."""
         ...
 
     def roll_out(self, spec: RolloutSpec) -> RuntimeStatus:

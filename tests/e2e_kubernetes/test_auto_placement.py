@@ -157,7 +157,10 @@ def _artifact_markdown(key: str) -> str:
     return str(found[0].data)
 
 
-def test_auto_picks_the_cheaper_cluster_deploys_there_and_tears_down(clusters: Clusters) -> None:
+def test_auto_picks_the_cheaper_cluster_deploys_there_and_tears_down(
+    clusters: Clusters, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tasks.planning
     from budcluster.job_requests import TeardownRequest
     from budcluster.store import Store
     from budcluster.store.models import Cluster, Deployment
@@ -166,7 +169,18 @@ def test_auto_picks_the_cheaper_cluster_deploys_there_and_tears_down(clusters: C
     from flows.teardown_deployment import teardown_deployment
     from tasks.planning import artifact_key
 
+    # Placement reads the model's metadata; the deploy after it plans on that same read.
+    metadata_reads: list[str] = []
+    load_model_facts = tasks.planning.load_model_facts
+
+    def counted_load(model_path: str) -> object:
+        metadata_reads.append(model_path)
+        return load_model_facts(model_path)
+
+    monkeypatch.setattr(tasks.planning, "load_model_facts", counted_load)
+
     outcome = deploy_model(_auto_request("chat-auto"))
+    assert len(metadata_reads) == 1, metadata_reads
 
     # The rule: both fit with one device per replica; $2.00/h beats $6.88/h.
     placement = outcome["placement"]

@@ -9,6 +9,7 @@ models, with and without a master key.
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -136,6 +137,52 @@ def test_register_both_flavours_and_refuse_a_duplicate(platform: Platform) -> No
     assert kinds["lab-k8s"] == ("kubernetes", platform.emulator.url)
     assert kinds["lab-ocp"][0] == "openshift"
     assert "lab-k8s-again" not in kinds
+
+
+def _scc_bindings(emulator: Emulator) -> list[dict[str, Any]]:
+    from budcluster.adapters import kubernetes as kube
+
+    api = kube.api_client_from_kubeconfig(emulator.kubeconfig_dict(), timeout_s=10)
+    try:
+        bindings, _ = kube.list_objects(api, "RoleBinding", None, timeout_s=10)
+    finally:
+        api.close()
+    return [b for b in bindings if b["metadata"]["name"].startswith("bud-scc-")]
+
+
+def test_register_grants_the_collector_an_scc_on_openshift_only_and_a_rerun_converges(
+    platform: Platform,
+) -> None:
+    """register-cluster (run above) bound the node-info collector's service account to the
+    SCC's ClusterRole on OpenShift; on Kubernetes, nothing. A
+    second registration (after deregister-cluster) finds the grant in place and succeeds."""
+    from budcluster.job_requests import DeregisterClusterRequest, RegisterClusterRequest
+    from flows.deregister_cluster import deregister_cluster
+    from flows.register_cluster import register_cluster
+
+    assert _scc_bindings(platform.emulator) == []
+    expected_subjects = [
+        {"kind": "ServiceAccount", "name": "node-info-collector", "namespace": "bud-system"}
+    ]
+
+    def check_grant() -> dict[str, Any]:
+        [binding] = _scc_bindings(platform.openshift)
+        assert binding["metadata"]["name"] == "bud-scc-nonroot-v2-node-info-collector"
+        assert binding["metadata"]["namespace"] == "bud-system"
+        assert binding["subjects"] == expected_subjects
+        assert binding["roleRef"] == {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "ClusterRole",
+            "name": "system:openshift:scc:nonroot-v2",
+        }
+        return binding
+
+    first = check_grant()
+    deregister_cluster(DeregisterClusterRequest(name="lab-ocp"))
+    register_cluster(
+        RegisterClusterRequest(name="lab-ocp", kind="kubernetes", credentials_block="lab-ocp")
+    )
+    assert check_grant()["metadata"]["uid"] == first["metadata"]["uid"]
 
 
 def test_detect_nodes_finds_each_accelerator(platform: Platform) -> None:
@@ -427,3 +474,137 @@ def test_a_hosts_cluster_has_no_gateway(platform: Platform) -> None:
         store.dispose()
     with pytest.raises(ConfigurationError, match="cluster: 'lab-hosts' is a hosts cluster; the"):
         publish_gateway(PublishGatewayRequest(cluster="lab-hosts"))
+
+
+BENCH_PROFILE = {
+    "profile": "concurrency:2",
+    "requests": 8,
+    "warmup_requests": 2,
+    "input_tokens": "16",
+    "output_tokens": "12",
+}
+
+
+def _proxied_completions(platform: Platform, service_id: str) -> list[Any]:
+    return [
+        p
+        for p in platform.emulator.proxy_log()
+        if p.service_id == service_id and p.path == "/v1/completions"
+    ]
+
+
+def _assert_measured_through_the_proxy(
+    platform: Platform, summary: dict[str, Any], endpoint: str, requests: int
+) -> str:
+    """The run measured ``endpoint`` through the API server's service proxy, with sane
+    streamed figures; returns the Service's proxy id."""
+    from budcluster.targets.kubernetes import in_cluster_service
+    from tests.k8s_emulator.runtime_http import FIRST_TOKEN_S, TOKEN_INTERVAL_S
+
+    service = in_cluster_service(endpoint)
+    assert service is not None, endpoint
+    assert summary["requests_completed"] == requests and summary["requests_failed"] == 0
+    # The run records the in-cluster URL, and how the worker reached it.
+    assert summary["run"]["url"] == endpoint
+    assert summary["run"]["settings"]["reached_via"] == (
+        f"via API server service proxy {platform.emulator.url}/api/v1/namespaces/"
+        f"{service.namespace}/services/{service.name}:{service.port}/proxy"
+    )
+    # Streamed through the proxy: the first token after the simulated prefill, then the
+    # engine's pacing between tokens, and every token counted from the usage event.
+    assert summary["ttft_ms"]["p50"] >= FIRST_TOKEN_S * 1000
+    assert summary["ttft_ms"]["p50"] < 2000
+    assert TOKEN_INTERVAL_S * 1000 * 0.9 <= summary["itl_ms"]["mean"] < 200
+    assert summary["output_tokens_source"] == ["usage"]
+    assert summary["output_token_throughput"] > 0
+    summary_md = (Path(summary["report_dir"]) / "report.md").read_text()
+    assert f"reached via API server service proxy {platform.emulator.url}" in summary_md
+    return service.proxy_id()
+
+
+def test_deploy_model_and_scheduled_benchmarks_measure_through_the_service_proxy(
+    platform: Platform, tmp_path: Path
+) -> None:
+    """The benchmark of a Kubernetes deployment cannot dial ``http://rt-...svc:8000`` from
+    the worker: deploy-model's benchmark and a scheduled benchmark of its catalogue entry
+    both stream through the API server's service proxy to the simulated engine."""
+    from budcluster.job_requests import TeardownRequest
+    from budcluster.store import Store
+    from budcluster.store.models import BenchmarkRun, Deployment
+    from flows.deploy_model import deploy_model
+    from flows.scheduled_benchmarks import scheduled_benchmarks
+    from flows.teardown_deployment import teardown_deployment
+
+    outcome = deploy_model(_deploy_request("bench-h100", benchmark=BENCH_PROFILE))
+    endpoint = outcome["endpoint_url"]
+    assert endpoint.startswith("http://rt-bench-h100-") and endpoint.endswith(".svc:8000")
+    service_id = _assert_measured_through_the_proxy(platform, outcome["benchmark"], endpoint, 8)
+    # Every request (2 warm-up, 8 measured) went through the proxy and streamed back, and
+    # the engine behind the Service answered each one, without the worker's token.
+    proxied = _proxied_completions(platform, service_id)
+    assert len(proxied) == 10
+    assert {(p.method, p.status, p.streamed_events) for p in proxied} == {("POST", 200, 14)}
+    served = [
+        s
+        for s in platform.emulator.engine_log()
+        if s.pod.startswith("rt-bench-h100") and s.path == "/v1/completions"
+    ]
+    # The benchmark client's (aiohttp); the readiness check's completion came from the
+    # kubernetes client.
+    streamed = [s for s in served if "aiohttp" in s.headers.get("user-agent", "")]
+    assert len(streamed) == 10 and len(served) == 11
+    assert {(s.server, s.via, s.status) for s in streamed} == {("vllm", "service-proxy", 200)}
+    assert not any("authorization" in s.headers for s in served)
+
+    # A scheduled benchmark of the same deployment, from its catalogue entry, goes the same
+    # way and is compared with deploy-model's run (the same load profile).
+    catalogue = tmp_path / "deployments.yaml"
+    catalogue.write_text(
+        yaml.safe_dump(
+            {
+                "deployments": [
+                    {
+                        "name": "bench-h100",
+                        "cluster": "lab-k8s",
+                        "model": {"uri": "s3://models/llama-8b", "registry_block": "models"},
+                        "hardware": {"device": "cuda"},
+                        "runtime": {"max_model_len": 8192, "concurrency": 1},
+                        # Emulator timings on a shared machine: compare, but loosely.
+                        "benchmark": {
+                            "profile": BENCH_PROFILE,
+                            "baseline": {"kind": "previous", "threshold_pct": 400},
+                        },
+                    }
+                ]
+            }
+        )
+    )
+    results = scheduled_benchmarks(str(catalogue), only=["bench-h100"])
+    entry = results["lab-k8s/bench-h100"]
+    assert entry["status"] == "measured", entry
+    assert entry["baseline"].startswith("previous run "), entry
+    scheduled = json.loads((Path(entry["report_dir"]) / "summary.json").read_text())
+    scheduled["report_dir"] = entry["report_dir"]
+    _assert_measured_through_the_proxy(platform, scheduled, endpoint, 8)
+    assert len(_proxied_completions(platform, service_id)) == 20
+
+    # Both runs are stored against the deployment, with the in-cluster URL.
+    store = Store(platform.database_url)
+    try:
+        with store.session() as session:
+            row = session.scalar(select(Deployment).where(Deployment.name == "bench-h100"))
+            assert row is not None
+            runs = list(
+                session.scalars(select(BenchmarkRun).where(BenchmarkRun.deployment_id == row.id))
+            )
+    finally:
+        store.dispose()
+    assert len(runs) == 2
+    assert {r.endpoint_url for r in runs} == {endpoint}
+    assert all(
+        str(r.settings["reached_via"]).startswith("via API server service proxy") for r in runs
+    )
+    assert (
+        teardown_deployment(TeardownRequest(cluster="lab-k8s", deployment="bench-h100"))
+        == "deleted"
+    )

@@ -22,6 +22,8 @@ Obj = dict[str, Any]
 
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+# RBAC kinds: any name that is a valid URL path segment (apiserver's ValidateRBACName).
+PATH_SEGMENT_NAMED = frozenset({"roles", "rolebindings", "clusterroles", "clusterrolebindings"})
 # Kinds whose names must be DNS-1123 labels (63 chars) rather than subdomains (253).
 LABEL_NAMED = {"namespaces", "services"}
 
@@ -249,6 +251,15 @@ def validate(rt: ResourceType, obj: Obj) -> None:
                     "validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?') and be no more than 63 characters",
                 )
             )
+    elif rt.plural in PATH_SEGMENT_NAMED:
+        # RBAC names are path segments (ValidateRBACName): `system:openshift:scc:x` is valid.
+        if name in (".", ".."):
+            causes.append(("metadata.name", f"Invalid value: \"{name}\": may not be '{name}'"))
+        for bad in ("/", "%"):
+            if bad in name:
+                causes.append(
+                    ("metadata.name", f"Invalid value: \"{name}\": may not contain '{bad}'")
+                )
     elif rt.plural not in ("events",) and (len(name) > 253 or not DNS1123_SUBDOMAIN.match(name)):
         causes.append(
             (
@@ -307,6 +318,82 @@ def _pod_spec_causes(path: str, spec: Any) -> list[tuple[str, str]]:
             causes.append((f"{path}.containers[{n}].name", "Required value"))
         if not container.get("image"):
             causes.append((f"{path}.containers[{n}].image", "Required value"))
+    for n, toleration in enumerate(spec.get("tolerations") or []):
+        causes += _toleration_causes(f"{path}.tolerations[{n}]", toleration)
+    return causes
+
+
+_QUALIFIED_NAME_PART = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+_TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
+
+
+def _toleration_causes(path: str, toleration: Any) -> list[tuple[str, str]]:
+    """The API server's ValidateTolerations (pkg/apis/core/validation), in its order."""
+    if not isinstance(toleration, dict):
+        return [(path, "Invalid value: must be an object")]
+    causes: list[tuple[str, str]] = []
+    key = str(toleration.get("key") or "")
+    operator = str(toleration.get("operator") or "")
+    value = str(toleration.get("value") or "")
+    effect = str(toleration.get("effect") or "")
+    if key:
+        prefix, _, name = key.rpartition("/")
+        if (
+            not _QUALIFIED_NAME_PART.match(name)
+            or len(name) > 63
+            or (prefix and not DNS1123_SUBDOMAIN.match(prefix))
+        ):
+            causes.append(
+                (
+                    f"{path}.key",
+                    f'Invalid value: "{key}": name part must consist of alphanumeric '
+                    "characters, '-', '_' or '.', and must start and end with an alphanumeric "
+                    "character",
+                )
+            )
+    if not key and operator != "Exists":
+        causes.append(
+            (
+                f"{path}.operator",
+                f'Invalid value: "{operator}": operator must be Exists when `key` is empty, '
+                'which means "match all values and all keys"',
+            )
+        )
+    if toleration.get("tolerationSeconds") is not None and effect != "NoExecute":
+        causes.append(
+            (
+                f"{path}.effect",
+                f"Invalid value: \"{effect}\": effect must be 'NoExecute' when "
+                "`tolerationSeconds` is set",
+            )
+        )
+    if operator in ("", "Equal"):
+        if value and (len(value) > 63 or not _QUALIFIED_NAME_PART.match(value)):
+            causes.append((f"{path}.operator", f'Invalid value: "{value}": a valid label value'))
+    elif operator == "Exists":
+        if value:
+            causes.append(
+                (
+                    f"{path}.operator",
+                    "Invalid value: core.Toleration{...}: value must be empty when "
+                    "`operator` is 'Exists'",
+                )
+            )
+    else:
+        causes.append(
+            (
+                f"{path}.operator",
+                f'Unsupported value: "{operator}": supported values: "Equal", "Exists"',
+            )
+        )
+    if effect and effect not in _TAINT_EFFECTS:
+        causes.append(
+            (
+                f"{path}.effect",
+                f'Unsupported value: "{effect}": supported values: "NoSchedule", '
+                '"PreferNoSchedule", "NoExecute"',
+            )
+        )
     return causes
 
 

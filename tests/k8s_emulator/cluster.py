@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from tests.k8s_emulator.kubelet import Kubelet
 from tests.k8s_emulator.nodes import NodeSpec, default_nodes
 from tests.k8s_emulator.resources import ResourceRegistry, ResourceType
 from tests.k8s_emulator.store import DEFAULT_HISTORY_SIZE, Store, now_iso
+from tests.k8s_emulator.traffic import LOG_SIZE, ProxiedRequest, ServedRequest
 
 OPENSHIFT_VERSION = "4.16.21"
 SEED_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
@@ -67,6 +69,11 @@ class Cluster:
         self.pod_metrics = PodMetrics()  # fed by tests only: see autoscaler.py
         self.hpa_state: dict[str, _State] = {}
         self.crd_types: dict[str, list[ResourceType]] = {}
+        # What went through services/proxy (the API server's access log of it) and what
+        # reached a pod's simulated server (from the proxy or from another pod): tests
+        # read both to prove which way a request went.
+        self.proxy_log: deque[ProxiedRequest] = deque(maxlen=LOG_SIZE)
+        self.engine_log: deque[ServedRequest] = deque(maxlen=LOG_SIZE)
         self._seed()
 
     def _seed(self) -> None:
@@ -123,16 +130,41 @@ class Cluster:
                     },
                 },
             )
-            for scc in ("restricted-v2", "anyuid", "privileged"):
+            run_as_user = {
+                "restricted-v2": "MustRunAsRange",
+                "nonroot-v2": "MustRunAsNonRoot",
+                "anyuid": "RunAsAny",
+                "privileged": "RunAsAny",
+            }
+            for scc, user_strategy in run_as_user.items():
                 self.store.create(
                     self.registry.get("securitycontextconstraints", "security.openshift.io"),
                     None,
                     {
                         "metadata": {"name": scc},
                         "allowPrivilegedContainer": scc == "privileged",
-                        "runAsUser": {
-                            "type": "MustRunAsRange" if scc == "restricted-v2" else "RunAsAny"
+                        "runAsUser": {"type": user_strategy},
+                    },
+                )
+                # OpenShift 4.x ships a ClusterRole per default SCC that may `use` it.
+                self.store.create(
+                    self.registry.get("clusterroles", "rbac.authorization.k8s.io"),
+                    None,
+                    {
+                        "metadata": {
+                            "name": f"system:openshift:scc:{scc}",
+                            "annotations": {
+                                "include.release.openshift.io/self-managed-high-availability": "true"
+                            },
                         },
+                        "rules": [
+                            {
+                                "apiGroups": ["security.openshift.io"],
+                                "resources": ["securitycontextconstraints"],
+                                "resourceNames": [scc],
+                                "verbs": ["use"],
+                            }
+                        ],
                     },
                 )
 

@@ -21,6 +21,7 @@ from tests.k8s_emulator.nodes import NodeSpec, default_nodes
 from tests.k8s_emulator.selectors import parse_label_selector
 from tests.k8s_emulator.server import ApiServer
 from tests.k8s_emulator.store import DEFAULT_HISTORY_SIZE
+from tests.k8s_emulator.traffic import ProxiedRequest, ServedRequest
 
 T = TypeVar("T")
 START_TIMEOUT_S = 10.0
@@ -136,6 +137,14 @@ class Emulator:
         return self.call(
             lambda: copy.deepcopy(self.cluster.store.list_kind(plural, group, namespace))
         )
+
+    def proxy_log(self) -> list[ProxiedRequest]:
+        """Every services/proxy request the API server answered, oldest first."""
+        return self.call(lambda: list(self.cluster.proxy_log))
+
+    def engine_log(self) -> list[ServedRequest]:
+        """Every request a pod's simulated server answered, oldest first."""
+        return self.call(lambda: list(self.cluster.engine_log))
 
     # --- switches -------------------------------------------------------------------
 

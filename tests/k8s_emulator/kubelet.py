@@ -10,6 +10,7 @@ import hashlib
 import json
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,6 +31,7 @@ from tests.k8s_emulator.quantity import parse_quantity
 from tests.k8s_emulator.runtime_http import HttpAnswer, SimulatedEngine
 from tests.k8s_emulator.scheduler import TERMINAL
 from tests.k8s_emulator.store import now_iso
+from tests.k8s_emulator.volumes import ProjectedFile, mount_failures, secret_files
 
 if TYPE_CHECKING:
     from tests.k8s_emulator.cluster import Cluster
@@ -70,6 +72,10 @@ class PodRuntime:
     """container -> the environment it started with (``container_env``)."""
     config_errors: dict[str, str] = field(default_factory=dict)
     """container -> why it cannot start yet (CreateContainerConfigError), as last reported."""
+    secret_files: dict[str, dict[str, ProjectedFile]] = field(default_factory=dict)
+    """container -> {path: file} of its Secret volumes, projected when it started."""
+    mount_failures: list[str] = field(default_factory=list)
+    """FailedMount messages last reported (the pod waits in ContainerCreating)."""
 
 
 def _has_label(pod: Obj, label: tuple[str, str]) -> bool:
@@ -159,6 +165,45 @@ class Kubelet:
         """The files the container's ConfigMap volumes held when it started."""
         runtime = self.pods.get(pod["metadata"]["uid"])
         return dict(runtime.files.get(container, {})) if runtime is not None else {}
+
+    def secret_files(self, pod: Obj, container: str) -> dict[str, ProjectedFile]:
+        """The files (bytes, mode, owner) the container's Secret volumes held when it started."""
+        runtime = self.pods.get(pod["metadata"]["uid"])
+        return dict(runtime.secret_files.get(container, {})) if runtime is not None else {}
+
+    def _lookup(self, pod: Obj) -> Callable[[str, str], Obj | None]:
+        namespace = pod["metadata"]["namespace"]
+
+        def lookup(plural: str, name: str) -> Obj | None:
+            return self.cluster.store.find(self.cluster.registry.get(plural), namespace, name)
+
+        return lookup
+
+    def _volumes_mounted(self, pod: Obj, runtime: PodRuntime) -> bool:
+        """Whether every Secret volume can be set up; else FailedMount, retried next tick."""
+        failures = mount_failures(pod, self._lookup(pod))
+        if not failures:
+            runtime.mount_failures = []
+            return True
+        if failures != runtime.mount_failures:
+            for message in failures:
+                self._event(pod, "FailedMount", message, "Warning")
+            statuses = [
+                {
+                    "name": c["name"],
+                    "image": self._image(pod, c),
+                    "imageID": "",
+                    "ready": False,
+                    "started": False,
+                    "restartCount": 0,
+                    "state": {"waiting": {"reason": "ContainerCreating"}},
+                    "lastState": {},
+                }
+                for c in pod["spec"].get("containers") or []
+            ]
+            self._set_status(pod, "Pending", statuses, ready=False)
+        runtime.mount_failures = failures
+        return False
 
     def env(self, pod: Obj, container: str) -> dict[str, str]:
         """The environment the container started with (Secret and ConfigMap values read
@@ -284,6 +329,8 @@ class Kubelet:
         fault = self.cluster.faults.for_pod(pod)
         if runtime.started_at is None:
             if now - runtime.bound_at < timings.pod_start_s:
+                return
+            if not self._volumes_mounted(pod, runtime):
                 return
             if fault is not None and fault.kind == "ImagePullBackOff":
                 self._image_pull_backoff(pod, runtime)
@@ -472,6 +519,7 @@ class Kubelet:
             self._event(pod, "Created", f"Created container: {name}", container=name)
             self._event(pod, "Started", f"Started container {name}", container=name)
             runtime.files[name] = self._configmap_files(pod, container)
+            runtime.secret_files[name] = secret_files(pod, container, self._lookup(pod))
             runtime.logs[name] = self._startup_log(pod, container)
         if fault is not None and fault.kind in ("CrashLoopBackOff", "OOMKilled"):
             for name in runtime.logs:

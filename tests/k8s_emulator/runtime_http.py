@@ -7,6 +7,14 @@ listens on (``--port``, else the engine's default), which model names it serves
 the shape of the answers. A completion returns ``max_tokens`` tokens of filler text, so a
 check through the Service proves the Service, the proxy path, the ports and the served
 name the plan configured, not that a model generates.
+
+``"stream": true`` is answered as both engines do, with server-sent events
+(``text/event-stream``): one ``data:`` event per token, the last with ``finish_reason``,
+then, when ``stream_options.include_usage`` asks for it, an event with empty ``choices``
+and the ``usage``, then ``data: [DONE]``. The tokens are paced like a small model on an
+idle GPU: the first after ``FIRST_TOKEN_S`` (prefill), each next one ``TOKEN_INTERVAL_S``
+later; the API server's proxy (``server.py``) writes each event as it comes, so a client
+measures that pacing plus the proxy's own latency.
 """
 
 from __future__ import annotations
@@ -25,6 +33,11 @@ VLLM_DEFAULT_MODEL = "facebook/opt-125m"  # what vLLM serves when given no model
 VLLM_DEFAULT_MAX_TOKENS = 16  # OpenAI's and vLLM's default for /v1/completions
 FILLER = ["the", "quick", "brown", "fox", "jumps", "over", "the", "lazy", "dog"]
 JSON = "application/json"
+EVENT_STREAM = "text/event-stream"
+FIRST_TOKEN_S = 0.040
+"""When a streamed answer's first token leaves the engine, after the request arrived."""
+TOKEN_INTERVAL_S = 0.010
+"""The gap between two streamed tokens."""
 
 
 @dataclass(frozen=True)
@@ -32,6 +45,9 @@ class HttpAnswer:
     status: int
     body: bytes
     content_type: str = JSON
+    events: tuple[tuple[float, bytes], ...] | None = None
+    """A streamed answer: each chunk and how long after the previous one (or after the
+    request, for the first) the server writes it; ``body`` is then empty."""
 
 
 def _json(status: int, body: Any) -> HttpAnswer:
@@ -258,10 +274,15 @@ class SimulatedEngine:
             return self._error(
                 400, "Error: 'lora' must be an array of objects with 'id' and 'scale' fields"
             )
-        if request.get("stream"):
+        stream_options = request.get("stream_options")
+        # vLLM refuses stream_options without stream (its request validator); llama-server
+        # ignores them.
+        if stream_options and not request.get("stream") and self.engine == "vllm":
             return self._error(
-                400, "the emulator's simulated engine does not stream", "BadRequestError"
+                400, "Stream options can only be defined when `stream=True`.", "BadRequestError"
             )
+        if stream_options is not None and not isinstance(stream_options, dict):
+            return self._error(400, "stream_options must be an object", "BadRequestError")
         max_tokens = request.get("max_tokens", VLLM_DEFAULT_MAX_TOKENS)
         if not isinstance(max_tokens, int) or max_tokens < 1:
             return self._error(400, "max_tokens must be a positive integer", "BadRequestError")
@@ -293,6 +314,8 @@ class SimulatedEngine:
         answer, text = self._completion_body(
             request, len(str(prompt).split()) or 1, "text_completion"
         )
+        if request.get("stream"):
+            return self._stream(request, answer, text, chat=False)
         answer["choices"] = [
             {
                 "index": 0,
@@ -311,6 +334,8 @@ class SimulatedEngine:
         messages = request.get("messages") or []
         words = sum(len(str(m.get("content", "")).split()) for m in messages if isinstance(m, dict))
         answer, text = self._completion_body(request, words or 1, "chat.completion")
+        if request.get("stream"):
+            return self._stream(request, answer, text, chat=True)
         answer["choices"] = [
             {
                 "index": 0,
@@ -320,3 +345,33 @@ class SimulatedEngine:
             }
         ]
         return _json(200, answer)
+
+    def _stream(self, request: Obj, answer: Obj, text: str, *, chat: bool) -> HttpAnswer:
+        """The answer as server-sent events, one token each (see the module docstring)."""
+        usage = answer.pop("usage")
+        include_usage = bool((request.get("stream_options") or {}).get("include_usage"))
+        answer["object"] = "chat.completion.chunk" if chat else "text_completion"
+        tokens = [" " + word for word in text.split(" ")[1:]]
+        events: list[tuple[float, bytes]] = []
+        for index, token in enumerate(tokens):
+            last = index == len(tokens) - 1
+            if chat:
+                delta: Obj = {"content": token.strip() if index == 0 else token}
+                if index == 0:
+                    delta["role"] = "assistant"
+                choice: Obj = {"index": 0, "delta": delta, "logprobs": None}
+            else:
+                choice = {"index": 0, "text": token, "logprobs": None}
+            choice["finish_reason"] = "length" if last else None
+            chunk = {**answer, "choices": [choice]}
+            if include_usage:
+                chunk["usage"] = None  # vLLM's chunks carry it, empty, until the last event
+            events.append((FIRST_TOKEN_S if index == 0 else TOKEN_INTERVAL_S, _event(chunk)))
+        if include_usage:
+            events.append((0.0, _event({**answer, "choices": [], "usage": usage})))
+        events.append((0.0, b"data: [DONE]\n\n"))
+        return HttpAnswer(200, b"", EVENT_STREAM, tuple(events))
+
+
+def _event(payload: Obj) -> bytes:
+    return b"data: " + json.dumps(payload, separators=(",", ":")).encode() + b"\n\n"

@@ -34,17 +34,19 @@ def pod_requests(pod: Obj) -> dict[str, float]:
 
 
 def tolerates(tolerations: list[Obj], taint: Obj) -> bool:
+    """Whether any toleration tolerates ``taint``: ``Toleration.ToleratesTaint`` of
+    k8s.io/api core/v1 (toleration.go). An empty effect matches every effect, an empty key
+    every key (the API server only admits that with Exists), Exists every value, and Equal
+    (also the empty operator) only the same value; an unknown operator tolerates nothing."""
     for tol in tolerations:
         if tol.get("effect") and tol["effect"] != taint.get("effect"):
             continue
-        operator = tol.get("operator", "Equal")
-        if operator == "Exists" and (not tol.get("key") or tol["key"] == taint["key"]):
+        if tol.get("key") and tol["key"] != taint.get("key"):
+            continue
+        operator = tol.get("operator") or "Equal"
+        if operator == "Exists":
             return True
-        if (
-            operator == "Equal"
-            and tol.get("key") == taint["key"]
-            and (tol.get("value", "") == taint.get("value", ""))
-        ):
+        if operator == "Equal" and (tol.get("value") or "") == (taint.get("value") or ""):
             return True
     return False
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +21,7 @@ from tests.k8s_emulator.resources import ResourceType
 from tests.k8s_emulator.selectors import parse_field_selector, parse_label_selector
 from tests.k8s_emulator.store import Watcher
 from tests.k8s_emulator.tables import partial_metadata, to_table
+from tests.k8s_emulator.traffic import ProxiedRequest
 
 Obj = dict[str, Any]
 KUBE_VERSION = {"major": "1", "minor": "31", "gitVersion": "v1.31.4"}
@@ -564,21 +566,64 @@ class ApiServer:
 
     async def _service_proxy(
         self, request: web.Request, namespace: str, service_id: str
-    ) -> web.Response:
+    ) -> web.StreamResponse:
         prefix = f"/api/v1/namespaces/{namespace}/services/{service_id}/proxy"
         path = request.path[len(prefix) :] or "/"
         if request.query_string:
             path += "?" + request.query_string
+        started = time.monotonic()
+
+        def log(status: int, events: int = 0) -> None:
+            self.cluster.proxy_log.append(
+                ProxiedRequest(
+                    namespace,
+                    service_id,
+                    request.method,
+                    path,
+                    status,
+                    events,
+                    started,
+                    time.monotonic(),
+                )
+            )
+
         body = await request.read() if request.can_read_body else b""
-        answer = service_proxy.proxy(
-            self.cluster, namespace, service_id, request.method, path, body, request.headers
+        try:
+            answer = service_proxy.proxy(
+                self.cluster, namespace, service_id, request.method, path, body, request.headers
+            )
+        except ApiError as error:
+            log(error.code)
+            raise
+        if answer.events is None:
+            # The backend's answer goes back as it is: its status, its body, its content type.
+            log(answer.status)
+            return web.Response(
+                body=answer.body,
+                status=answer.status,
+                headers={"Content-Type": answer.content_type},
+            )
+        # A stream goes back as the backend writes it. Go's ReverseProxy, which the real
+        # proxy runs, flushes each write of a text/event-stream answer at once (its
+        # flushInterval is -1 for one, whatever the handler's 200 ms default), and answers
+        # with chunked encoding since the backend gives no length; aiohttp's write() sends
+        # each chunk straight to the socket, so a client sees the engine's own pacing.
+        response = web.StreamResponse(
+            status=answer.status, headers={"Content-Type": answer.content_type}
         )
-        # The backend's answer goes back as it is: its status, its body, its content type.
-        return web.Response(
-            body=answer.body,
-            status=answer.status,
-            headers={"Content-Type": answer.content_type},
-        )
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        written = 0
+        try:
+            for delay, chunk in answer.events:
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                await response.write(chunk)
+                written += 1
+            await response.write_eof()
+        finally:
+            log(answer.status, written)
+        return response
 
     # --- pods/log -------------------------------------------------------------------
 

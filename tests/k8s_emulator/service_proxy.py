@@ -8,7 +8,10 @@ ports as the endpoints controller does; none gives 503 ``no endpoints available 
 "x"``. A random ready address is dialled; a refused dial is 503 ``error trying to reach
 service: dial tcp ...``. Otherwise the method, path, query, body and headers go to the pod's
 simulated server (an inference engine, ``runtime_http``, or a LiteLLM proxy, ``litellm_http``)
-and its status and body come back as they are.
+and its status and body come back as they are. A streamed answer (``text/event-stream``)
+comes back event by event, each written as the backend produces it: the real proxy is Go's
+``httputil.ReverseProxy``, which flushes every write of an event stream at once instead of
+its 200 ms flush interval (``server.py``).
 
 Headers reach the backend as the real API server passes them (``forwarded_headers``): its
 authentication filter deletes ``Authorization`` once it has authenticated the request with
@@ -34,6 +37,7 @@ from tests.k8s_emulator.kubelet import COLLECTOR_LABEL, TRANSFER_LABEL, is_termi
 from tests.k8s_emulator.litellm_http import SimulatedLiteLLM, is_litellm
 from tests.k8s_emulator.runtime_http import HttpAnswer, SimulatedEngine
 from tests.k8s_emulator.selectors import labels_match, selector_from_object
+from tests.k8s_emulator.traffic import ServedRequest
 
 if TYPE_CHECKING:
     from tests.k8s_emulator.cluster import Cluster
@@ -197,7 +201,35 @@ def _dial(
         raise _unavailable(
             "error trying to reach service: tls: first record does not look like a TLS handshake"
         )
-    return server.answer(method, path, body, _pod_ready(pod), headers)
+    answer = server.answer(method, path, body, _pod_ready(pod), headers)
+    _served(cluster, pod, port, server, method, path, answer, "service-proxy", headers)
+    return answer
+
+
+def _served(
+    cluster: Cluster,
+    pod: Obj,
+    port: int,
+    server: SimulatedServer,
+    method: str,
+    path: str,
+    answer: HttpAnswer,
+    via: str,
+    headers: Mapping[str, str],
+) -> None:
+    cluster.engine_log.append(
+        ServedRequest(
+            namespace=pod["metadata"]["namespace"],
+            pod=pod["metadata"]["name"],
+            port=port,
+            server="litellm" if isinstance(server, SimulatedLiteLLM) else server.engine,
+            method=method,
+            path=path,
+            status=answer.status,
+            via=via,
+            headers=dict(headers),
+        )
+    )
 
 
 def dial_url(
@@ -236,7 +268,9 @@ def dial_url(
     if parts.scheme == "https":
         raise ConnectionError(f"[SSL: WRONG_VERSION_NUMBER] wrong version number: {host}:{port}")
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    return server.answer(method, path, body, _pod_ready(pod))
+    answer = server.answer(method, path, body, _pod_ready(pod))
+    _served(cluster, pod, target, server, method, path, answer, "cluster-network", {})
+    return answer
 
 
 def proxy(

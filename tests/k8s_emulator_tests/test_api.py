@@ -70,6 +70,31 @@ def test_openshift_flavour_serves_openshift_groups(openshift_emulator: Emulator)
     assert version["status"]["desired"]["version"].startswith("4.")
 
 
+def test_openshift_flavour_ships_a_use_role_per_default_scc(openshift_emulator: Emulator) -> None:
+    api = config.new_client_from_config_dict(openshift_emulator.kubeconfig_dict())
+    sccs = client.CustomObjectsApi(api).list_cluster_custom_object(
+        "security.openshift.io", "v1", "securitycontextconstraints"
+    )
+    names = sorted(s["metadata"]["name"] for s in sccs["items"])
+    assert names == ["anyuid", "nonroot-v2", "privileged", "restricted-v2"]
+    rbac = client.RbacAuthorizationV1Api(api)
+    for name in names:
+        role = rbac.read_cluster_role(f"system:openshift:scc:{name}")
+        assert [(r.resource_names, r.verbs) for r in role.rules] == [([name], ["use"])]
+
+
+def test_rbac_names_are_path_segments_not_dns_names(api: client.ApiClient) -> None:
+    """As ValidateRBACName: `system:...` names are valid; '/' and '%' are not."""
+    rbac = client.RbacAuthorizationV1Api(api)
+    rbac.create_cluster_role({"metadata": {"name": "system:bud:test"}, "rules": []})
+    assert rbac.read_cluster_role("system:bud:test").metadata.name == "system:bud:test"
+    for bad in ("a/b", "50%"):
+        with pytest.raises(ApiException) as caught:
+            rbac.create_cluster_role({"metadata": {"name": bad}, "rules": []})
+        assert caught.value.status == 422
+        assert "may not contain" in _status(caught.value)["message"]
+
+
 def test_crud_sets_server_fields_and_errors_are_status_objects(
     api: client.ApiClient, k8s_emulator: Emulator
 ) -> None:

@@ -238,3 +238,90 @@ def test_engine_read_from_the_container_spec(
 ) -> None:
     found = SimulatedEngine.of(container)
     assert (found.engine, found.port, found.served_names) == (engine, port, names)
+
+
+def _stream_events(emu: Emulator, service: str, body: dict[str, Any]) -> list[tuple[float, bytes]]:
+    """POST through the proxy and read the answer as it arrives: (seconds since the
+    request was sent, bytes) per socket read."""
+    import http.client
+    import json
+    import time
+    from urllib.parse import urlsplit
+
+    url = urlsplit(emu.url)
+    connection = http.client.HTTPConnection(url.hostname or "", url.port, timeout=10)
+    try:
+        started = time.monotonic()
+        connection.request(
+            "POST",
+            f"/api/v1/namespaces/{NS}/services/{service}/proxy/v1/completions",
+            json.dumps(body),
+            {"Content-Type": "application/json", "Authorization": f"Bearer {emu.token}"},
+        )
+        response = connection.getresponse()
+        assert response.status == 200
+        assert response.getheader("Content-Type", "").startswith("text/event-stream")
+        assert response.getheader("Transfer-Encoding") == "chunked"
+        reads: list[tuple[float, bytes]] = []
+        while chunk := response.read1(65536):
+            reads.append((time.monotonic() - started, chunk))
+        return reads
+    finally:
+        connection.close()
+
+
+def test_a_streamed_completion_comes_through_the_proxy_event_by_event(emu: Emulator) -> None:
+    import json
+
+    from tests.k8s_emulator.runtime_http import FIRST_TOKEN_S, TOKEN_INTERVAL_S
+
+    _create(emu, _runtime("vllm", ["--model", "/m", "--served-model-name", "llama-8b"]))
+    _serving(emu, "vllm:http")
+    tokens = 8
+    body = {
+        "model": "llama-8b",
+        "prompt": "Hello there",
+        "max_tokens": tokens,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    reads = _stream_events(emu, "vllm:http", body)
+    text = b"".join(chunk for _, chunk in reads).decode()
+    events = [e.removeprefix("data: ") for e in text.split("\n\n") if e]
+    assert events[-1] == "[DONE]"
+    chunks = [json.loads(e) for e in events[:-1]]
+    assert [c["choices"][0]["text"] for c in chunks[:tokens]] == [
+        " the",
+        " quick",
+        " brown",
+        " fox",
+        " jumps",
+        " over",
+        " the",
+        " lazy",
+    ]
+    assert [c["choices"][0]["finish_reason"] for c in chunks[:tokens]] == [None] * 7 + ["length"]
+    assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]["completion_tokens"] == tokens
+    # Flushed as written: the first token after the simulated prefill, and the tokens in
+    # separate reads spread over the engine's pacing, not one buffered body at the end.
+    assert reads[0][0] >= FIRST_TOKEN_S
+    token_reads = [t for t, chunk in reads if b'"text"' in chunk]
+    assert len(token_reads) >= tokens - 1, reads
+    assert token_reads[-1] - token_reads[0] >= (tokens - 1) * TOKEN_INTERVAL_S * 0.9
+
+    # The API server logged the proxied request and the engine answered it, without the
+    # bearer token (the API server consumes Authorization).
+    (proxied,) = [p for p in emu.proxy_log() if p.path == "/v1/completions"]
+    assert (proxied.service_id, proxied.status) == ("vllm:http", 200)
+    assert proxied.streamed_events == tokens + 2  # the tokens, the usage event, [DONE]
+    (served,) = [s for s in emu.engine_log() if s.path == "/v1/completions"]
+    assert (served.server, served.via, served.status) == ("vllm", "service-proxy", 200)
+    assert "authorization" not in served.headers
+
+
+def test_stream_options_without_stream(emu: Emulator) -> None:
+    _create(emu, _runtime("vllm", ["--model", "/m", "--served-model-name", "m"]))
+    _serving(emu, "vllm:http")
+    request = {"model": "m", "prompt": "Hi", "max_tokens": 2, "stream_options": {"a": 1}}
+    status, body = _proxy(emu, "vllm:http", "v1/completions", "POST", request)
+    assert status == 400 and "stream=True" in body["message"]

@@ -152,8 +152,10 @@ def test_a_route_to_a_runtime_that_is_gone_fails_the_check(h100_k8s: Emulator) -
     gone = ReadyDeployment("gone", "gone", f"http://rt-gone.{MODEL_NAMESPACE}.svc:8000")
     config = gateway_config("lab", [_serve(target, "alpha"), gone])
     _publish(target, config)
+    # The deadline leaves the rollout room on a loaded machine; the failed route is what
+    # the checks still see when it passes.
     with pytest.raises(EndpointNotReady) as caught:
-        target.verify_gateway("bud-gateway", "bud-gateway", config.routes, timeout_s=2)
+        target.verify_gateway("bud-gateway", "bud-gateway", config.routes, timeout_s=8)
     assert "could not complete with 'gone'" in str(caught.value)
     assert "APIConnectionError" in str(caught.value)
 

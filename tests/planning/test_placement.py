@@ -68,10 +68,7 @@ def test_ranks_by_fit_then_device_hour_price_when_nothing_was_measured() -> None
     assert why["east-h100"] == "not chosen: fits, but $6.8800/h vs $3.4309/h"
     assert "price is unknown (price unknown: Gaudi2 is a placeholder" in why["lab-gaudi"]
     assert why["edge-t4"].startswith("not chosen: does not fit (Llama-3.1-8B-Instruct")
-    assert (
-        why["empty"]
-        == "not chosen: does not fit (no schedulable node recorded; run detect-nodes on it)"
-    )
+    assert why["empty"] == "not chosen: does not fit (no node recorded; run detect-nodes on it)"
     assert decision.plan.device_product == "NVIDIA A100-SXM4-80GB"
 
 

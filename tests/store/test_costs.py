@@ -167,6 +167,35 @@ def test_recorded_inventories_of_available_clusters(store: Store) -> None:
         found = recorded_inventories(session)
     assert set(found) == {"east", "bare"}
     assert found["bare"] == []
-    assert [inv.node_name for inv in found["east"]] == ["gpu-1"]
+    # A cordoned node is kept, marked cordoned, for the planner to leave out and name.
+    assert [inv.node_name for inv in found["east"]] == ["gpu-1", "gpu-2"]
     assert found["east"][0].nvidia is not None
     assert found["east"][0].nvidia.gpus[0].product == "NVIDIA H100 80GB HBM3"
+    assert found["east"][0].scheduling is None
+    assert found["east"][1].scheduling is not None
+    assert found["east"][1].scheduling.unschedulable
+
+
+def test_taints_and_cordon_are_recorded_and_read_back(store: Store) -> None:
+    tainted = NodeInventory.model_validate(
+        {
+            "node_name": "gpu-t",
+            "collected_at": "2026-11-01T12:00:00+00:00",
+            "scheduling": {
+                "taints": [{"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}],
+                "unschedulable": True,
+                "labels": {"pool": "gpu"},
+            },
+        }
+    )
+    observation = observation_from_inventory(tainted)
+    assert observation.schedulable is False
+    with store.session() as session:
+        register_cluster(session, name="pool", kind="kubernetes", provider="onprem")
+        set_cluster_status(session, "pool", "available")
+        record_node_snapshot(session, get_cluster(session, "pool").id, observation)
+    with store.session() as session:
+        (found,) = recorded_inventories(session)["pool"]
+    assert found.scheduling is not None
+    assert [t.describe() for t in found.scheduling.taints] == ["nvidia.com/gpu=present:NoSchedule"]
+    assert found.scheduling.unschedulable and found.scheduling.labels == {"pool": "gpu"}

@@ -91,11 +91,16 @@ def _number(value: float | None, digits: int = 2) -> str:
     return f"{value:.{digits}f}"
 
 
+def _endpoint(run: dict[str, Any]) -> str:
+    via = (run.get("settings") or {}).get("reached_via")
+    return f"{run['url']} ({run['api']})" + (f", reached {via}" if via else "")
+
+
 def _header(summary: dict[str, Any]) -> str:
     run = summary["run"]
     facts = [
         ("Model", run["model"]),
-        ("Endpoint", f"{run['url']} ({run['api']})"),
+        ("Endpoint", _endpoint(run)),
         ("Profile", run["profile"]),
         ("Started", _when(run["started_at"])),
         ("Measured over", f"{summary['duration_s']:.2f} s"),
@@ -260,7 +265,7 @@ def _details(summary: dict[str, Any]) -> str:
     settings = run["settings"]
     slos = settings.get("slos_ms") or {}
     facts = [
-        ("Endpoint", f"{run['url']} ({run['api']})"),
+        ("Endpoint", _endpoint(run)),
         ("Model", run["model"]),
         ("Profile", run["profile"]),
         ("Started / finished", f"{_when(run['started_at'])} / {_when(run['finished_at'])}"),

@@ -140,7 +140,8 @@ def render_markdown(summary: dict[str, Any]) -> str:
     lines = [
         f"# Benchmark {run['name']}",
         "",
-        f"- Endpoint: `{run['url']}` ({run['api']}), model `{run['model']}`",
+        f"- Endpoint: `{run['url']}` ({run['api']}), model `{run['model']}`"
+        + (f", reached {settings['reached_via']}" if settings.get("reached_via") else ""),
         f"- Profile: {run['profile']}; started {run['started_at']}; status {run['status']}",
         f"- Tokenizer: {settings.get('tokenizer')} ({settings.get('tokenizer_reason')})",
         f"- Output token counts from: {', '.join(summary['output_tokens_source']) or 'n/a'}",

@@ -34,6 +34,7 @@ from budcluster.targets.base import (
     AccessReport,
     ModelSourceSpec,
     NodeHealth,
+    PodScheduling,
     ProgressCallback,
     RolloutSpec,
     RuntimeFailed,
@@ -292,6 +293,7 @@ class HostsTarget:
         model_name: str,
         nodes: Sequence[str],
         progress: ProgressCallback | None = None,
+        scheduling: PodScheduling | None = None,
         *,
         adapter_sources: Sequence[ModelSourceSpec] = (),
     ) -> StagedModel:
@@ -303,6 +305,7 @@ class HostsTarget:
         ``progress`` hears the sum over the hosts every ``timeouts.progress_poll_s`` while
         they copy (read from each host's progress file), and once more when all are done.
         """
+        _refuse_scheduling(scheduling)
         check_name(model_name, "model_name")
         if not nodes:
             raise HostsConfigError("stage_model needs at least one node (inventory host name)")
@@ -350,11 +353,12 @@ class HostsTarget:
         model_name: str,
         nodes: Sequence[str],
         progress: ProgressCallback | None = None,
+        scheduling: PodScheduling | None = None,
     ) -> StagedModel:
         """Copy a LoRA adapter onto ``nodes`` as a model of its own, ``<state>/models/
         <adapter_dir>``, beside ``model_name``'s directory (which names nothing more here)."""
         check_name(model_name, "model_name")
-        return self.stage_model(source, adapter_dir, nodes, progress)
+        return self.stage_model(source, adapter_dir, nodes, progress, scheduling)
 
     def render(self, spec: RolloutSpec) -> dict[str, Any]:
         """The deploy playbook's extravars for ``spec`` (every runtime form, rendered)."""
@@ -400,6 +404,7 @@ class HostsTarget:
                 "autoscaling: a hosts cluster cannot autoscale; remove autoscaling from the "
                 "request, or deploy to a kubernetes cluster"
             )
+        _refuse_scheduling(spec.scheduling)
         node = self.node_for(spec.plan)
         result = self._run(
             "deploy_runtime.yml",
@@ -467,3 +472,12 @@ class HostsTarget:
         )
         env = " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(spec.plan.host_env.items()))
         return (env + " " if env else "") + shlex.join(argv)
+
+
+def _refuse_scheduling(scheduling: PodScheduling | None) -> None:
+    # deploy-model refuses these first; this keeps a direct caller from having them ignored.
+    if scheduling is not None and (scheduling.tolerations or scheduling.node_selector):
+        raise HostsConfigError(
+            "tolerations and node_selector: a hosts cluster has no scheduler, taints or node "
+            "labels; remove them from the request, or deploy to a kubernetes cluster"
+        )

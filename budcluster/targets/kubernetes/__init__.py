@@ -6,7 +6,8 @@ model transfer Job), :mod:`.node_detection` (node health and the collector's inv
 :mod:`.verification` (endpoint and gateway checks, sent by :mod:`.probe` through the service
 proxy). The rest is pure: :mod:`.names` (namespaces, releases, PVC paths), :mod:`.values`
 (chart values), :mod:`.nodes` (node state, inventory, devices in use), :mod:`.status`
-(runtime state, failure reasons), :mod:`.objects` (the Kubernetes objects read, as
+(runtime state, failure reasons), :mod:`.reach` (how the worker reaches a Service
+from outside: the API server's service proxy), :mod:`.objects` (the Kubernetes objects read, as
 TypedDicts), :mod:`.timeouts` (how long each step may take) and :mod:`.errors` (the error
 tree).
 """
@@ -48,6 +49,12 @@ from budcluster.targets.kubernetes.objects import (
     NodeObject,
     PodObject,
 )
+from budcluster.targets.kubernetes.reach import (
+    VIA_SERVICE_PROXY,
+    InClusterService,
+    in_cluster_service,
+    service_proxy_access,
+)
 from budcluster.targets.kubernetes.status import rollout_complete, runtime_state
 from budcluster.targets.kubernetes.target import CHARTS_DIR, KubernetesTarget
 from budcluster.targets.kubernetes.timeouts import KubernetesTimeouts
@@ -64,8 +71,10 @@ __all__ = [
     "PVC_SCHEME",
     "RUNTIME_SELECTOR",
     "SERVED_MODEL_ANNOTATION",
+    "VIA_SERVICE_PROXY",
     "DeploymentObject",
     "EventObject",
+    "InClusterService",
     "KubernetesRuntimeFailed",
     "KubernetesTarget",
     "KubernetesTargetConfigError",
@@ -77,6 +86,7 @@ __all__ = [
     "PodObject",
     "devices_in_use",
     "dns_name",
+    "in_cluster_service",
     "is_accelerator",
     "model_release_for",
     "namespace_for",
@@ -89,5 +99,6 @@ __all__ = [
     "rollout_complete",
     "runtime_state",
     "runtime_values",
+    "service_proxy_access",
     "transfer_values",
 ]

@@ -28,6 +28,7 @@ from budcluster.targets.kubernetes.nodes import (
 )
 from budcluster.targets.kubernetes.objects import NodeObject, PodObject
 from budcluster.targets.kubernetes.timeouts import KubernetesTimeouts
+from budcluster.targets.kubernetes.values import collector_values
 
 
 class NodeDetection:
@@ -42,6 +43,7 @@ class NodeDetection:
         timeouts: KubernetesTimeouts,
         render: Callable[[str, Mapping[str, Any], str, str], list[dict[str, Any]]],
         ensure_namespace: Callable[[str], None],
+        collector_overrides: Mapping[str, Any] | None = None,
     ) -> None:
         self._api = api_client
         self._namespace = system_namespace
@@ -49,6 +51,8 @@ class NodeDetection:
         self._timeouts = timeouts
         self._render = render
         self._ensure_namespace = ensure_namespace
+        # Checked now, so bad values fail before anything is applied.
+        self._collector_values = collector_values(image, collector_overrides)
         self.node_states: dict[str, NodeState] = {}
         """What the last ``detect_nodes``/``node_health`` saw, for the flow to record."""
 
@@ -69,7 +73,7 @@ class NodeDetection:
             self.node_states = states
             self._ensure_namespace(namespace)
             objects = self._render(
-                "node_info_collector", {"image": self._image}, COLLECTOR_RELEASE, namespace
+                "node_info_collector", self._collector_values, COLLECTOR_RELEASE, namespace
             )
             kube.apply_objects(
                 self._api, objects, COLLECTOR_RELEASE, timeout_s=self._timeouts.api_s

@@ -9,7 +9,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from budcluster.hardware.advertised_gpus import extend_to_advertised
-from budcluster.hardware.inventory import DevicesInUse, NodeInventory
+from budcluster.hardware.inventory import (
+    DevicesInUse,
+    NodeInventory,
+    NodeScheduling,
+    NodeTaint,
+)
 from budcluster.hardware.merge import merge_fragments
 from budcluster.hardware.node_labels import parse_node_labels
 from budcluster.targets.base import NodeHealth
@@ -190,7 +195,28 @@ def reconcile_node(
     if note:
         notes.append(note)
     return inventory.model_copy(
-        update={"notes": [*inventory.notes, *notes], "devices_in_use": list(in_use)}
+        update={
+            "notes": [*inventory.notes, *notes],
+            "devices_in_use": list(in_use),
+            "scheduling": node_scheduling(node),
+        }
+    )
+
+
+def node_scheduling(node: NodeObject) -> NodeScheduling:
+    """The node's taints, cordon and labels: what decides which pods it accepts."""
+    spec = node.get("spec") or {}
+    return NodeScheduling(
+        taints=[
+            NodeTaint(
+                key=str(t.get("key", "")),
+                value=str(t.get("value") or ""),
+                effect=str(t.get("effect", "")),
+            )
+            for t in spec.get("taints") or []
+        ],
+        unschedulable=bool(spec.get("unschedulable", False)),
+        labels={str(k): str(v) for k, v in (node["metadata"].get("labels") or {}).items()},
     )
 
 

@@ -19,6 +19,7 @@ from budcluster.adapters import kubernetes as kube
 from budcluster.errors import BudClusterError
 from budcluster.targets.base import (
     ModelSourceSpec,
+    PodScheduling,
     ProgressCallback,
     StagedModel,
     TransferProgress,
@@ -67,16 +68,19 @@ class ModelStaging:
         model_name: str,
         nodes: Sequence[str],
         progress: ProgressCallback | None = None,
+        scheduling: PodScheduling | None = None,
         *,
         adapter_sources: Sequence[ModelSourceSpec] = (),
     ) -> StagedModel:
         """Copy the model into its PVC, which is sized for it and ``adapter_sources`` (the
-        LoRA adapters :meth:`stage_adapter` copies beside it)."""
+        LoRA adapters :meth:`stage_adapter` copies beside it); ``scheduling`` places the
+        transfer Job on the pool the runtime uses."""
         check_model_name(model_name)
         _check_pod_readable(source, "model")
         namespace = namespace_for(self._prefix, model_name)
         release = model_release_for(model_name)
         pvc = f"{release}-model"
+        placement = scheduling or PodScheduling()
         secret = source_secret(source, namespace, release)
         values = transfer_values(
             image=self._image,
@@ -87,6 +91,8 @@ class ModelStaging:
             node_name=nodes[0] if len(nodes) == 1 else None,
             pvc_name=pvc,
             adapter_bytes=sum(_source_bytes(s) for s in adapter_sources),
+            tolerations=placement.tolerations,
+            node_selector=placement.node_selector,
         )
         return self._stage(source, model_name, nodes, progress, namespace, release, values, secret)
 
@@ -97,6 +103,7 @@ class ModelStaging:
         model_name: str,
         nodes: Sequence[str],
         progress: ProgressCallback | None = None,
+        scheduling: PodScheduling | None = None,
     ) -> StagedModel:
         """Copy a LoRA adapter into ``<adapter_dir>`` of ``model_name``'s PVC (staged first
         by :meth:`stage_model`), by a transfer Job of its own in the model's namespace.
@@ -104,6 +111,8 @@ class ModelStaging:
         A runtime pod mounts only claims of its own namespace, and the model's namespace
         holds every runtime of the model, so the adapters live in the model's claim. The Job
         resumes from the files the directory holds: an unchanged adapter copies nothing.
+        ``scheduling`` must be the model's: the Job mounts the model's claim, which a
+        node-local volume binds to the tainted or labelled pool the model's Job ran on.
         """
         check_model_name(model_name)
         check_model_name(adapter_dir)
@@ -124,6 +133,7 @@ class ModelStaging:
                 f"model {model_name} has no volume ({namespace}/{pvc}) to stage adapter "
                 f"{adapter_dir} into; stage the model first"
             )
+        placement = scheduling or PodScheduling()
         secret = source_secret(source, namespace, release)
         values = transfer_values(
             image=self._image,
@@ -134,6 +144,8 @@ class ModelStaging:
             node_name=nodes[0] if len(nodes) == 1 else None,
             pvc_name=pvc,
             job_name=adapter_job_for(release, adapter_dir),
+            tolerations=placement.tolerations,
+            node_selector=placement.node_selector,
         )
         return self._stage(source, adapter_dir, nodes, progress, namespace, release, values, secret)
 

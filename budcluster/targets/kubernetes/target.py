@@ -26,6 +26,7 @@ from budcluster.hardware.inventory import NodeInventory
 from budcluster.targets.base import (
     AccessReport,
     ModelSourceSpec,
+    PodScheduling,
     ProgressCallback,
     RolloutSpec,
     RuntimeState,
@@ -33,10 +34,12 @@ from budcluster.targets.base import (
     StagedModel,
 )
 from budcluster.targets.kubernetes.errors import KubernetesTargetError, wrap
-from budcluster.targets.kubernetes.names import parse_pvc_path, release_for
+from budcluster.targets.kubernetes.names import COLLECTOR_RELEASE, parse_pvc_path, release_for
 from budcluster.targets.kubernetes.node_detection import NodeDetection
 from budcluster.targets.kubernetes.nodes import NodeState
 from budcluster.targets.kubernetes.objects import DeploymentObject, EventObject, PodObject
+from budcluster.targets.kubernetes.scc import check_scc_name
+from budcluster.targets.kubernetes.scc_grants import grant_scc
 from budcluster.targets.kubernetes.staging import ModelStaging
 from budcluster.targets.kubernetes.status import runtime_state
 from budcluster.targets.kubernetes.timeouts import KubernetesTimeouts
@@ -63,7 +66,10 @@ class KubernetesTarget:
         timeouts: KubernetesTimeouts | None = None,
         charts_dir: Path = CHARTS_DIR,
         tolerations: Sequence[Mapping[str, Any]] = (),
+        collector_values: Mapping[str, Any] | None = None,
     ) -> None:
+        """``collector_values``: the node_info_collector's placement overrides (per-variant
+        runtimeClassName, nodeSelector, affinity, tolerations; see ``values.collector_values``)."""
         self._api = api_client
         self._prefix = namespace_prefix
         self._image = image
@@ -80,6 +86,7 @@ class KubernetesTarget:
             timeouts=self._timeouts,
             render=self._render,
             ensure_namespace=self._ensure_namespace,
+            collector_overrides=collector_values,
         )
         self._staging = ModelStaging(
             api_client,
@@ -157,17 +164,37 @@ class KubernetesTarget:
     def detect_nodes(self) -> list[NodeInventory]:
         return self._nodes.detect_nodes()
 
+    def grant_collector_scc(self, scc: str) -> list[str]:
+        """On OpenShift, let the node-info collector's service account use ``scc`` (before
+        ``detect_nodes`` creates its pods: SCC admission happens when a pod is created).
+
+        Returns ``Kind/name`` of each object written; on plain Kubernetes, which has no
+        SCCs, it writes nothing and returns ``[]``. Idempotent.
+        """
+        check_scc_name(scc)
+        namespace = self.system_namespace
+        try:
+            if not self._is_openshift():
+                return []
+            self._ensure_namespace(namespace)
+        except kube.KubernetesError as exc:
+            raise wrap(exc, f"grant SCC {scc} in {namespace}") from exc
+        return grant_scc(
+            self._api, scc, namespace, COLLECTOR_RELEASE, timeout_s=self._timeouts.api_s
+        )
+
     def stage_model(
         self,
         source: ModelSourceSpec,
         model_name: str,
         nodes: Sequence[str],
         progress: ProgressCallback | None = None,
+        scheduling: PodScheduling | None = None,
         *,
         adapter_sources: Sequence[ModelSourceSpec] = (),
     ) -> StagedModel:
         return self._staging.stage_model(
-            source, model_name, nodes, progress, adapter_sources=adapter_sources
+            source, model_name, nodes, progress, scheduling, adapter_sources=adapter_sources
         )
 
     def stage_adapter(
@@ -177,10 +204,13 @@ class KubernetesTarget:
         model_name: str,
         nodes: Sequence[str],
         progress: ProgressCallback | None = None,
+        scheduling: PodScheduling | None = None,
     ) -> StagedModel:
         """Copy a LoRA adapter into ``adapter_dir`` of the model's PVC (see
-        :meth:`ModelStaging.stage_adapter`)."""
-        return self._staging.stage_adapter(source, adapter_dir, model_name, nodes, progress)
+        :meth:`ModelStaging.stage_adapter`); ``scheduling`` is the model's."""
+        return self._staging.stage_adapter(
+            source, adapter_dir, model_name, nodes, progress, scheduling
+        )
 
     def apply_release(
         self, chart: str, values: Mapping[str, Any], release: str, namespace: str
@@ -213,7 +243,8 @@ class KubernetesTarget:
                 pvc_name=claim,
                 subdir=subdir,
                 openshift=self._is_openshift(),
-                tolerations=self._tolerations,
+                tolerations=[*self._tolerations, *spec.scheduling.tolerations],
+                node_selector=spec.scheduling.node_selector,
                 namespace=namespace,
                 release=release,
                 keda=keda,

@@ -15,7 +15,7 @@ from budcluster.autoscaling import (
 )
 from budcluster.planning.lora import ADAPTER_MOUNT
 from budcluster.targets.base import ModelSourceSpec, RolloutSpec
-from budcluster.targets.kubernetes.errors import KubernetesTargetError
+from budcluster.targets.kubernetes.errors import KubernetesTargetConfigError, KubernetesTargetError
 from budcluster.targets.kubernetes.names import parse_pvc_path, slug
 
 _QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$")
@@ -48,6 +48,7 @@ def runtime_values(
     subdir: str,
     openshift: bool,
     tolerations: Sequence[Mapping[str, Any]] = (),
+    node_selector: Mapping[str, str] | None = None,
     gpu_product: str | None = None,
     namespace: str = "",
     release: str = "",
@@ -60,7 +61,9 @@ def runtime_values(
     query sums the metric over the release's pods in ``namespace``.
 
     Placement pins the pods to the plan's node by hostname; with ``gpu_product`` it selects
-    any node with that GPU Feature Discovery product instead. The model directory of the
+    any node with that GPU Feature Discovery product instead. ``tolerations`` and
+    ``node_selector`` (the deploy form's) let the pods onto a tainted or labelled pool; the
+    chart adds the placement's labels to the selector. The model directory of the
     PVC (``subdir``) is mounted where the plan's args expect it: the ``--model`` directory
     for vLLM, the GGUF file's directory for llama.cpp (as the hosts target does).
     """
@@ -96,6 +99,7 @@ def runtime_values(
             "adapters": adapter_mounts(spec, pvc_name),
         },
         "placement": placement,
+        "nodeSelector": dict(node_selector or {}),
         "tolerations": [dict(t) for t in tolerations],
         # TP workers talk through /dev/shm; single-device engines need little.
         "shmSizeMiB": 8192 if plan.tensor_parallel_size > 1 else 1024,
@@ -171,10 +175,14 @@ def transfer_values(
     adapter_bytes: int = 0,
     pvc_size: str = "",
     job_name: str = "",
+    tolerations: Sequence[Mapping[str, Any]] = (),
+    node_selector: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """model_transfer values. A model's Job creates the PVC, sized for the model and the
     ``adapter_bytes`` staged beside it (``pvc_size`` keeps a live claim's size); an
-    adapter's Job (``job_name`` given) copies into that PVC and creates none."""
+    adapter's Job (``job_name`` given) copies into that PVC and creates none. Every Job
+    takes the runtime's tolerations and node selector so it can run on (and bind the
+    volume in) the tainted or labelled pool the runtime uses."""
     return {
         "image": image,
         "modelName": slug(model_name),
@@ -184,6 +192,8 @@ def transfer_values(
         "jobName": job_name,
         "pvc": {"name": pvc_name, "create": not job_name, "size": pvc_size},
         "nodeName": node_name or "",
+        "nodeSelector": dict(node_selector or {}),
+        "tolerations": [dict(t) for t in tolerations],
     }
 
 
@@ -198,3 +208,61 @@ def source_secret(source: ModelSourceSpec, namespace: str, release: str) -> dict
         "type": "Opaque",
         "stringData": dict(source.credentials_env),
     }
+
+
+COLLECTOR_VARIANTS = ("nvidia", "gaudi", "plain")
+_COLLECTOR_TOP_KEYS = {"tolerations", "resources", "refreshSeconds", "collectTimeoutSeconds"}
+_COLLECTOR_VARIANT_KEYS = {"enabled", "runtimeClassName", "nodeSelector", "affinity", "tolerations"}
+_COLLECTOR_TYPES: dict[str, type | tuple[type, ...]] = {
+    "tolerations": list,
+    "resources": dict,
+    "refreshSeconds": int,
+    "collectTimeoutSeconds": int,
+    "enabled": bool,
+    "runtimeClassName": str,
+    "nodeSelector": dict,
+    "affinity": dict,
+}
+
+
+def collector_values(image: str, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """node_info_collector values: the tools image plus the operator's placement overrides
+    (``BUDCLUSTER_KUBERNETES_COLLECTOR_VALUES``). Only the placement and sizing keys are
+    taken; the image stays the tools image setting, and the node labels that tell the
+    variants apart stay the chart's. Helm merges these over the chart's defaults per key."""
+    values: dict[str, Any] = {"image": image}
+    for key, value in (overrides or {}).items():
+        if key in COLLECTOR_VARIANTS:
+            if not isinstance(value, Mapping):
+                raise _collector_error(key, "must be a mapping of the variant's values")
+            variant = {}
+            for sub, sub_value in value.items():
+                if sub not in _COLLECTOR_VARIANT_KEYS:
+                    raise _collector_error(
+                        f"{key}.{sub}", f"is not one of {sorted(_COLLECTOR_VARIANT_KEYS)}"
+                    )
+                _check_type(f"{key}.{sub}", _COLLECTOR_TYPES[sub], sub_value)
+                variant[str(sub)] = sub_value
+            values[key] = variant
+        elif key in _COLLECTOR_TOP_KEYS:
+            _check_type(key, _COLLECTOR_TYPES[key], value)
+            values[str(key)] = value
+        else:
+            allowed = sorted({*_COLLECTOR_TOP_KEYS, *COLLECTOR_VARIANTS})
+            raise _collector_error(str(key), f"is not one of {allowed}")
+    return values
+
+
+def _check_type(key: str, expected: type | tuple[type, ...], value: object) -> None:
+    # bool is an int in Python; a count given as true is a mistake.
+    wrong_bool = isinstance(value, bool) and expected is int
+    if wrong_bool or not isinstance(value, expected):
+        name = expected.__name__ if isinstance(expected, type) else str(expected)
+        raise _collector_error(key, f"must be a {name}, not {type(value).__name__}")
+
+
+def _collector_error(key: str, problem: str) -> KubernetesTargetConfigError:
+    return KubernetesTargetConfigError(
+        f"collector values (BUDCLUSTER_KUBERNETES_COLLECTOR_VALUES): {key} {problem} "
+        "(docs/kubernetes.md, 'Tainted node pools, cordons and node selectors')"
+    )

@@ -35,7 +35,14 @@ spec:
       {{- with .cfg.runtimeClassName }}
       runtimeClassName: {{ . | quote }}
       {{- end }}
+      {{- with .cfg.nodeSelector }}
+      nodeSelector:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
       affinity:
+      {{- if .cfg.affinity }}
+        {{- toYaml .cfg.affinity | nindent 8 }}
+      {{- else }}
         nodeAffinity:
           requiredDuringSchedulingIgnoredDuringExecution:
             nodeSelectorTerms:
@@ -49,7 +56,12 @@ spec:
                   - {key: {{ $v.nvidia.nodeLabel | quote }}, operator: NotIn, values: ["true"]}
                   - {key: {{ $v.gaudi.nodeLabel | quote }}, operator: NotIn, values: ["true"]}
                 {{- end }}
-      {{- with $v.tolerations }}
+      {{- end }}
+      {{- $tolerations := $v.tolerations }}
+      {{- if hasKey .cfg "tolerations" }}
+      {{- $tolerations = .cfg.tolerations }}
+      {{- end }}
+      {{- with $tolerations }}
       tolerations:
         {{- toYaml . | nindent 8 }}
       {{- end }}
