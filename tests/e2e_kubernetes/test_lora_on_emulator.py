@@ -8,10 +8,16 @@ into the model's PVC, and the checks read the files from there:
   ``lora-<name>-<hash>`` of the model's PVC (no PVC of its own), the PVC is sized for the
   adapters too, the Deployment's args load them from ``/adapters/<name>`` where the pod
   mounts those directories, the engine serves each under its name, and the store holds
-  them under the model. A redeploy that adds an adapter copies only the new one; a
-  teardown leaves the model's volume, adapters included, as it leaves the model.
+  them under the model. A redeploy that adds an adapter copies only the new one and
+  benchmarks that adapter; a teardown leaves the model's volume, adapters included, as it
+  leaves the model.
 - llama.cpp on the CPU node with a GGUF model and a GGUF adapter: ``--lora-scaled
-  /adapters/tone/tone.gguf:0``, and ``GET /lora-adapters`` lists that in-pod path.
+  /adapters/tone/tone.gguf:0``, ``GET /lora-adapters`` lists that in-pod path, and the
+  deploy's benchmark of the adapter sends its ``lora`` selection with every request.
+
+Each benchmark streams through the API server's service proxy (the worker cannot dial a
+Service), and the engine's log shows what every request asked for: vLLM the adapter's
+name as the model, llama-server the ``lora`` field.
 """
 
 from __future__ import annotations
@@ -219,6 +225,81 @@ def _proxy(
     )
 
 
+BENCH_REQUESTS, BENCH_WARMUP = 6, 1
+BENCH_PROFILE = {
+    "profile": "concurrency:2",
+    "requests": BENCH_REQUESTS,
+    "warmup_requests": BENCH_WARMUP,
+    "input_tokens": "16",
+    "output_tokens": "8",
+}
+
+
+def _assert_benchmarked_adapter(
+    platform: Platform, deployment: str, summary: dict[str, Any], endpoint: str
+) -> list[dict[str, Any]]:
+    """The deploy's benchmark measured ``endpoint`` through the service proxy, streamed,
+    and stored its run; returns the JSON bodies the engine received from the benchmark
+    client (warm-up included)."""
+    from sqlalchemy import func, select
+
+    from budcluster.store import Store
+    from budcluster.store.models import BenchmarkRequest, BenchmarkRun, Deployment
+    from budcluster.targets.kubernetes import in_cluster_service
+
+    requests = BENCH_REQUESTS
+    assert summary["requests_completed"] == requests and summary["requests_failed"] == 0
+    assert summary["output_tokens_source"] == ["usage"]
+    service = in_cluster_service(endpoint)
+    assert service is not None, endpoint
+    assert summary["run"]["url"] == endpoint
+    assert summary["run"]["settings"]["reached_via"] == (
+        f"via API server service proxy {platform.emulator.url}/api/v1/namespaces/"
+        f"{service.namespace}/services/{service.name}:{service.port}/proxy"
+    )
+    proxied = [
+        p
+        for p in platform.emulator.proxy_log()
+        if p.service_id == service.proxy_id() and p.path == "/v1/completions"
+    ]
+    # Warm-up and measured requests, each streamed back event by event (8 tokens, [DONE]
+    # and, for vLLM, the usage event that include_usage asks for).
+    streamed = [p for p in proxied if p.streamed_events]
+    assert len(streamed) == requests + BENCH_WARMUP
+    assert {(p.method, p.status) for p in streamed} == {("POST", 200)}
+    bodies = [
+        s.json_body()
+        for s in platform.emulator.engine_log()
+        if s.pod.startswith(f"rt-{deployment}-")
+        and s.path == "/v1/completions"
+        and s.via == "service-proxy"
+        and "aiohttp" in s.headers.get("user-agent", "")
+    ]
+    assert len(bodies) == len(streamed)
+    assert all(isinstance(b, dict) and b.get("stream") is True for b in bodies), bodies
+
+    store = Store(platform.database_url)
+    try:
+        with store.session() as session:
+            row = session.scalar(select(Deployment).where(Deployment.name == deployment))
+            assert row is not None
+            run = session.get(BenchmarkRun, summary["store_run_id"])
+            assert run is not None and run.deployment_id == row.id
+            assert run.endpoint_url == endpoint
+            stored = session.execute(
+                select(BenchmarkRequest.warmup, func.count())
+                .where(BenchmarkRequest.run_id == run.id, BenchmarkRequest.error.is_(None))
+                .group_by(BenchmarkRequest.warmup)
+            )
+            assert dict(stored.tuples().all()) == {False: requests, True: BENCH_WARMUP}
+            model, settings = run.model, dict(run.settings)
+    finally:
+        store.dispose()
+    assert model == summary["run"]["model"]
+    assert str(settings["reached_via"]).startswith("via API server service proxy")
+    return [dict(b) for b in bodies]
+
+
 def test_vllm_serves_peft_adapters_staged_into_the_model_volume(platform: Platform) -> None:
     from sqlalchemy import select
 
@@ -300,7 +381,9 @@ def test_vllm_serves_peft_adapters_staged_into_the_model_volume(platform: Platfo
         store.dispose()
 
 
-def test_a_redeploy_with_another_adapter_copies_only_that_one(platform: Platform) -> None:
+def test_a_redeploy_with_another_adapter_copies_only_that_one_and_benchmarks_it(
+    platform: Platform,
+) -> None:
     from budcluster.planning.lora import staged_adapter_name
     from budcluster.targets.kubernetes import model_release_for, namespace_for
     from budcluster.targets.kubernetes.names import adapter_job_for
@@ -313,8 +396,12 @@ def test_a_redeploy_with_another_adapter_copies_only_that_one(platform: Platform
     before = _in_pod(platform, _runtime_pod(platform, "chat"), "/adapters/tone")
     stamp = {p.name: p.stat().st_mtime_ns for p in before.iterdir()}
 
-    deploy_model(
-        _request("chat", [{"name": "tone", "uri": TONE_URI}, {"name": "sql", "uri": SQL_URI}])
+    outcome = deploy_model(
+        _request(
+            "chat",
+            [{"name": "tone", "uri": TONE_URI}, {"name": "sql", "uri": SQL_URI}],
+            benchmark={**BENCH_PROFILE, "adapter": "sql"},
+        )
     )
     tone = _progress(platform, namespace, adapter_job_for(model_release, tone_dir))["result"]
     sql = _progress(platform, namespace, adapter_job_for(model_release, sql_dir))["result"]
@@ -336,6 +423,15 @@ def test_a_redeploy_with_another_adapter_copies_only_that_one(platform: Platform
     (pvc,) = platform.emulator.objects("persistentvolumeclaims", "", namespace)
     total = sum(len(b) for uri in (TONE_URI, SQL_URI) for b in platform.adapters[uri].values())
     assert pvc["metadata"]["annotations"]["budcluster.io/adapter-bytes"] == str(total)
+
+    # The benchmark measured the sql adapter: vLLM selects a LoRA module by its name as
+    # the request's model, and nothing else in the body names an adapter.
+    bodies = _assert_benchmarked_adapter(
+        platform, "chat", outcome["benchmark"], outcome["endpoint_url"]
+    )
+    assert {b["model"] for b in bodies} == {"sql"}
+    assert not any("lora" in b for b in bodies)
+    assert outcome["benchmark"]["run"]["model"] == "sql"
 
 
 def test_a_teardown_keeps_the_model_volume_with_its_adapters(platform: Platform) -> None:
@@ -373,6 +469,7 @@ def test_llama_server_loads_a_gguf_adapter_from_the_model_volume(platform: Platf
             model={"uri": "s3://models/tiny-gguf", "registry_block": "models"},
             device="cpu",
             max_model_len=4096,
+            benchmark={**BENCH_PROFILE, "adapter": "tone"},
         )
     )
     plan = RuntimePlan.model_validate(outcome["plan"])
@@ -402,3 +499,14 @@ def test_llama_server_loads_a_gguf_adapter_from_the_model_volume(platform: Platf
         {"model": model, "prompt": "Hi", "max_tokens": 3, **extra},
     )  # fmt: skip
     assert status == 200 and answer["usage"]["completion_tokens"] == 3
+
+    # The deploy's benchmark measured the adapter: llama-server serves one model, and
+    # every request turned the adapter (loaded at scale 0) on by its id.
+    bodies = _assert_benchmarked_adapter(
+        platform, "tiny", outcome["benchmark"], outcome["endpoint_url"]
+    )
+    assert {json.dumps(b["lora"]) for b in bodies} == {json.dumps([{"id": 0, "scale": 1.0}])}
+    assert {b["model"] for b in bodies} == {plan.served_model_name}
+    assert outcome["benchmark"]["run"]["settings"]["extra_body"] == {
+        "lora": [{"id": 0, "scale": 1.0}]
+    }
