@@ -74,8 +74,9 @@ class ModelSourceSpec:
 @dataclass(frozen=True)
 class PodScheduling:
     """Where a Kubernetes target's pods may go: the deploy form's tolerations (as a pod spec
-    holds them) and node selector, for the runtime and for the model's transfer Job alike,
-    so staging lands on the same tainted pool. Hosts have no scheduler and refuse both."""
+    holds them) and node selector, for the runtime and for the transfer Jobs of the model and
+    of its LoRA adapters alike, so staging lands on the same tainted pool. Hosts have no
+    scheduler and refuse both."""
 
     tolerations: tuple[Mapping[str, Any], ...] = ()
     node_selector: Mapping[str, str] = field(default_factory=dict)

@@ -23,7 +23,6 @@ name as the model, llama-server the ``lora`` field.
 from __future__ import annotations
 
 import json
-import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +36,7 @@ from tests.k8s_emulator.nodes import amx_cpu_node, h100_node
 from tests.k8s_emulator.waiting import raw_request
 from tests.modelfacts.test_modelfacts import tiny_gguf, write_gguf
 from tests.support.flow_environment import flow_environment
+from tests.support.lora_adapters import peft_adapter
 from tests.support.prefect_server import free_port
 
 pytestmark = pytest.mark.e2e
@@ -54,34 +54,6 @@ class Platform:
     volumes: Path
     adapters: dict[str, dict[str, bytes]]
     """Adapter URI -> {file name: bytes} as uploaded."""
-
-
-def _peft(rank: int, seed: int) -> dict[str, bytes]:
-    """A PEFT adapter for Llama 3.1 8B: its config and a safetensors file of rank ``rank``."""
-    header: dict[str, Any] = {"__metadata__": {"format": "pt"}}
-    data = b""
-    for layer in range(2):
-        for part, shape in (("lora_A", [rank, 4096]), ("lora_B", [4096, rank])):
-            name = f"base_model.model.model.layers.{layer}.self_attn.q_proj.{part}.weight"
-            size = shape[0] * shape[1] * 2
-            header[name] = {
-                "dtype": "BF16",
-                "shape": shape,
-                "data_offsets": [len(data), len(data) + size],
-            }
-            data += bytes((seed + i) % 251 for i in range(size))
-    raw = json.dumps(header).encode()
-    config = {
-        "peft_type": "LORA",
-        "r": rank,
-        "lora_alpha": 2 * rank,
-        "target_modules": ["q_proj"],
-        "base_model_name_or_path": "meta-llama/Llama-3.1-8B-Instruct",
-    }
-    return {
-        "adapter_config.json": json.dumps(config).encode(),
-        "adapter_model.safetensors": struct.pack("<Q", len(raw)) + raw + data,
-    }
 
 
 def _gguf_adapter(tmp: Path) -> dict[str, bytes]:
@@ -120,8 +92,8 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     )
     tiny_gguf(workdir / "tiny.gguf")
     adapters = {
-        TONE_URI: _peft(8, 1),
-        SQL_URI: _peft(16, 2),
+        TONE_URI: peft_adapter(8, 1),
+        SQL_URI: peft_adapter(16, 2),
         TONE_GGUF_URI: _gguf_adapter(workdir),
     }
     objects = {

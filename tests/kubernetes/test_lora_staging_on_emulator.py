@@ -1,6 +1,7 @@
 """Staging LoRA adapters into a model's volume, against the API emulator: an adapter needs
 the model's claim first, a controller directory is refused, the adapter's Job leaves its S3
-key Secret behind no more than the model's does, and a restage never shrinks a live claim."""
+key Secret behind no more than the model's does, a restage never shrinks a live claim, and
+on a tainted pool the adapter's Job takes the model's tolerations and node selector."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from collections.abc import Callable
 import pytest
 
 from budcluster.adapters import kubernetes as kube
-from budcluster.targets.base import ModelSourceSpec
+from budcluster.targets.base import ModelSourceSpec, PodScheduling
 from budcluster.targets.kubernetes import (
     KubernetesTargetError,
     KubernetesTimeouts,
@@ -19,7 +20,7 @@ from budcluster.targets.kubernetes import (
 from budcluster.targets.kubernetes.names import adapter_job_for
 from tests.k8s_emulator.emulator import Emulator
 from tests.k8s_emulator.fixtures import emulator_factory  # noqa: F401  (pytest fixture)
-from tests.k8s_emulator.nodes import h100_node
+from tests.k8s_emulator.nodes import Taint, amx_cpu_node, h100_node
 from tests.kubernetes.helpers import target_for
 
 FAST = KubernetesTimeouts(api_s=10, detect_s=20, transfer_s=20, ready_s=20, resync_s=1)
@@ -85,3 +86,65 @@ def test_a_restage_keeps_a_live_claim_that_holds_enough(k8s: Emulator) -> None:
     kube.apply_objects(api, [live], release)
     target.stage_model(source, "llama", [NODE])
     assert _claim_size(k8s, namespace) == "1024Mi"
+
+
+GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+
+
+def test_on_a_tainted_pool_the_adapter_job_goes_where_the_model_job_went(
+    emulator_factory: Callable[..., Emulator],  # noqa: F811
+) -> None:
+    gpu = h100_node()
+    gpu.taints = [Taint("nvidia.com/gpu", "NoSchedule", "present")]
+    k8s = emulator_factory(flavour="kubernetes", nodes=[gpu, amx_cpu_node()])
+    target = target_for(k8s, FAST)
+    placed = PodScheduling(
+        tolerations=(GPU_TOLERATION,), node_selector={"nvidia.com/gpu.present": "true"}
+    )
+    target.stage_model(ModelSourceSpec("s3://models/llama"), "llama", [gpu.name], None, placed)
+    target.stage_adapter(
+        ModelSourceSpec("s3://models/tone"), "lora-tone-1", "llama", [gpu.name], None, placed
+    )
+    namespace, release = namespace_for("bud", "llama"), model_release_for("llama")
+    jobs = {j["metadata"]["name"]: j for j in k8s.objects("jobs", "batch", namespace)}
+    assert sorted(jobs) == sorted([f"{release}-transfer", adapter_job_for(release, "lora-tone-1")])
+    for name, job in jobs.items():
+        spec = job["spec"]["template"]["spec"]
+        assert spec["tolerations"] == [GPU_TOLERATION], name
+        assert spec["nodeSelector"] == {
+            "nvidia.com/gpu.present": "true",
+            "kubernetes.io/hostname": gpu.name,
+        }, name
+        (pod,) = [
+            p
+            for p in k8s.objects("pods", "", namespace)
+            if p["metadata"]["labels"].get("batch.kubernetes.io/job-name") == name
+        ]
+        assert pod["spec"]["nodeName"] == gpu.name, name
+
+
+def test_an_adapter_job_without_the_toleration_never_leaves_pending(
+    emulator_factory: Callable[..., Emulator],  # noqa: F811
+) -> None:
+    """Why the adapter's Job must take the model's scheduling: pinned to the tainted node
+    that holds the model's volume, without the toleration it is never scheduled."""
+    gpu = h100_node()
+    gpu.taints = [Taint("nvidia.com/gpu", "NoSchedule", "present")]
+    k8s = emulator_factory(flavour="kubernetes", nodes=[gpu])
+    placed = PodScheduling(tolerations=(GPU_TOLERATION,))
+    target_for(k8s, FAST).stage_model(
+        ModelSourceSpec("s3://models/llama"), "llama", [gpu.name], None, placed
+    )
+    short = KubernetesTimeouts(api_s=10, detect_s=20, transfer_s=3, ready_s=20, resync_s=1)
+    with pytest.raises(KubernetesTargetError):
+        target_for(k8s, short).stage_adapter(
+            ModelSourceSpec("s3://models/tone"), "lora-tone-1", "llama", [gpu.name]
+        )
+    namespace, release = namespace_for("bud", "llama"), model_release_for("llama")
+    (pod,) = [
+        p
+        for p in k8s.objects("pods", "", namespace)
+        if p["metadata"]["labels"].get("batch.kubernetes.io/job-name")
+        == adapter_job_for(release, "lora-tone-1")
+    ]
+    assert pod["status"]["phase"] == "Pending" and not pod["spec"].get("nodeName")
