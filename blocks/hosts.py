@@ -25,14 +25,15 @@ class HostInventory(SealedCredentialsBlock):
     Example:
         Store an inventory with the CLI, then use it in a flow:
         ```bash
-        budcluster credentials add-hosts gpu-hosts inventory.yml --ssh-key ~/.ssh/id_ed25519
+        budcluster credentials add-hosts gpu-hosts inventory.yml --ssh-key ~/.ssh/id_ed25519 \
+            --known-hosts known_hosts
         ```
         ```python
         from blocks.hosts import HostInventory
 
         hosts = HostInventory.load("BLOCK_NAME")
-        with hosts.ssh_key_file() as key_path:
-            ...  # pass key_path to ansible-runner as ansible_ssh_private_key_file
+        with hosts.ssh_key_file() as key_path, hosts.known_hosts_file() as known:
+            ...  # key_path: the only key ssh offers; known: the only host keys it accepts
         ```
     """
 
@@ -48,6 +49,13 @@ class HostInventory(SealedCredentialsBlock):
     become_password: str | None = Field(
         default=None, description="Become (sudo) password, sealed (bsc1 envelope), if any."
     )
+    known_hosts: str | None = Field(
+        default=None,
+        description=(
+            "known_hosts lines of the hosts' SSH keys. When set, ssh accepts only these keys "
+            "(strict checking; ~/.ssh/known_hosts is not read). Not secret, bound to the block."
+        ),
+    )
 
     @classmethod
     def from_inventory(
@@ -56,14 +64,18 @@ class HostInventory(SealedCredentialsBlock):
         inventory_text: str,
         ssh_private_key: str | None = None,
         become_password: str | None = None,
+        known_hosts: str | None = None,
     ) -> HostInventory:
         if not inventory_text.strip():
             raise ValueError("the inventory is empty; list at least one host.")
         refuse_inventory_passwords(inventory_text)
+        if known_hosts is not None:
+            known_hosts = check_known_hosts(known_hosts)
         return cls._build(
             block_name,
             {"ssh_private_key": ssh_private_key, "become_password": become_password},
             inventory=inventory_text,
+            known_hosts=known_hosts,
         )
 
     def get_become_password(self) -> str | None:
@@ -78,3 +90,33 @@ class HostInventory(SealedCredentialsBlock):
             return
         with temporary_secret_file(key, name="id_ssh") as path:
             yield path
+
+    @contextmanager
+    def known_hosts_file(self) -> Iterator[Path | None]:
+        """The block's known_hosts as a 0600 file for the duration of the block, or None."""
+        if self.known_hosts is None:
+            yield None
+            return
+        with temporary_secret_file(self.known_hosts, name="known_hosts") as path:
+            yield path
+
+
+def check_known_hosts(text: str) -> str:
+    """``text`` if every line is a known_hosts entry (or a comment), else ValueError naming
+    the line: a stray line would make ssh refuse every host with a confusing message."""
+    lines = [line.strip() for line in text.splitlines()]
+    entries = [line for line in lines if line and not line.startswith("#")]
+    if not entries:
+        raise ValueError("known_hosts is empty; give ssh-keyscan's output for the hosts.")
+    for number, line in enumerate(lines, start=1):
+        if not line or line.startswith("#"):
+            continue
+        fields = line.split()
+        if fields[0].startswith("@"):  # @cert-authority / @revoked markers
+            fields = fields[1:]
+        if len(fields) < 3 or not (fields[1].startswith(("ssh-", "ecdsa-", "sk-"))):
+            raise ValueError(
+                f"known_hosts line {number} is not '<hosts> <key type> <base64 key>'; give "
+                "lines as ssh-keyscan prints them."
+            )
+    return "\n".join(lines).strip() + "\n"

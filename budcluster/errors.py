@@ -39,6 +39,9 @@ The tree (each class also inherits Permanent or Temporary as marked)::
     ├── CommandFailed                     the CLI: a system it drives (the Prefect API) refused
     ├── StoreError                        StoreUnavailable (T), NotFound (P), Conflict (P),
     │                                     SchemaMissing (P), IllegalTransition (P)
+    ├── CredentialUnavailable             bench.access: a credential plugin issued nothing
+    │   └── ExecPluginError               adapters.exec_credential: ExecPluginFailed (P),
+    │                                     ExecPluginTimeout (T)
     └── one tree per adapter (budcluster.adapters):
         ├── KubernetesError               KubernetesConfigError (P), KubernetesUnavailable (T)
         │                                 > KubernetesServerError, KubernetesApiError (P)

@@ -71,6 +71,7 @@ _DATA_FIELDS = {
     },
 }
 
+_EXEC_EXTENSION = "client.authentication.k8s.io/exec"
 EXEC_API_VERSIONS = ("client.authentication.k8s.io/v1", "client.authentication.k8s.io/v1beta1")
 _EXEC_FIELDS = {
     "apiVersion",
@@ -389,6 +390,9 @@ class ApiServerCredentials:
     basic_auth: tuple[str, str] | None = dataclasses.field(default=None, repr=False)
     impersonate: tuple[tuple[str, str], ...] = dataclasses.field(default=(), repr=False)
     """``Impersonate-*`` headers, as client-go sends them for ``as``, ``as-groups``..."""
+    exec_plugin: ExecPluginSpec | None = dataclasses.field(default=None, repr=False)
+    """The user's exec plugin (already allowed): its token or certificate is issued by
+    running it, and again before it expires (``budcluster.adapters.exec_credential``)."""
 
     def auth_headers(self) -> tuple[tuple[str, str], ...]:
         """The headers that authenticate (and impersonate) each request, in order; a name
@@ -405,11 +409,11 @@ class ApiServerCredentials:
 def api_server_credentials(config: Mapping[str, Any], context: str) -> ApiServerCredentials:
     """The server, CA and credentials of ``context`` of a checked kubeconfig.
 
-    An ``exec`` plugin is refused here even when BUDCLUSTER_KUBECONFIG_EXEC_ALLOW allows it
-    for the kubernetes client: these credentials go into a session that runs for the whole
-    benchmark, and a plugin's short-lived token (15 minutes for EKS) could not be renewed
-    in the middle of it, so the run would fail half way with 401s. ``proxy-url`` is refused
-    too: the benchmark client does not go through a proxy of the kubeconfig's choosing.
+    An ``exec`` plugin passes only as :func:`check_kubeconfig` lets it (allowed by
+    BUDCLUSTER_KUBECONFIG_EXEC_ALLOW, known flags, safe env), and is returned as data, not
+    run: the caller runs it (``budcluster.adapters.exec_credential``), again before each
+    token expires. ``proxy-url`` is refused: the benchmark client does not go through a
+    proxy of the kubeconfig's choosing.
     """
     check_kubeconfig(config, context=context)
     ctx = next(c for c in config["contexts"] if c.get("name") == context)["context"]
@@ -419,13 +423,6 @@ def api_server_credentials(config: Mapping[str, Any], context: str) -> ApiServer
     if user_name is not None:
         user = next(u for u in config["users"] if u["name"] == user_name)["user"] or {}
     where_c, where_u = f"clusters[{cluster_name}].cluster", f"users[{user_name}].user"
-    if "exec" in user:
-        raise KubeconfigInvalid(
-            f"{where_u}.exec: the benchmark reaches the endpoint through the API server with "
-            "the kubeconfig's own credentials, and an exec plugin's token expires during a "
-            "run; give this cluster's credentials block a kubeconfig with a 'token' (a "
-            "service account token) or client-certificate-data/client-key-data."
-        )
     if cluster.get("proxy-url"):
         raise KubeconfigInvalid(
             f"{where_c}.proxy-url: the benchmark client does not go through a proxy named by "
@@ -451,6 +448,77 @@ def api_server_credentials(config: Mapping[str, Any], context: str) -> ApiServer
         client_key_pem=key,
         basic_auth=(str(username), str(password)) if username and password else None,
         impersonate=_impersonation(user, where_u),
+        exec_plugin=_exec_spec(f"{where_u}.exec", user["exec"], cluster)
+        if "exec" in user
+        else None,
+    )
+
+
+@dataclass(frozen=True)
+class ExecPluginSpec:
+    """A kubeconfig user's exec plugin, checked against the allow-list, as plain data (it
+    crosses to the benchmark's worker processes). ``repr`` shows no variable's value."""
+
+    where: str
+    """The field it came from, e.g. ``users[eks].user.exec``, for error messages."""
+    api_version: str
+    command: str
+    args: tuple[str, ...] = ()
+    env: tuple[tuple[str, str], ...] = dataclasses.field(default=(), repr=False)
+    interactive_mode: str | None = None
+    cluster_info: Mapping[str, Any] | None = dataclasses.field(default=None, repr=False)
+    """``spec.cluster`` of the ExecCredential when ``provideClusterInfo`` is set."""
+
+    def kubeconfig_entry(self) -> dict[str, Any]:
+        """The ``exec`` mapping again, for :func:`check_exec_plugin`."""
+        entry: dict[str, Any] = {
+            "apiVersion": self.api_version,
+            "command": self.command,
+            "args": list(self.args),
+            "env": [{"name": name, "value": value} for name, value in self.env],
+        }
+        if self.interactive_mode is not None:
+            entry["interactiveMode"] = self.interactive_mode
+        return entry
+
+
+def check_exec_plugin(
+    spec: ExecPluginSpec, exec_allow: Sequence[Sequence[str]] | None = None
+) -> None:
+    """Raise :class:`KubeconfigInvalid` unless ``spec`` passes the allow-list now (default
+    ``BUDCLUSTER_KUBECONFIG_EXEC_ALLOW``): whoever runs a plugin checks it first, whoever
+    built the spec."""
+    if exec_allow is None:
+        exec_allow = get_settings().kubeconfig_exec_prefixes()
+    _check_exec(spec.where, spec.kubeconfig_entry(), exec_allow)
+
+
+def _exec_spec(where: str, plugin: Mapping[str, Any], cluster: Mapping[str, Any]) -> ExecPluginSpec:
+    # client-go's clientauthentication Cluster, whose JSON names are the kubeconfig's own
+    # (server, tls-server-name, ...), plus the exec extension's config.
+    cluster_info: dict[str, Any] | None = None
+    if plugin.get("provideClusterInfo"):
+        cluster_info = {
+            name: cluster[name]
+            for name in (
+                "server",
+                "tls-server-name",
+                "insecure-skip-tls-verify",
+                "certificate-authority-data",
+            )
+            if cluster.get(name) not in (None, "", False)
+        }
+        for extension in cluster.get("extensions") or []:
+            if isinstance(extension, dict) and extension.get("name") == _EXEC_EXTENSION:
+                cluster_info["config"] = extension.get("extension")
+    return ExecPluginSpec(
+        where=where,
+        api_version=str(plugin["apiVersion"]),
+        command=str(plugin["command"]),
+        args=tuple(plugin.get("args") or ()),
+        env=tuple((e["name"], e["value"]) for e in plugin.get("env") or ()),
+        interactive_mode=plugin.get("interactiveMode"),
+        cluster_info=cluster_info,
     )
 
 

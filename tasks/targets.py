@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import yaml
 
@@ -22,6 +22,9 @@ from budcluster.targets.base import ClusterTarget
 from budcluster.targets.ref import ClusterKind, ClusterRef
 from tasks._store import results_store
 
+if TYPE_CHECKING:
+    from budcluster.targets.kubernetes.reach import InClusterService
+
 
 @contextmanager
 def target_for(
@@ -32,10 +35,11 @@ def target_for(
         from budcluster.targets.hosts import HostsTarget
 
         hosts = cast(HostInventory, HostInventory.load(credentials_block))
-        with hosts.ssh_key_file() as key_file:
+        with hosts.ssh_key_file() as key_file, hosts.known_hosts_file() as known_hosts:
             yield HostsTarget(
                 hosts.inventory,
                 ssh_key_file=key_file,
+                known_hosts_file=known_hosts,
                 become_password=hosts.get_become_password(),
                 executables=executables or {},
                 state_dir=get_settings().hosts_state_dir,
@@ -71,7 +75,7 @@ def endpoint_access(cluster: ClusterRef | str | None, url: str) -> EndpointAcces
     task; nothing is written but the client key, 0600, while the SSL context loads it.
     Any other URL (a host's, an Ingress) is dialled directly, without reading the store.
     """
-    from budcluster.targets.kubernetes import in_cluster_service, service_proxy_access
+    from budcluster.targets.kubernetes import in_cluster_service
 
     service = in_cluster_service(url)
     if cluster is None or service is None:
@@ -80,11 +84,30 @@ def endpoint_access(cluster: ClusterRef | str | None, url: str) -> EndpointAcces
     if ref.kind not in ("kubernetes", "openshift"):
         return None
     from blocks.kubeconfig import KubeconfigCredentials
-    from budcluster.kubeconfig import api_server_credentials
 
     block = cast(KubeconfigCredentials, KubeconfigCredentials.load(ref.credentials_block))
-    credentials = api_server_credentials(block.get_kubeconfig_dict(), block.context)
-    return service_proxy_access(credentials, service)
+    return service_proxy_access_from_kubeconfig(block.get_kubeconfig_dict(), block.context, service)
+
+
+def service_proxy_access_from_kubeconfig(
+    config: dict[str, Any], context: str, service: InClusterService
+) -> EndpointAccess:
+    """The service-proxy access to ``service`` with ``context``'s credentials; an allowed
+    exec plugin is run once here, before any load, so a plugin that fails says so now and
+    the benchmark's worker processes start with its token (each renews it on its own
+    before it expires: see ``budcluster.bench.access.RenewingBearer``)."""
+    from budcluster.kubeconfig import api_server_credentials
+    from budcluster.targets.kubernetes import service_proxy_access
+
+    credentials = api_server_credentials(config, context)
+    # A user's own token wins over its exec plugin, which then never runs: the kubernetes
+    # client's order (auth-provider, token, exec, username/password), so both paths agree.
+    if credentials.exec_plugin is None or credentials.token:
+        return service_proxy_access(credentials, service)
+    from budcluster.adapters.exec_credential import ExecCredentialPlugin
+
+    plugin = ExecCredentialPlugin(credentials.exec_plugin)
+    return service_proxy_access(credentials, service, plugin=plugin, issued=plugin.issue())
 
 
 def resolve_cluster(cluster_name: str) -> ClusterRef:

@@ -176,9 +176,17 @@ def session_factory(store: Store) -> sessionmaker[Session]:
 
 # Packages whose tests share package-scoped fixtures (a Prefect server, a registered
 # cluster, built runtimes): under pytest-xdist each goes to one worker as a whole.
-_WHOLE_PACKAGE_GROUPS = ("e2e_hosts", "e2e_kubernetes", "e2e_prefect", "e2e_terraform")
+# tests/e2e_kubernetes has no package fixtures: its modules (each minutes long) spread.
+_WHOLE_PACKAGE_GROUPS = (
+    "e2e_hosts",
+    "e2e_image",
+    "e2e_prefect",
+    "e2e_ssh",
+    "e2e_terraform",
+)
 # Groups that take minutes: handed out first so no worker starts one at the very end.
-_SLOW_GROUPS = (*_WHOLE_PACKAGE_GROUPS, "security/test_canary_suite.py")
+_SLOW_GROUPS = (*_WHOLE_PACKAGE_GROUPS, "tests/security/test_canary_suite.py")
+_SLOW_PREFIXES = ("tests/e2e_",)
 
 
 def xdist_group_of(nodeid: str) -> str:
@@ -213,4 +221,8 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Slow groups first, so no worker starts one at the very end of a parallel run."""
-    items.sort(key=lambda item: xdist_group_of(item.nodeid) not in _SLOW_GROUPS)
+    items.sort(key=lambda item: not _is_slow(xdist_group_of(item.nodeid)))
+
+
+def _is_slow(group: str) -> bool:
+    return group in _SLOW_GROUPS or group.startswith(_SLOW_PREFIXES)

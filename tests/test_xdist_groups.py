@@ -47,7 +47,12 @@ def test_second_of_the_module_runs_in_the_same_process(
     ("nodeid", "group"),
     [
         ("tests/e2e_hosts/test_deploy_model_llama_cpp.py::test_x", "e2e_hosts"),
-        ("tests/e2e_kubernetes/test_flows_on_emulator.py::test_y[a::b]", "e2e_kubernetes"),
+        ("tests/e2e_ssh/test_deploy_over_ssh.py::test_y[a::b]", "e2e_ssh"),
+        (
+            "tests/e2e_kubernetes/test_flows_on_emulator.py::test_y[a::b]",
+            "tests/e2e_kubernetes/test_flows_on_emulator.py",
+        ),
+        ("tests/e2e_image/test_image.py::test_v", "e2e_image"),
         ("tests/bench/test_client.py::TestA::test_z", "tests/bench/test_client.py"),
         ("tests/test_error_tree.py::test_w", "tests/test_error_tree.py"),
     ],

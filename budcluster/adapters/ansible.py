@@ -29,10 +29,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import shutil
+import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,6 +67,55 @@ ALLOWED_ENV = frozenset(
 
 ALLOWED_ENV_PREFIXES = ("LC_", "ANSIBLE_")
 """Locale settings, and Ansible's own configuration (ssh arguments, config file...)."""
+
+SSH_BASE_ARGS = ("-C", "-o", "ControlMaster=auto", "-o", "ControlPersist=60s")
+"""ansible-core's default ``ssh_args``: one ssh connection per host, shared by a run's tasks."""
+
+SSH_NO_MASTER_ARGS = ("-C", "-o", "ControlMaster=no")
+"""Where the run's control socket path would be too long for a unix socket."""
+
+_CONTROL_SOCKET_MAX = 104 - 11 - 17
+"""A sun_path holds 104-108 bytes; ansible adds ``/`` and 10 hex digits, ssh a ``.`` and 16
+random characters while it creates the socket: the control directory gets the rest."""
+
+
+def ssh_args(
+    ssh_key_file: Path | None, known_hosts_file: Path | None, *, shared: bool = True
+) -> list[str]:
+    """The ``ssh`` options for a run: only the given key, and only the given host keys.
+
+    With a key file, ssh offers that key alone: no agent (``IdentityAgent=none``) and no
+    default ``~/.ssh/id_*`` (``IdentitiesOnly``), so a run never logs in with a credential
+    that is not in its block. With a known_hosts file, the host must present a key listed
+    there (``StrictHostKeyChecking=yes``), and the user's and the system's known_hosts are
+    not read. ``shared`` keeps one connection per host for the run's tasks (its control
+    socket is the run's own: see :func:`run_playbook`).
+    """
+    args = list(SSH_BASE_ARGS if shared else SSH_NO_MASTER_ARGS)
+    if ssh_key_file is not None:
+        args += ["-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none"]
+    if known_hosts_file is not None:
+        args += [
+            "-o", f"UserKnownHostsFile={known_hosts_file}",
+            "-o", "GlobalKnownHostsFile=/dev/null",
+            "-o", "StrictHostKeyChecking=yes",
+        ]  # fmt: skip
+    return args
+
+
+def _close_ssh_masters(control_dir: Path) -> None:
+    """Ask each ssh master the run left (ControlPersist) to exit now, rather than idle on
+    with an authenticated connection after its key file is gone."""
+    if not control_dir.is_dir() or shutil.which("ssh") is None:
+        return
+    for socket_path in control_dir.iterdir():
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            subprocess.run(
+                ["ssh", "-O", "exit", "-o", f"ControlPath={socket_path}", "budcluster-master"],
+                capture_output=True,
+                timeout=10,
+                check=False,
+            )
 
 
 class AnsibleError(BudClusterError):
@@ -328,6 +379,7 @@ def run_playbook(
     diff: bool = False,
     private_data_dir: Path | None = None,
     ssh_key_file: Path | None = None,
+    known_hosts_file: Path | None = None,
     become_password: str | None = None,
     forks: int = 10,
     cancel: Callable[[], bool] | None = None,
@@ -339,6 +391,8 @@ def run_playbook(
     is never templated. ``secret_extravars`` and ``become_password`` are handed to
     ansible-playbook through the run's private data directory only; playbooks must use them
     under ``no_log``.
+    ``ssh_key_file`` is the only key ssh offers (no agent); ``known_hosts_file``, where
+    given, holds the only host keys ssh accepts (:func:`ssh_args`).
     ``cancel`` is asked every moment whether to stop the run (it then ends ``canceled``);
     without it, a run started from the main thread is stopped by SIGINT and SIGTERM.
     Raises PlaybookFailed (a task failed), HostUnreachable, AnsibleTimeout or
@@ -350,6 +404,8 @@ def run_playbook(
     search_path = _search_path()
     if ssh_key_file is not None and not Path(ssh_key_file).is_file():
         raise AnsibleConfigError(f"ssh_key_file {ssh_key_file} does not exist")
+    if known_hosts_file is not None and not Path(known_hosts_file).is_file():
+        raise AnsibleConfigError(f"known_hosts_file {known_hosts_file} does not exist")
     all_vars: dict[str, Any] = {**extravars, **(secret_extravars or {})}
     if become_password is not None:
         all_vars["ansible_become_password"] = become_password
@@ -371,9 +427,25 @@ def run_playbook(
             "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
             # Keep ansible's own local temp files inside the private directory.
             "ANSIBLE_LOCAL_TEMP": str(data_dir / "tmp"),
+            # One ssh round trip per task instead of three or four (no module file is put
+            # on the host first); an operator's own setting wins.
+            "ANSIBLE_PIPELINING": os.environ.get("ANSIBLE_PIPELINING", "true"),
         }
         if ssh_key_file is not None:
             envvars["ANSIBLE_PRIVATE_KEY_FILE"] = str(ssh_key_file)
+        if known_hosts_file is not None:
+            envvars["ANSIBLE_HOST_KEY_CHECKING"] = "true"
+        # The run's ssh master connections live in its own directory: under ~/.ansible/cp
+        # another run (another block: another key, other known_hosts) would reuse them and
+        # neither log in nor check the host key itself.
+        control_dir = data_dir / "cp"
+        shared = len(str(control_dir)) <= _CONTROL_SOCKET_MAX
+        ours = ssh_args(ssh_key_file, known_hosts_file, shared=shared)
+        # ssh takes the first value of each option: ours come first, the operator's after.
+        envvars["ANSIBLE_SSH_ARGS"] = shlex.join(
+            ours + shlex.split(os.environ.get("ANSIBLE_SSH_ARGS", ""))
+        )
+        envvars["ANSIBLE_SSH_CONTROL_PATH_DIR"] = str(control_dir)
         try:
             runner = init_runner(
                 private_data_dir=str(data_dir),
@@ -393,6 +465,8 @@ def run_playbook(
             runner.run()
         except (ValueError, OSError, AnsibleRunnerException) as exc:
             raise AnsibleConfigError(f"ansible-runner could not start {playbook}: {exc}") from exc
+        finally:
+            _close_ssh_masters(control_dir)
         status, rc = str(runner.status), int(runner.rc if runner.rc is not None else -1)
         stdout_tail = _stdout_tail(runner)
     result = parse_events(playbook, status, rc, events)
@@ -462,6 +536,7 @@ def start_playbook(
     secret_extravars: Mapping[str, Any] | None = None,
     limit: str | None = None,
     ssh_key_file: Path | None = None,
+    known_hosts_file: Path | None = None,
     become_password: str | None = None,
 ) -> BackgroundPlaybook:
     """Start :func:`run_playbook` in a worker thread; ``result()`` returns or raises its end."""
@@ -475,11 +550,50 @@ def start_playbook(
             secret_extravars=secret_extravars,
             limit=limit,
             ssh_key_file=ssh_key_file,
+            known_hosts_file=known_hosts_file,
             become_password=become_password,
             cancel=cancel,
         )
 
     return BackgroundPlaybook(run, playbook)
+
+
+def host_connections(inventory_text: str, hosts: Iterable[str]) -> dict[str, str]:
+    """The connection plugin each of ``hosts`` is reached with (``ansible_connection``, from
+    its host and group vars; ``ssh`` where unset), read with ansible-core's own inventory
+    parser. A host the inventory does not list maps to ``ssh``.
+
+    Raises AnsibleConfigError when the inventory cannot be parsed.
+    """
+    from ansible.errors import AnsibleError as AnsibleCoreError
+    from ansible.inventory.manager import InventoryManager
+    from ansible.parsing.dataloader import DataLoader
+    from ansible.vars.manager import VariableManager
+
+    wanted = list(hosts)
+    with private_tempdir(prefix="inventory-") as directory:
+        # Named as ansible-runner names it. Without a .yml suffix the `auto` and
+        # `constructed` plugins (which template) decline it, and 0600 keeps `script` off.
+        path = directory / "hosts"
+        path.write_text(inventory_text, encoding="utf-8")
+        path.chmod(0o600)
+        try:
+            loader = DataLoader()
+            inventory = InventoryManager(loader=loader, sources=[str(path)])
+            variables = VariableManager(loader=loader, inventory=inventory)
+            found = {}
+            for name in wanted:
+                host = inventory.get_host(name)
+                if host is None:
+                    found[name] = "ssh"
+                    continue
+                connection = variables.get_vars(host=host, include_hostvars=False).get(
+                    "ansible_connection"
+                )
+                found[name] = str(connection or "ssh")
+        except AnsibleCoreError as exc:
+            raise AnsibleConfigError(f"the inventory cannot be parsed: {exc}") from exc
+    return found
 
 
 def _stdout_tail(runner: Any, lines: int = 15) -> str:

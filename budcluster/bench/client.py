@@ -29,7 +29,7 @@ from typing import Any
 import aiohttp
 from multidict import CIMultiDict
 
-from budcluster.bench.access import EndpointAccess
+from budcluster.bench.access import CredentialUnavailable, EndpointAccess, RenewingBearer
 from budcluster.bench.datasets import Prompt, Tokenizer
 from budcluster.bench.records import RequestRecord
 from budcluster.bench.sse import SSEDecoder, StreamState
@@ -131,11 +131,15 @@ class StreamingClient:
             self._headers["Authorization"] = f"Bearer {config.api_key}"
         self._ssl: ssl.SSLContext | bool = True
         self._request_options: dict[str, Any] = {}
+        self._bearer: RenewingBearer | None = None
         access = config.access
         if access is not None:
             access.check_api_key(config.api_key)
             for name, value in access.headers:
                 self._headers.add(name, value)
+            self._bearer = access.renewing_bearer()
+            if self._bearer is not None:
+                self._headers["Authorization"] = self._bearer.value
             self._ssl = access.ssl_context() or True
             if access.tls_server_name:
                 self._request_options["server_hostname"] = access.tls_server_name
@@ -154,6 +158,8 @@ class StreamingClient:
         return self._sse.fast_path_disabled
 
     async def close(self) -> None:
+        if self._bearer is not None:
+            await self._bearer.close()
         await self.session.close()
         if self._fresh_session is not None:
             await self._fresh_session.close()
@@ -205,7 +211,13 @@ class StreamingClient:
         origin = self.origin_s
         clock = time.perf_counter
         session = self.session
+        bearer = self._bearer
         try:
+            # A plugin's token: one timestamp check per request, a renewal only near expiry.
+            # Each request's headers are copied by aiohttp when sent, so replacing the
+            # value here never changes a request in flight.
+            if bearer is not None and time.time() >= bearer.renew_at:
+                self._headers["Authorization"] = await bearer.current()
             while True:  # once per try
                 cached = self._bodies.get(id(prompt))
                 body = cached[1] if cached is not None and cached[0] is prompt else None
@@ -245,6 +257,8 @@ class StreamingClient:
         except asyncio.CancelledError:
             record.error_kind, record.error = "cancelled", "the run ended before the response"
             raise
+        except CredentialUnavailable as exc:
+            record.error_kind, record.error = "credentials", str(exc)
         except TimeoutError as exc:
             record.error_kind, record.error = "timeout", f"no complete response in time: {exc!r}"
         except aiohttp.ClientConnectorError as exc:

@@ -65,6 +65,8 @@ class BenchmarkConfig:
             raise ConfigurationError("give either --dataset or --prompts-file, not both")
         if self.access is not None:
             self.access.check_api_key(self.api_key)
+            bound = None if self.duration_s is None else self.duration_s + self.request_timeout_s
+            self.access.check_lasts(bound)
 
     def as_settings(self) -> dict[str, object]:
         settings = self._settings()

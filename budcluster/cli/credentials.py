@@ -98,6 +98,13 @@ def add_hosts(
         "--become-password",
         help="Also seal a become password (from BUDCLUSTER_BECOME_PASSWORD or a prompt).",
     ),
+    known_hosts: Path | None = typer.Option(
+        None,
+        "--known-hosts",
+        exists=True,
+        dir_okay=False,
+        help="known_hosts file (ssh-keyscan output): ssh then accepts only these host keys.",
+    ),
     overwrite: bool = OverwriteOption,
 ) -> None:
     """Save an Ansible inventory as a Bud Host Inventory block, with its SSH key sealed."""
@@ -109,6 +116,7 @@ def add_hosts(
         _read_text(inventory, "inventory"),
         ssh_private_key=_read_text(ssh_key, "SSH key") if ssh_key else None,
         become_password=password,
+        known_hosts=_read_text(known_hosts, "known_hosts") if known_hosts else None,
     )
     _save(block, name, overwrite)
 

@@ -12,10 +12,13 @@ HERE = Path(__file__).parent
 HEALTH_SERVER = HERE / "files" / "health_server.py"
 
 
-def local_inventory() -> str:
+def local_inventory(runtime_mode: str = "process") -> str:
+    """This machine; its runtimes run as supervised processes unless ``runtime_mode`` says
+    otherwise (``auto`` would pick docker or podman wherever one is installed)."""
     return (
         "[servers]\n"
-        f"localhost ansible_connection=local ansible_python_interpreter={sys.executable}\n"
+        f"localhost ansible_connection=local ansible_python_interpreter={sys.executable}"
+        f" budcluster_runtime_mode={runtime_mode}\n"
     )
 
 

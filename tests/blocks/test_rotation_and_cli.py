@@ -121,6 +121,23 @@ def test_duplicate_name_needs_overwrite(keys_env: Path, tmp_path: Path) -> None:
     assert invoke("credentials", "add-hosts", "dup", str(inventory), "--overwrite").exit_code == 0
 
 
+def test_add_hosts_keeps_the_known_hosts_file_and_refuses_a_bad_line(
+    keys_env: Path, tmp_path: Path
+) -> None:
+    inventory = tmp_path / "inv.yml"
+    inventory.write_text(INVENTORY)
+    known = tmp_path / "known_hosts"
+    known.write_text("[10.0.0.5]:2222 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOdc\n")
+    added = invoke("credentials", "add-hosts", "kh", str(inventory), "--known-hosts", str(known))
+    assert added.exit_code == 0, added.output
+    with HostInventory.load("kh").known_hosts_file() as path:
+        assert path is not None and path.read_text() == known.read_text()
+    known.write_text("10.0.0.5 ssh-ed25519 AAAA\nssh-rsa\n")
+    refused = invoke("credentials", "add-hosts", "kh2", str(inventory), "--known-hosts", str(known))
+    assert refused.exit_code != 0
+    assert "known_hosts line 2 is not" in refused.output
+
+
 def test_rotation_interrupted_midway_loses_nothing_and_resumes(
     keys_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

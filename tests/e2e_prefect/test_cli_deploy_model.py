@@ -53,7 +53,8 @@ def test_deploy_model_from_the_cli_serves_the_demo_model(platform: Platform) -> 
     inventory = workdir / "this-machine.yaml"
     inventory.write_text(
         "all:\n  hosts:\n    localhost:\n      ansible_connection: local\n"
-        '      ansible_python_interpreter: "{{ ansible_playbook_python }}"\n',
+        '      ansible_python_interpreter: "{{ ansible_playbook_python }}"\n'
+        "      budcluster_runtime_mode: process\n",
         encoding="utf-8",
     )
     _budcluster(platform, "credentials", "add-hosts", "e2e-this-machine", str(inventory))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import ssl
 import threading
 import traceback
 from collections.abc import Callable
@@ -29,11 +30,19 @@ CALL_TIMEOUT_S = 10.0
 
 
 class Emulator:
-    def __init__(self, cluster: Cluster, host: str, port: int, token: str | None) -> None:
+    def __init__(
+        self,
+        cluster: Cluster,
+        host: str,
+        port: int,
+        token: str | None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         self.cluster = cluster
         self.host = host
         self.port = port
         self.token = token
+        self.ssl_context = ssl_context
         self.errors: list[str] = []  # controller tracebacks; the pytest fixture fails on any
         self._loop = asyncio.new_event_loop()
         self._server = ApiServer(cluster, token)
@@ -44,7 +53,8 @@ class Emulator:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        scheme = "https" if self.ssl_context is not None else "http"
+        return f"{scheme}://{self.host}:{self.port}"
 
     @property
     def flavour(self) -> str:
@@ -67,7 +77,7 @@ class Emulator:
         self._server.stopping = asyncio.Event()
         self._runner = web.AppRunner(self._server.app, handle_signals=False, shutdown_timeout=1.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
+        site = web.TCPSite(self._runner, self.host, self.port, ssl_context=self.ssl_context)
         await site.start()
         sockets = site._server.sockets if site._server is not None else []
         if self.port == 0 and sockets:
@@ -214,9 +224,12 @@ def start_emulator(
     port: int = 0,
     token: str | None = "auto",
     volumes_dir: Path | None = None,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> Emulator:
     """Start an emulated cluster and return it serving; ``port=0`` picks a free port,
-    ``token="auto"`` makes a random bearer token (``None`` accepts any client)."""
+    ``token="auto"`` makes a random bearer token (``None`` accepts any client), an
+    ``ssl_context`` serves HTTPS like a real API server (in-cluster clients only speak TLS),
+    and ``volumes_dir`` keeps the PVs' files there (see ``Cluster``)."""
     cluster = Cluster(
         flavour=flavour,
         nodes=default_nodes() if nodes is None else nodes,
@@ -225,4 +238,4 @@ def start_emulator(
         volumes_dir=volumes_dir,
     )
     bearer = secrets.token_urlsafe(24) if token == "auto" else token
-    return Emulator(cluster, host, port, bearer).start()
+    return Emulator(cluster, host, port, bearer, ssl_context).start()

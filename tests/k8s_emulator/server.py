@@ -130,7 +130,10 @@ class ApiServer:
         header = request.headers.get("Authorization")
         if self.token is None or header is None:
             return
-        if header != f"Bearer {self.token}":
+        # The scheme is case-insensitive, as in the API server's bearer-token authenticator
+        # (the Python client's in-cluster config sends "bearer <token>").
+        scheme, _, presented = header.partition(" ")
+        if scheme.lower() != "bearer" or presented != self.token:
             raise ApiError(401, "Unauthorized", "Unauthorized")
 
     def _version(self) -> Obj:

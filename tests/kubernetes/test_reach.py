@@ -1,7 +1,7 @@
 """How the worker reaches a Kubernetes endpoint from outside the cluster (pure): the
 in-cluster URL a rollout records, the API server's service proxy URL built from it, and
 the kubeconfig's server, CA and credentials turned into the benchmark client's headers and
-TLS settings, with what the project refuses (exec plugins, proxy-url) refused by name."""
+TLS settings, with what the project refuses (exec plugins not allowed, proxy-url) refused by name."""
 
 from __future__ import annotations
 
@@ -151,7 +151,7 @@ def test_basic_auth_impersonation_and_skip_verify() -> None:
     assert not access.verify_tls
 
 
-def test_an_exec_plugin_is_refused_even_when_the_client_may_run_it(
+def test_an_allowed_exec_plugin_comes_back_as_data_for_the_caller_to_run(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("BUDCLUSTER_KUBECONFIG_EXEC_ALLOW", "aws eks get-token")
@@ -160,9 +160,28 @@ def test_an_exec_plugin_is_refused_even_when_the_client_may_run_it(
         "apiVersion": "client.authentication.k8s.io/v1beta1",
         "command": "aws",
         "args": ["eks", "get-token", "--cluster-name", "lab"],
+        "env": [{"name": "AWS_REGION", "value": "eu-west-1"}],
+        "provideClusterInfo": True,
     }
-    with pytest.raises(KubeconfigInvalid, match=r"users\[admin\]\.user\.exec: .*'token'"):
-        api_server_credentials(kubeconfig({"exec": plugin}), "lab")
+    credentials = api_server_credentials(
+        kubeconfig({"exec": plugin}, {"certificate-authority-data": b64(CA)}), "lab"
+    )
+    spec = credentials.exec_plugin
+    assert spec is not None
+    assert (spec.command, spec.args) == ("aws", ("eks", "get-token", "--cluster-name", "lab"))
+    assert spec.api_version == "client.authentication.k8s.io/v1beta1"
+    assert spec.env == (("AWS_REGION", "eu-west-1"),)
+    assert spec.where == "users[admin].user.exec"
+    # client-go's spec.cluster: the kubeconfig's cluster fields under their own names.
+    assert spec.cluster_info == {
+        "server": "https://10.0.0.1:6443/",
+        "certificate-authority-data": b64(CA),
+    }
+    assert "eu-west-1" not in repr(credentials) + repr(spec)
+    # Without the plugin's credential there is no Authorization header yet.
+    access = service_proxy_access(credentials, InClusterService("ns", "rt-x", 8000))
+    assert access.headers == ()
+    assert access.renewing_bearer() is None
 
 
 def test_an_exec_plugin_not_allowed_at_all_is_refused_by_the_checks() -> None:

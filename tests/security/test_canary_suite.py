@@ -49,6 +49,7 @@ all:
     localhost:
       ansible_connection: local
       ansible_python_interpreter: "{{ ansible_playbook_python }}"
+      budcluster_runtime_mode: process
 """
 
 

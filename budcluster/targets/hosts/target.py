@@ -24,6 +24,7 @@ from budcluster.adapters.ansible import (
     HostUnreachable,
     PlaybookFailed,
     PlaybookResult,
+    host_connections,
     run_playbook,
     start_playbook,
 )
@@ -48,6 +49,7 @@ from budcluster.targets.hosts.errors import (
     HostsOperationFailed,
     HostsUnavailable,
 )
+from budcluster.targets.hosts.push import controller_model, executable_install
 from budcluster.targets.hosts.render import (
     RestartPolicy,
     check_name,
@@ -129,10 +131,18 @@ class HostsTarget:
     ``state_dir`` is each host's directory for models (``models/<name>``), runtimes
     (``runtimes/<deployment>``: spec, pidfiles, log) and the supervisor (``bin/``).
     ``runtime_mode`` forces docker, podman, systemd or process instead of detecting.
+
+    Hosts reached over SSH (any ``ansible_connection`` but ``local``) share nothing with the
+    controller: a model in a directory here is copied to them file by file and verified by
+    sha256, and the executables named in ``installed_executables`` (self-contained builds,
+    such as llama-server) are copied to ``<state>/engines/`` and run from there.
+    ``known_hosts_file`` holds the host keys ssh accepts (strict checking); without it
+    ansible's own setting and the user's known_hosts apply.
     """
 
     inventory_text: str
     ssh_key_file: Path | None = None
+    known_hosts_file: Path | None = None
     become_password: str | None = field(default=None, repr=False)
     executables: dict[str, str] = field(default_factory=dict)
     state_dir: str = "~/.budcluster"
@@ -140,6 +150,7 @@ class HostsTarget:
     restart: RestartPolicy = field(default_factory=RestartPolicy)
     runtime_mode: str = "auto"
     log_lines: int = 40
+    installed_executables: frozenset[str] = frozenset({"llama-server"})
     last_result: PlaybookResult | None = field(default=None, init=False, repr=False)
     """The last playbook run's result (changed counts, per-host summaries), for callers and tests."""
 
@@ -180,6 +191,7 @@ class HostsTarget:
                 check=check,
                 timeout_s=timeout_s,
                 ssh_key_file=self.ssh_key_file,
+                known_hosts_file=self.known_hosts_file,
                 become_password=self.become_password,
             )
             return self.last_result
@@ -213,6 +225,7 @@ class HostsTarget:
                 limit=",".join(nodes),
                 timeout_s=self.timeouts.stage_s,
                 ssh_key_file=self.ssh_key_file,
+                known_hosts_file=self.known_hosts_file,
                 become_password=self.become_password,
             )
             try:
@@ -244,6 +257,7 @@ class HostsTarget:
                 limit=",".join(nodes),
                 timeout_s=self.timeouts.progress_read_s,
                 ssh_key_file=self.ssh_key_file,
+                known_hosts_file=self.known_hosts_file,
                 become_password=self.become_password,
                 cancel=cancel,
             )
@@ -309,7 +323,8 @@ class HostsTarget:
         check_name(model_name, "model_name")
         if not nodes:
             raise HostsConfigError("stage_model needs at least one node (inventory host name)")
-        extravars = {"model_name": model_name, "source_uri": source.uri}
+        extravars: dict[str, Any] = {"model_name": model_name, "source_uri": source.uri}
+        extravars.update(self._push_vars(source.uri, nodes))
         secret_extravars = {"transfer_env": dict(source.credentials_env)}
         if progress is None:
             result = self._run(
@@ -360,6 +375,17 @@ class HostsTarget:
         check_name(model_name, "model_name")
         return self.stage_model(source, adapter_dir, nodes, progress, scheduling)
 
+    def _push_vars(self, uri: str, nodes: Sequence[str]) -> dict[str, Any]:
+        """The file list stage_model.yml copies to the hosts reached over SSH, when the
+        model is a directory on this machine; nothing when every host is local (they copy
+        it themselves) or the source is one the hosts read (s3://)."""
+        with _as_hosts_errors(_STAGE_PLAYBOOK):
+            connections = host_connections(self.inventory_text, nodes)
+        if all(connection == "local" for connection in connections.values()):
+            return {}
+        pushed = controller_model(uri)
+        return pushed.extravars() if pushed is not None else {}
+
     def render(self, spec: RolloutSpec) -> dict[str, Any]:
         """The deploy playbook's extravars for ``spec`` (every runtime form, rendered)."""
         name = check_name(spec.deployment_name, "deployment_name")
@@ -367,11 +393,17 @@ class HostsTarget:
         argv = host_argv(plan, spec.model_path, self.executables, spec.port, spec.adapter_paths)
         runtime = runtime_spec(argv, plan.host_env, spec.port, self.restart)
         container_name = f"budcluster-{name}"
+        command = plan.host_command[0] if plan.host_command else ""
+        install = (
+            executable_install(command, argv[0]) if command in self.installed_executables else None
+        )
         return {
+            "runtime_install": install or {},
             "deployment_name": name,
             "runtime_mode": self.runtime_mode,
             "runtime_spec": runtime,
             "container_name": container_name,
+            "container_image": plan.image,
             "container_argv": {
                 engine: container_run_argv(
                     engine,

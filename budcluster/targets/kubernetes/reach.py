@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from budcluster.bench.access import EndpointAccess
+from budcluster.bench.access import CredentialPlugin, EndpointAccess, IssuedCredential
 from budcluster.kubeconfig import ApiServerCredentials
 
 VIA_SERVICE_PROXY = "via API server service proxy"
@@ -69,25 +69,46 @@ def in_cluster_service(url: str) -> InClusterService | None:
 
 
 def service_proxy_access(
-    credentials: ApiServerCredentials, service: InClusterService
+    credentials: ApiServerCredentials,
+    service: InClusterService,
+    *,
+    plugin: CredentialPlugin | None = None,
+    issued: IssuedCredential | None = None,
 ) -> EndpointAccess:
     """Requests to ``service`` through the API server named by ``credentials``.
 
     The API server takes the user's ``Authorization`` for itself and forwards the rest of
     the request (path, body, other headers) to a ready endpoint of the Service; streamed
     answers (``text/event-stream``) come back flushed as they are written.
+
+    ``plugin``/``issued``: the user's exec plugin, wrapped by the caller (pure code cannot
+    run it), and what it issued just now. Its token is sent instead of ``username``/
+    ``password`` (the caller does not run a plugin beside a ``token``, which wins, as in
+    the kubernetes client) and is renewed during the run; a client certificate it issued
+    replaces the kubeconfig's.
     """
     base = credentials.server.rstrip("/") + service_proxy_path(
         service.namespace, service.proxy_id()
     )
+    if (plugin is None) != (issued is None):
+        raise ValueError("plugin and issued go together")
+    headers = credentials.auth_headers()
+    cert, key = credentials.client_cert_pem, credentials.client_key_pem
+    if issued is not None:
+        if issued.token:
+            headers = tuple(h for h in headers if h[0] != "Authorization")
+        if issued.client_cert_pem and issued.client_key_pem:
+            cert, key = issued.client_cert_pem, issued.client_key_pem
     return EndpointAccess(
         base_url=base,
         via=f"{VIA_SERVICE_PROXY} {base}",
-        headers=credentials.auth_headers(),
+        headers=headers,
         ca_pem=credentials.ca_pem,
-        client_cert_pem=credentials.client_cert_pem,
-        client_key_pem=credentials.client_key_pem,
+        client_cert_pem=cert,
+        client_key_pem=key,
         verify_tls=not credentials.insecure_skip_tls_verify,
         tls_server_name=credentials.tls_server_name,
         forwards_authorization=False,
+        credential_plugin=plugin,
+        issued=issued,
     )

@@ -50,6 +50,18 @@ CHARTS_DIR = Path(__file__).resolve().parents[3] / "charts"
 KEDA_SCALED_OBJECTS = ("keda.sh/v1alpha1", "scaledobjects")
 """Where KEDA's ScaledObject is served once its CRD is installed."""
 AUTOSCALER_KINDS = ("HorizontalPodAutoscaler", "ScaledObject")
+# The charts that run the bud-serve-cluster image pin its user (UID/GID/fsGroup 10001, the
+# Containerfile's USER). OpenShift's restricted-v2 SCC rejects a pinned UID outside the
+# namespace's range and assigns one itself, so there they only ask for a non-root user.
+# Helm merges values into the chart's defaults; a null removes a default key.
+TOOLS_IMAGE_CHARTS = frozenset({"node_info_collector", "model_transfer"})
+OPENSHIFT_POD_SECURITY_CONTEXT: dict[str, Any] = {
+    "runAsNonRoot": True,
+    "runAsUser": None,
+    "runAsGroup": None,
+    "fsGroup": None,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
 
 __all__ = ["CHARTS_DIR", "KubernetesTarget", "KubernetesTimeouts"]
 
@@ -116,6 +128,8 @@ class KubernetesTarget:
     def _render(
         self, chart: str, values: Mapping[str, Any], release: str, namespace: str
     ) -> list[dict[str, Any]]:
+        if chart in TOOLS_IMAGE_CHARTS and self._is_openshift():
+            values = {**values, "podSecurityContext": OPENSHIFT_POD_SECURITY_CONTEXT}
         try:
             return helm.render_chart(
                 self._charts / chart, values, release, namespace, timeout_s=self._timeouts.render_s
