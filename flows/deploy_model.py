@@ -40,6 +40,7 @@ from tasks.rollout import (
     current_endpoint,
     prepare_engine,
     roll_out,
+    stage_adapter,
     stage_model,
     undo_rollout,
     wait_healthy,
@@ -81,8 +82,7 @@ def _deploy(
 ) -> dict[str, Any]:
     spec_hash = request.spec_hash()
     cluster = registered_cluster(request.cluster)
-    # What the cluster kind cannot do (autoscaling on hosts, adapters off hosts) fails
-    # before any work.
+    # What the cluster kind cannot do (autoscaling on hosts) fails before any work.
     request.check_cluster_kind(cluster.kind)
     endpoint = current_endpoint(cluster, request.name, spec_hash)
     if endpoint:
@@ -140,8 +140,16 @@ def _deploy(
         nodes = sorted({placement.node_name for placement in plan.placements})
         if not redeploy:
             move_deployment(deployment_id, "transferring", f"staging on {', '.join(nodes)}")
+        # The model's volume (Kubernetes) is sized for the adapters staged beside it, and
+        # its transfer Job runs on the pool the runtime is planned onto.
+        scheduling = request.pod_scheduling()
         staged = stage_model(
-            cluster, source, request.model.model_name, nodes, request.pod_scheduling()
+            cluster,
+            source,
+            request.model.model_name,
+            nodes,
+            scheduling,
+            adapter_sources=adapter_sources or None,
         )
         record_model(
             request.model.model_name,
@@ -151,19 +159,25 @@ def _deploy(
             facts.model_dump(mode="json"),
         )
         record_transfer(model_id, request.cluster, deployment_id, staged, True)
-        # The adapters go to the same nodes; the runtime reads them where they were staged.
+        # The adapters go beside the model (the same nodes; on Kubernetes the model's own
+        # volume, so their Jobs take the model's tolerations and node selector to reach the
+        # pool that volume is on); the runtime reads them where they were staged.
         adapter_paths = {
-            adapter.name: stage_model(
+            adapter.name: stage_adapter(
                 cluster,
                 adapter_source,
                 staged_adapter_name(adapter.name, adapter_source.uri),
+                request.model.model_name,
                 nodes,
+                scheduling,
             ).path
             for adapter, adapter_source in zip(request.adapters, adapter_sources, strict=True)
         }
 
         # 5. Roll out.  6. Wait until healthy.  A failure removes what this run started.
-        executables = prepare_engine(plan)
+        # Only a hosts cluster runs the engine from this machine's build; a Kubernetes
+        # cluster runs the plan's image, so nothing is built or installed here for it.
+        executables = prepare_engine(plan) if cluster.kind == "hosts" else {}
         move_deployment(deployment_id, "deploying", f"starting {plan.engine}")
         previous = latest_revision(deployment_id)
         with transaction() as txn:
@@ -177,7 +191,7 @@ def _deploy(
                 request.port,
                 autoscaling=request.autoscaling_spec(),
                 adapter_paths=adapter_paths,
-                scheduling=request.pod_scheduling(),
+                scheduling=scheduling,
             )
             started = roll_out_undoable(cluster, spec, executables)
             endpoint = started.endpoint_url or ""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any, cast
 from uuid import UUID
 
@@ -45,19 +46,10 @@ def prepare_engine(plan: RuntimePlan) -> dict[str, str]:
     return {}
 
 
-@task(retries=1, retry_delay_seconds=5, timeout_seconds=6 * 3600, task_run_name="stage-model")
-def stage_model(
-    cluster: ClusterRef,
-    source: ModelSourceSpec,
-    model_name: str,
-    nodes: list[str],
-    scheduling: PodScheduling | None = None,
-) -> StagedModel:
-    """Copy and verify the model on the nodes; resumable, so a retry copies only the rest.
-    ``scheduling`` lets a Kubernetes transfer Job onto a tainted or labelled pool."""
-    key = f"transfer-{model_name}".lower().replace(".", "-").replace("_", "-")
+def _progress_reporter(name: str) -> tuple[UUID, Callable[[TransferProgress], None]]:
+    key = f"transfer-{name}".lower().replace(".", "-").replace("_", "-")
     artifact_id = cast(
-        UUID, create_progress_artifact(progress=0.0, key=key, description=f"Staging {model_name}")
+        UUID, create_progress_artifact(progress=0.0, key=key, description=f"Staging {name}")
     )
     last_update = [0.0]
 
@@ -67,20 +59,72 @@ def stage_model(
             last_update[0] = now
             update_progress_artifact(artifact_id=artifact_id, progress=100.0 * progress.fraction)
 
-    with registered_target(cluster) as target:
-        staged = target.stage_model(
-            source, model_name, nodes, progress=on_progress, scheduling=scheduling
-        )
-    update_progress_artifact(artifact_id=artifact_id, progress=100.0)
+    return artifact_id, on_progress
+
+
+def _log_staged(name: str, staged: StagedModel) -> None:
     task_logger(__name__).info(
         "staged %s on %s: %d files, %.1f MiB (%.1f MiB copied) in %.1f s",
-        model_name,
+        name,
         ", ".join(staged.nodes),
         staged.files,
         staged.bytes / 2**20,
         staged.bytes_copied / 2**20,
         staged.seconds,
     )
+
+
+@task(retries=1, retry_delay_seconds=5, timeout_seconds=6 * 3600, task_run_name="stage-model")
+def stage_model(
+    cluster: ClusterRef,
+    source: ModelSourceSpec,
+    model_name: str,
+    nodes: list[str],
+    scheduling: PodScheduling | None = None,
+    adapter_sources: list[ModelSourceSpec] | None = None,
+) -> StagedModel:
+    """Copy and verify the model on the nodes; resumable, so a retry copies only the rest.
+    ``scheduling`` lets a Kubernetes transfer Job onto a tainted or labelled pool;
+    ``adapter_sources``: the adapters staged beside it next (a volume is sized for them)."""
+    artifact_id, on_progress = _progress_reporter(model_name)
+    with registered_target(cluster) as target:
+        staged = target.stage_model(
+            source,
+            model_name,
+            nodes,
+            progress=on_progress,
+            scheduling=scheduling,
+            adapter_sources=adapter_sources or (),
+        )
+    update_progress_artifact(artifact_id=artifact_id, progress=100.0)
+    _log_staged(model_name, staged)
+    return staged
+
+
+@task(
+    retries=1,
+    retry_delay_seconds=5,
+    timeout_seconds=6 * 3600,
+    task_run_name="stage-adapter-{adapter_dir}",
+)
+def stage_adapter(
+    cluster: ClusterRef,
+    source: ModelSourceSpec,
+    adapter_dir: str,
+    model_name: str,
+    nodes: list[str],
+    scheduling: PodScheduling | None = None,
+) -> StagedModel:
+    """Copy and verify a LoRA adapter beside the model, where its runtime reads it;
+    resumable, so an unchanged adapter copies nothing. ``scheduling`` is the model's, so a
+    Kubernetes adapter Job lands on the pool that holds the model's volume."""
+    artifact_id, on_progress = _progress_reporter(adapter_dir)
+    with registered_target(cluster) as target:
+        staged = target.stage_adapter(
+            source, adapter_dir, model_name, nodes, progress=on_progress, scheduling=scheduling
+        )
+    update_progress_artifact(artifact_id=artifact_id, progress=100.0)
+    _log_staged(adapter_dir, staged)
     return staged
 
 

@@ -123,10 +123,18 @@ class DeployModelRequest(_Form):
                 "runtimes on load); remove autoscaling from the request, or deploy to a "
                 "kubernetes cluster"
             )
-        if self.adapters and cluster_kind != "hosts":
+        # Off hosts a transfer Job's pod copies each adapter into the model's volume; it
+        # cannot read a directory of the controller.
+        on_controller = [
+            a for a in self.adapters if "://" not in a.uri or a.uri.startswith("file://")
+        ]
+        if cluster_kind != "hosts" and on_controller:
+            adapter = on_controller[0]
             raise ConfigurationError(
-                f"adapters: LoRA adapters are served on hosts clusters; {self.cluster!r} is a "
-                f"{cluster_kind} cluster (docs/lora.md); deploy without adapters there"
+                f"adapters: {adapter.name!r} has uri {adapter.uri!r}, a directory on the "
+                f"controller, which a pod of the {cluster_kind} cluster {self.cluster!r} "
+                "cannot read; put the adapter in a bucket (s3://...) or a node's HF cache "
+                "(hf://...)"
             )
         check_scheduling_on(cluster_kind, self.cluster, self.tolerations, self.node_selector)
 
@@ -163,8 +171,7 @@ class DeployModelRequest(_Form):
         """Refuse a plan the cluster would not run as asked, before anything is staged.
 
         CPU plans are one replica on one node whatever was asked, and a hosts cluster runs
-        one runtime per deployment (on the plan's first placement), cannot autoscale and is
-        the only kind that serves LoRA adapters.
+        one runtime per deployment (on the plan's first placement) and cannot autoscale.
         """
         self.check_cluster_kind(cluster_kind)
         if isinstance(self.replicas, int) and plan.replicas != self.replicas:

@@ -74,8 +74,9 @@ class ModelSourceSpec:
 @dataclass(frozen=True)
 class PodScheduling:
     """Where a Kubernetes target's pods may go: the deploy form's tolerations (as a pod spec
-    holds them) and node selector, for the runtime and for the model's transfer Job alike,
-    so staging lands on the same tainted pool. Hosts have no scheduler and refuse both."""
+    holds them) and node selector, for the runtime and for the transfer Jobs of the model and
+    of its LoRA adapters alike, so staging lands on the same tainted pool. Hosts have no
+    scheduler and refuse both."""
 
     tolerations: tuple[Mapping[str, Any], ...] = ()
     node_selector: Mapping[str, str] = field(default_factory=dict)
@@ -146,9 +147,27 @@ class ClusterTarget(Protocol):
         nodes: Sequence[str],
         progress: ProgressCallback | None = None,
         scheduling: PodScheduling | None = None,
+        *,
+        adapter_sources: Sequence[ModelSourceSpec] = (),
     ) -> StagedModel:
         """Copy and verify the model on ``nodes``; ``scheduling`` places a Kubernetes
-        transfer Job (hosts are refused it before this is called)."""
+        transfer Job (hosts are refused it before this is called); ``adapter_sources`` are
+        the LoRA adapters ``stage_adapter`` will put beside it (a target that sizes a
+        volume counts them)."""
+        ...
+
+    def stage_adapter(
+        self,
+        source: ModelSourceSpec,
+        adapter_dir: str,
+        model_name: str,
+        nodes: Sequence[str],
+        progress: ProgressCallback | None = None,
+        scheduling: PodScheduling | None = None,
+    ) -> StagedModel:
+        """Copy a LoRA adapter beside ``model_name`` (staged first) under ``adapter_dir``,
+        where the runtime serving the model can read it; ``scheduling`` is the model's, so
+        a Kubernetes adapter Job lands on the pool holding the model's volume."""
         ...
 
     def roll_out(self, spec: RolloutSpec) -> RuntimeStatus:

@@ -5,8 +5,10 @@ The only whole-GPU node carries ``nvidia.com/gpu=present:NoSchedule``, as GPU no
 on EKS, AKS and GKE are commonly tainted; the MIG node is cordoned. The collector still
 inventories both (it tolerates every taint) and the inventory records their taints and
 cordon. Without tolerations deploy-model fails at planning, before anything is installed,
-naming the node, its taint and the ``tolerations`` field; with the toleration it deploys,
-and both the transfer Job's pod and the runtime's pod land on the tainted node.
+naming the node, its taint and the ``tolerations`` field; with the toleration it deploys
+with a LoRA adapter, and the model's transfer Job, the adapter's own transfer Job (which
+copies into the model's volume, so it must reach the same pool) and the runtime's pod all
+land on the tainted node.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import yaml
 from tests.k8s_emulator.emulator import Emulator, start_emulator
 from tests.k8s_emulator.nodes import Taint, amx_cpu_node, h100_mig_node, h100_node
 from tests.support.flow_environment import flow_environment
+from tests.support.lora_adapters import peft_adapter
 from tests.support.prefect_server import free_port
 
 pytestmark = pytest.mark.e2e
@@ -33,6 +36,7 @@ GPU_TOLERATION = {
     "value": "present",
     "effect": "NoSchedule",
 }
+TONE_URI = "s3://models/adapters/tone"
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,8 @@ def pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pool]:
             s3.create_bucket(Bucket="models")
             for file in sorted(LLAMA_8B.iterdir()):
                 s3.put_object(Bucket="models", Key=f"llama-8b/{file.name}", Body=file.read_bytes())
+            for name, data in peft_adapter(4, 3).items():
+                s3.put_object(Bucket="models", Key=f"adapters/tone/{name}", Body=data)
             S3Registry.from_keys(
                 "models",
                 bucket="models",
@@ -186,21 +192,30 @@ def test_a_wrong_node_selector_fails_naming_the_field(pool: Pool) -> None:
     assert _installed(pool.emulator) == []
 
 
-def test_with_the_toleration_it_deploys_onto_the_tainted_node(pool: Pool) -> None:
-    from budcluster.targets.kubernetes import release_for
+def test_with_the_toleration_it_deploys_onto_the_tainted_node_with_an_adapter(
+    pool: Pool,
+) -> None:
+    from budcluster.planning.lora import staged_adapter_name
+    from budcluster.targets.kubernetes import model_release_for, release_for
+    from budcluster.targets.kubernetes.names import adapter_job_for
     from flows.deploy_model import deploy_model
 
     selector = {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"}
     outcome = deploy_model(
-        _request("llama-tolerated", tolerations=[GPU_TOLERATION], node_selector=selector)
+        _request(
+            "llama-tolerated",
+            tolerations=[GPU_TOLERATION],
+            node_selector=selector,
+            adapters=[{"name": "tone", "uri": TONE_URI, "registry_block": "models"}],
+        )
     )
     assert outcome["status"] == "ready"
     assert {p["node_name"] for p in outcome["plan"]["placements"]} == {"gpu-h100-0"}
-    assert outcome["plan"]["decisions"][-1] == (
+    assert (
         "left out, the pods cannot go there: cpu-amx-0: node_selector nvidia.com/gpu.product "
         "does not match (the node has no such label); gpu-h100-mig-0: cordoned "
         "(spec.unschedulable)"
-    )
+    ) in outcome["plan"]["decisions"]
     release = release_for("llama-tolerated")
     (runtime,) = [
         p
@@ -213,9 +228,21 @@ def test_with_the_toleration_it_deploys_onto_the_tainted_node(pool: Pool) -> Non
         **selector,
         "kubernetes.io/hostname": "gpu-h100-0",
     }
-    # The transfer Job staged the weights on the same tainted node, tolerating the taint.
-    (job,) = [j for j in pool.emulator.objects("jobs", "batch") if "llama" in j["metadata"]["name"]]
-    template = job["spec"]["template"]["spec"]
-    assert GPU_TOLERATION in template["tolerations"]
-    assert template["nodeSelector"] == {**selector, "kubernetes.io/hostname": "gpu-h100-0"}
-    assert job["status"].get("succeeded") == 1
+    assert "tone=/adapters/tone" in runtime["spec"]["containers"][0]["args"]
+    # The model's transfer Job staged the weights on the same tainted node, tolerating the
+    # taint, and the adapter's own Job, copying into the model's volume, went there too.
+    model_release = model_release_for("llama-8b")
+    jobs = {j["metadata"]["name"]: j for j in pool.emulator.objects("jobs", "batch")}
+    adapter_job = adapter_job_for(model_release, staged_adapter_name("tone", TONE_URI))
+    assert sorted(jobs) == sorted([f"{model_release}-transfer", adapter_job])
+    for name, job in jobs.items():
+        template = job["spec"]["template"]["spec"]
+        assert GPU_TOLERATION in template["tolerations"], name
+        assert template["nodeSelector"] == {**selector, "kubernetes.io/hostname": "gpu-h100-0"}
+        assert job["status"].get("succeeded") == 1, name
+        (job_pod,) = [
+            p
+            for p in pool.emulator.objects("pods")
+            if p["metadata"]["labels"].get("batch.kubernetes.io/job-name") == name
+        ]
+        assert job_pod["spec"]["nodeName"] == "gpu-h100-0", name

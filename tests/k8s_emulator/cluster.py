@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from tests.k8s_emulator.autoscaler import PodMetrics, _State
 from tests.k8s_emulator.controllers import (
@@ -49,6 +50,10 @@ class Cluster:
     nodes: list[NodeSpec] = field(default_factory=default_nodes)
     timings: Timings = field(default_factory=Timings)
     history_size: int = DEFAULT_HISTORY_SIZE
+    volumes_dir: Path | None = None
+    """Where bound volumes keep their files (``<dir>/<pv name>``, as a hostpath provisioner
+    does); with it, a model-transfer Job's pod really copies its source into its volume.
+    Without it (the default) the Job reports a simulated copy and no files exist."""
 
     def __post_init__(self) -> None:
         self.registry = ResourceRegistry.for_flavour(self.flavour)

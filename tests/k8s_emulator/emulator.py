@@ -223,16 +223,19 @@ def start_emulator(
     host: str = "127.0.0.1",
     port: int = 0,
     token: str | None = "auto",
+    volumes_dir: Path | None = None,
     ssl_context: ssl.SSLContext | None = None,
 ) -> Emulator:
     """Start an emulated cluster and return it serving; ``port=0`` picks a free port,
-    ``token="auto"`` makes a random bearer token (``None`` accepts any client), and an
-    ``ssl_context`` serves HTTPS like a real API server (in-cluster clients only speak TLS)."""
+    ``token="auto"`` makes a random bearer token (``None`` accepts any client), an
+    ``ssl_context`` serves HTTPS like a real API server (in-cluster clients only speak TLS),
+    and ``volumes_dir`` keeps the PVs' files there (see ``Cluster``)."""
     cluster = Cluster(
         flavour=flavour,
         nodes=default_nodes() if nodes is None else nodes,
         timings=timings or Timings(),
         history_size=history_size,
+        volumes_dir=volumes_dir,
     )
     bearer = secrets.token_urlsafe(24) if token == "auto" else token
     return Emulator(cluster, host, port, bearer, ssl_context).start()

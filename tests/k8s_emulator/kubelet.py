@@ -12,6 +12,7 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from budcluster.hardware.cpuinfo import parse_cpuinfo
@@ -631,9 +632,13 @@ class Kubelet:
         run_s = self.cluster.timings.job_run_s
         transfer = _has_label(pod, TRANSFER_LABEL)
         failing = fault is not None and fault.kind in ("JobFailed", "CrashLoopBackOff", "OOMKilled")
+        copied: Obj | None = None
+        if transfer and elapsed >= run_s and not failing and self.cluster.volumes_dir:
+            copied = self._copy_into_volume(pod, runtime)
+            failing = "error" in copied
         if transfer:
             self._transfer_progress(
-                pod, runtime, min(1.0, elapsed / run_s), failing and elapsed >= run_s
+                pod, runtime, min(1.0, elapsed / run_s), failing and elapsed >= run_s, copied
             )
         if elapsed < run_s:
             if runtime.ready_at is None:
@@ -674,8 +679,63 @@ class Kubelet:
         if failing:
             self.cluster.job_last_failure[_job_uid(pod)] = time.monotonic()
 
+    def _copy_into_volume(self, pod: Obj, runtime: PodRuntime) -> Obj:
+        """What the transfer container does (charts/model_transfer/files/transfer_job.py):
+        copy ``args[0]`` into ``args[1]`` with the transfer engine, reading the source's keys
+        from the environment it started with; ``args[1]`` lies in a mounted volume, whose
+        files live under ``volumes_dir``. Returns the result summary, or the error."""
+        from budcluster.errors import BudClusterError, TemporaryError
+        from budcluster.transfer.engine import transfer_model
+        from budcluster.transfer.uri import parse_source
+
+        (container,) = pod["spec"]["containers"]
+        args = [str(a) for a in container.get("args") or []]
+        try:
+            dest = self.volume_path(pod, container, args[1])
+            result = transfer_model(
+                parse_source(args[0], runtime.env.get(container["name"], {})), dest, workers=1
+            )
+        except (BudClusterError, ContainerConfigError) as exc:
+            retryable = isinstance(exc, TemporaryError)
+            error = {"error": type(exc).__name__, "message": str(exc), "retryable": retryable}
+            runtime.logs.setdefault(container["name"], []).append(json.dumps(error))
+            return error
+        summary: Obj = result.to_dict()
+        runtime.logs.setdefault(container["name"], []).append(json.dumps(summary))
+        return summary
+
+    def volume_path(self, pod: Obj, container: Obj, path: str) -> Path:
+        """Where ``path`` of ``container`` lies on the node: under the mount that holds it,
+        in the bound volume's directory of ``volumes_dir`` (with the mount's subPath)."""
+        assert self.cluster.volumes_dir is not None
+        volumes = {v.get("name"): v for v in pod["spec"].get("volumes") or []}
+        mounts = sorted(
+            container.get("volumeMounts") or [], key=lambda m: -len(str(m["mountPath"]))
+        )
+        for mount in mounts:
+            base = str(mount["mountPath"]).rstrip("/")
+            if path != base and not path.startswith(base + "/"):
+                continue
+            claim = (volumes.get(mount["name"]) or {}).get("persistentVolumeClaim") or {}
+            pvc = self.cluster.store.find(
+                self.cluster.registry.get("persistentvolumeclaims"),
+                pod["metadata"]["namespace"],
+                str(claim.get("claimName")),
+            )
+            volume = ((pvc or {}).get("spec") or {}).get("volumeName")
+            if not volume:
+                raise ContainerConfigError(f"{path}: not on a bound persistent volume")
+            root = self.cluster.volumes_dir / str(volume) / str(mount.get("subPath") or "")
+            return root / path[len(base) :].lstrip("/")
+        raise ContainerConfigError(f"{path}: no volume is mounted there")
+
     def _transfer_progress(
-        self, pod: Obj, runtime: PodRuntime, fraction: float, failed: bool
+        self,
+        pod: Obj,
+        runtime: PodRuntime,
+        fraction: float,
+        failed: bool,
+        copied: Obj | None = None,
     ) -> None:
         step = 2 if fraction >= 1.0 else (1 if fraction >= 0.5 else 0)
         if failed:
@@ -703,7 +763,17 @@ class Kubelet:
             "elapsed_s": elapsed,
             "eta_s": round(run_s * (1 - done_fraction), 1) if step == 1 else None,
         }
-        if step == 2:
+        if step == 2 and copied is not None:
+            payload.update(
+                state="done",
+                files_total=copied["files"],
+                files_done=copied["files"],
+                bytes_total=copied["bytes_total"],
+                bytes_done=copied["bytes_total"],
+                eta_s=0,
+                result=copied,
+            )
+        elif step == 2:
             payload.update(
                 state="done",
                 eta_s=0,
@@ -727,6 +797,8 @@ class Kubelet:
                 "message": "emulated transfer failed: source unreachable",
                 "retryable": False,
             }
+            if copied is not None:
+                payload.update(copied)
         pod_labels = pod["metadata"].get("labels") or {}
         job = pod_labels.get("batch.kubernetes.io/job-name") or pod["metadata"]["name"]
         name = env.get("PROGRESS_CONFIGMAP") or transfer_configmap_name(job)

@@ -72,6 +72,35 @@ def flag_values(args: Sequence[str], flags: Sequence[str]) -> list[str]:
     return []
 
 
+def _llama_adapters(args: Sequence[str]) -> tuple[tuple[str, str, float], ...]:
+    """llama.cpp's ``--lora FILE,...`` (scale 1) and ``--lora-scaled FILE:SCALE,...``, in
+    the order given (common/arg.cpp appends both to one list on every use)."""
+    found: list[tuple[str, str, float]] = []
+    for index, arg in enumerate(args[:-1]):
+        for item in args[index + 1].split(",") if arg in ("--lora", "--lora-scaled") else []:
+            if arg == "--lora":
+                found.append(("", item, 1.0))
+            else:
+                path, _, scale = item.rpartition(":")
+                found.append(("", path, float(scale)))
+    return tuple(found)
+
+
+def _vllm_adapters(args: Sequence[str]) -> tuple[tuple[str, str, float], ...]:
+    """vLLM's ``--lora-modules name=path ...`` (or the JSON form), with ``--enable-lora``."""
+    if "--enable-lora" not in args:
+        return ()
+    modules: list[tuple[str, str, float]] = []
+    for item in flag_values(args, ("--lora-modules",)):
+        if item.startswith("{"):
+            spec = json.loads(item)
+            modules.append((str(spec["name"]), str(spec["path"]), 1.0))
+        else:
+            name, _, path = item.partition("=")
+            modules.append((name, path, 1.0))
+    return tuple(modules)
+
+
 @dataclass(frozen=True)
 class SimulatedEngine:
     """What a runtime container serves, read from its spec."""
@@ -81,6 +110,11 @@ class SimulatedEngine:
     port: int
     served_names: list[str]
     model_path: str
+    adapters: tuple[tuple[str, str, float], ...] = ()
+    """LoRA adapters in load order: (name, path, scale). vLLM's come from ``--lora-modules
+    name=path`` with ``--enable-lora`` (scale unused); llama-server's from every
+    ``--lora-scaled FILE:SCALE,...`` and ``--lora FILE,...`` (name unused: a request
+    selects one by its position, ``"lora": [{"id": N, "scale": S}]``)."""
 
     @classmethod
     def of(cls, container: Obj) -> SimulatedEngine:
@@ -102,7 +136,12 @@ class SimulatedEngine:
             names = flag_values(args, ("--served-model-name",)) or [model]
             default_port = VLLM_DEFAULT_PORT
         port = int(ports[0]) if ports and ports[0].isdigit() else default_port
-        return cls("llama.cpp" if llama else "vllm", port, names, model)
+        adapters = _llama_adapters(args) if llama else _vllm_adapters(args)
+        return cls("llama.cpp" if llama else "vllm", port, names, model, adapters)
+
+    @property
+    def adapter_names(self) -> list[str]:
+        return [name for name, _path, _scale in self.adapters] if self.engine == "vllm" else []
 
     def accepts_connections(self, ready: bool) -> bool:
         """vLLM opens its port only once the engine has loaded; llama-server listens at once
@@ -131,6 +170,8 @@ class SimulatedEngine:
             "/v1/completions": ("POST", self._completions),
             "/v1/chat/completions": ("POST", self._chat),
         }
+        if self.engine == "llama.cpp":
+            routes["/lora-adapters"] = ("GET", self._lora_adapters)
         if path not in routes:
             return self._error(404, "Not Found")
         wanted, handler = routes[path]
@@ -180,10 +221,37 @@ class SimulatedEngine:
                 "created": created,
                 "owned_by": owner,
                 "root": self.model_path,
+                # vLLM's ModelCard names a LoRA module's base model; a base model has none.
+                **({"parent": None} if self.engine == "vllm" else {}),
             }
             for name in self.served_names
         ]
+        # vLLM lists each LoRA module after the base model, its root the adapter's path and
+        # its parent the base model's name (serving_models.show_available_models).
+        data += [
+            {
+                "id": name,
+                "object": "model",
+                "created": created,
+                "owned_by": owner,
+                "root": path,
+                "parent": self.served_names[0],
+            }
+            for name, path, _scale in self.adapters
+            if self.engine == "vllm"
+        ]
         return _json(200, {"object": "list", "data": data})
+
+    def _lora_adapters(self, _body: bytes) -> HttpAnswer:
+        """llama-server's ``GET /lora-adapters``: each loaded adapter by its position, with
+        the path it was loaded from and its global scale."""
+        return _json(
+            200,
+            [
+                {"id": i, "path": path, "scale": scale, "task_name": "", "prompt_prefix": ""}
+                for i, (_name, path, scale) in enumerate(self.adapters)
+            ],
+        )
 
     def _request(self, body: bytes) -> Obj | HttpAnswer:
         try:
@@ -193,9 +261,19 @@ class SimulatedEngine:
         if not isinstance(request, dict):
             return self._error(400, "the body must be a JSON object", "BadRequestError")
         model = request.get("model")
-        if self.engine == "vllm" and model not in self.served_names:
-            # vLLM checks the name; llama-server answers whatever model is asked for.
+        if self.engine == "vllm" and model not in [*self.served_names, *self.adapter_names]:
+            # vLLM checks the name (a LoRA module's name selects the adapter); llama-server
+            # answers whatever model is asked for.
             return self._error(404, f"The model `{model}` does not exist.", "NotFoundError")
+        if (
+            self.engine == "llama.cpp"
+            and "lora" in request
+            and not isinstance(request["lora"], list)
+        ):
+            # llama-server's per-request adapter scales; ids it has not loaded are ignored.
+            return self._error(
+                400, "Error: 'lora' must be an array of objects with 'id' and 'scale' fields"
+            )
         stream_options = request.get("stream_options")
         # vLLM refuses stream_options without stream (its request validator); llama-server
         # ignores them.

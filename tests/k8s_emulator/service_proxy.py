@@ -37,7 +37,7 @@ from tests.k8s_emulator.kubelet import COLLECTOR_LABEL, TRANSFER_LABEL, is_termi
 from tests.k8s_emulator.litellm_http import SimulatedLiteLLM, is_litellm
 from tests.k8s_emulator.runtime_http import HttpAnswer, SimulatedEngine
 from tests.k8s_emulator.selectors import labels_match, selector_from_object
-from tests.k8s_emulator.traffic import ServedRequest
+from tests.k8s_emulator.traffic import BODY_KEPT, ServedRequest
 
 if TYPE_CHECKING:
     from tests.k8s_emulator.cluster import Cluster
@@ -202,7 +202,7 @@ def _dial(
             "error trying to reach service: tls: first record does not look like a TLS handshake"
         )
     answer = server.answer(method, path, body, _pod_ready(pod), headers)
-    _served(cluster, pod, port, server, method, path, answer, "service-proxy", headers)
+    _served(cluster, pod, port, server, (method, path, body), answer, "service-proxy", headers)
     return answer
 
 
@@ -211,12 +211,12 @@ def _served(
     pod: Obj,
     port: int,
     server: SimulatedServer,
-    method: str,
-    path: str,
+    request: tuple[str, str, bytes],
     answer: HttpAnswer,
     via: str,
     headers: Mapping[str, str],
 ) -> None:
+    method, path, body = request
     cluster.engine_log.append(
         ServedRequest(
             namespace=pod["metadata"]["namespace"],
@@ -228,6 +228,7 @@ def _served(
             status=answer.status,
             via=via,
             headers=dict(headers),
+            body=body[:BODY_KEPT],
         )
     )
 
@@ -269,7 +270,7 @@ def dial_url(
         raise ConnectionError(f"[SSL: WRONG_VERSION_NUMBER] wrong version number: {host}:{port}")
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     answer = server.answer(method, path, body, _pod_ready(pod))
-    _served(cluster, pod, target, server, method, path, answer, "cluster-network", {})
+    _served(cluster, pod, target, server, (method, path, body), answer, "cluster-network", {})
     return answer
 
 

@@ -4,10 +4,14 @@ show them) and the requests each pod's simulated server answered."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from typing import Any
 
 LOG_SIZE = 10_000
 """Entries kept per log; older ones fall off."""
+BODY_KEPT = 16_384
+"""Bytes of a request body an engine log entry keeps."""
 
 
 @dataclass(frozen=True)
@@ -42,3 +46,13 @@ class ServedRequest:
     """"service-proxy" (from the API server) or "cluster-network" (from another pod)."""
     headers: dict[str, str] = field(default_factory=dict)
     """The headers that reached the server (lower-case names)."""
+    body: bytes = b""
+    """The request body that reached the server (what the client asked of the engine: the
+    model name, a LoRA selection), up to ``BODY_KEPT`` bytes."""
+
+    def json_body(self) -> Any:
+        """The body as JSON; None when it is empty or not JSON."""
+        try:
+            return json.loads(self.body) if self.body else None
+        except ValueError:
+            return None

@@ -124,10 +124,24 @@ def test_hosts_load_the_adapters_from_their_staged_directories() -> None:
         host_argv(served, "/state/models/qwen", {}, 9000, {})
 
 
-def test_kubernetes_refuses_adapters() -> None:
-    spec = RolloutSpec("qwen", _vllm_plan(PEFT_A), "pvc://ns/claim/qwen")
-    with pytest.raises(KubernetesTargetError, match="hosts clusters only"):
-        runtime_values(spec, pvc_name="claim", subdir="qwen", openshift=False)
+def test_kubernetes_mounts_the_adapters_from_the_model_volume() -> None:
+    """The container args stay the planner's (``/adapters/<name>``); the target mounts each
+    staged directory of the model's claim there (tests/kubernetes/test_lora_charts.py
+    renders it)."""
+    served = _vllm_plan(PEFT_A)
+    spec = RolloutSpec(
+        "qwen", served, "pvc://ns/claim/qwen", adapter_paths={"tone": "pvc://ns/claim/lora-t"}
+    )
+    values = runtime_values(spec, pvc_name="claim", subdir="qwen", openshift=False)
+    assert values["args"] == served.args
+    assert values["model"]["adapters"] == [{"mountPath": "/adapters/tone", "subPath": "lora-t"}]
+    with pytest.raises(KubernetesTargetError, match="adapter 'tone' has no staged directory"):
+        runtime_values(
+            RolloutSpec("qwen", served, "pvc://ns/claim/qwen"),
+            pvc_name="claim",
+            subdir="qwen",
+            openshift=False,
+        )
 
 
 def _form(**values: object) -> DeployModelRequest:
@@ -150,8 +164,11 @@ def test_the_deploy_form_checks_adapter_names_and_keeps_old_hashes() -> None:
             _form(adapters=bad)
     with pytest.raises(ValidationError, match=r"benchmark\.adapter 'sql' is not one of"):
         _form(adapters=[{"name": "tone", "uri": "/a"}], benchmark={"adapter": "sql"})
-    with pytest.raises(ConfigurationError, match="served on hosts clusters"):
+    # On Kubernetes a pod copies the adapter: a controller directory is refused up front.
+    with pytest.raises(ConfigurationError, match=r"adapters: 'tone' has uri '/a/tone', a dir"):
         with_adapter.check_plan(_vllm_plan(), "kubernetes")
+    _form(adapters=[{"name": "tone", "uri": "s3://b/tone"}]).check_plan(_vllm_plan(), "openshift")
+    with_adapter.check_plan(_vllm_plan(), "hosts")
     with pytest.raises(ValidationError, match=r"profile\.adapter needs cluster and deployment"):
         BenchmarkEndpointRequest(url="http://x", model="m", profile={"adapter": "tone"})  # type: ignore[arg-type]
     assert staged_adapter_name("tone", "/a") != staged_adapter_name("tone", "/b")

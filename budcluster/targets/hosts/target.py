@@ -308,8 +308,13 @@ class HostsTarget:
         nodes: Sequence[str],
         progress: ProgressCallback | None = None,
         scheduling: PodScheduling | None = None,
+        *,
+        adapter_sources: Sequence[ModelSourceSpec] = (),
     ) -> StagedModel:
         """Copy the model onto ``nodes``.
+
+        ``adapter_sources`` changes nothing here: a host's disk is not reserved ahead, and
+        each adapter is staged as a model of its own (:meth:`stage_adapter`).
 
         ``progress`` hears the sum over the hosts every ``timeouts.progress_poll_s`` while
         they copy (read from each host's progress file), and once more when all are done.
@@ -355,6 +360,20 @@ class HostsTarget:
         if progress is not None:
             progress(TransferProgress(files, files, total, total, staged.seconds))
         return staged
+
+    def stage_adapter(
+        self,
+        source: ModelSourceSpec,
+        adapter_dir: str,
+        model_name: str,
+        nodes: Sequence[str],
+        progress: ProgressCallback | None = None,
+        scheduling: PodScheduling | None = None,
+    ) -> StagedModel:
+        """Copy a LoRA adapter onto ``nodes`` as a model of its own, ``<state>/models/
+        <adapter_dir>``, beside ``model_name``'s directory (which names nothing more here)."""
+        check_name(model_name, "model_name")
+        return self.stage_model(source, adapter_dir, nodes, progress, scheduling)
 
     def _push_vars(self, uri: str, nodes: Sequence[str]) -> dict[str, Any]:
         """The file list stage_model.yml copies to the hosts reached over SSH, when the

@@ -64,6 +64,12 @@ def model_release_for(model_name: str) -> str:
     return dns_name("model", model_name, MAX_RELEASE)
 
 
+def adapter_job_for(model_release: str, adapter_dir: str) -> str:
+    """The transfer Job that copies adapter ``adapter_dir`` into the model's PVC: one per
+    adapter, so restaging one replaces its Job only (a Job name is also a label value)."""
+    return dns_name("lora", f"{model_release}/{adapter_dir}", MAX_NAMESPACE)
+
+
 def pvc_path(namespace: str, pvc: str, subdir: str = "") -> str:
     return f"{PVC_SCHEME}{namespace}/{pvc}" + (f"/{subdir}" if subdir else "")
 

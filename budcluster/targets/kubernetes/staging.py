@@ -26,6 +26,7 @@ from budcluster.targets.base import (
 )
 from budcluster.targets.kubernetes.errors import KubernetesTargetError, wrap
 from budcluster.targets.kubernetes.names import (
+    adapter_job_for,
     check_model_name,
     is_source_secret,
     model_release_for,
@@ -35,7 +36,7 @@ from budcluster.targets.kubernetes.names import (
 from budcluster.targets.kubernetes.objects import ConfigMapObject
 from budcluster.targets.kubernetes.status import progress_payload
 from budcluster.targets.kubernetes.timeouts import KubernetesTimeouts
-from budcluster.targets.kubernetes.values import source_secret, transfer_values
+from budcluster.targets.kubernetes.values import quantity_bytes, source_secret, transfer_values
 
 RenderChart = Callable[[str, Mapping[str, Any], str, str], list[dict[str, Any]]]
 """``(chart, values, release, namespace) -> objects``: the target's offline Helm render."""
@@ -68,30 +69,100 @@ class ModelStaging:
         nodes: Sequence[str],
         progress: ProgressCallback | None = None,
         scheduling: PodScheduling | None = None,
+        *,
+        adapter_sources: Sequence[ModelSourceSpec] = (),
     ) -> StagedModel:
+        """Copy the model into its PVC, which is sized for it and ``adapter_sources`` (the
+        LoRA adapters :meth:`stage_adapter` copies beside it); ``scheduling`` places the
+        transfer Job on the pool the runtime uses."""
         check_model_name(model_name)
-        if "://" not in source.uri or source.uri.startswith("file://"):
-            raise KubernetesTargetError(
-                f"model uri {source.uri!r} is a directory on the controller, which a pod "
-                "cannot read; put the model in a bucket (s3://...) or a node's HF cache "
-                "(hf://...) for a Kubernetes cluster"
-            )
+        _check_pod_readable(source, "model")
         namespace = namespace_for(self._prefix, model_name)
         release = model_release_for(model_name)
         pvc = f"{release}-model"
-        started = time.monotonic()
+        placement = scheduling or PodScheduling()
         secret = source_secret(source, namespace, release)
+        values = transfer_values(
+            image=self._image,
+            model_name=model_name,
+            source_uri=source.uri,
+            model_bytes=_source_bytes(source),
+            s3_secret=secret["metadata"]["name"] if secret else "",
+            node_name=nodes[0] if len(nodes) == 1 else None,
+            pvc_name=pvc,
+            adapter_bytes=sum(_source_bytes(s) for s in adapter_sources),
+            tolerations=placement.tolerations,
+            node_selector=placement.node_selector,
+        )
+        return self._stage(source, model_name, nodes, progress, namespace, release, values, secret)
+
+    def stage_adapter(
+        self,
+        source: ModelSourceSpec,
+        adapter_dir: str,
+        model_name: str,
+        nodes: Sequence[str],
+        progress: ProgressCallback | None = None,
+        scheduling: PodScheduling | None = None,
+    ) -> StagedModel:
+        """Copy a LoRA adapter into ``<adapter_dir>`` of ``model_name``'s PVC (staged first
+        by :meth:`stage_model`), by a transfer Job of its own in the model's namespace.
+
+        A runtime pod mounts only claims of its own namespace, and the model's namespace
+        holds every runtime of the model, so the adapters live in the model's claim. The Job
+        resumes from the files the directory holds: an unchanged adapter copies nothing.
+        ``scheduling`` must be the model's: the Job mounts the model's claim, which a
+        node-local volume binds to the tainted or labelled pool the model's Job ran on.
+        """
+        check_model_name(model_name)
+        check_model_name(adapter_dir)
+        _check_pod_readable(source, "adapter")
+        namespace = namespace_for(self._prefix, model_name)
+        release = model_release_for(model_name)
+        pvc = f"{release}-model"
         try:
-            result, values = self._transfer(
-                source,
-                model_name,
-                nodes,
-                progress,
-                namespace,
-                release,
-                secret,
-                scheduling or PodScheduling(),
+            claim = kube.get_object(
+                self._api,
+                kube.ObjectRef("PersistentVolumeClaim", pvc, namespace),
+                timeout_s=self._timeouts.api_s,
             )
+        except kube.KubernetesError as exc:
+            raise wrap(exc, f"find the volume of model {model_name}") from exc
+        if claim is None:
+            raise KubernetesTargetError(
+                f"model {model_name} has no volume ({namespace}/{pvc}) to stage adapter "
+                f"{adapter_dir} into; stage the model first"
+            )
+        placement = scheduling or PodScheduling()
+        secret = source_secret(source, namespace, release)
+        values = transfer_values(
+            image=self._image,
+            model_name=adapter_dir,
+            source_uri=source.uri,
+            model_bytes=_source_bytes(source),
+            s3_secret=secret["metadata"]["name"] if secret else "",
+            node_name=nodes[0] if len(nodes) == 1 else None,
+            pvc_name=pvc,
+            job_name=adapter_job_for(release, adapter_dir),
+            tolerations=placement.tolerations,
+            node_selector=placement.node_selector,
+        )
+        return self._stage(source, adapter_dir, nodes, progress, namespace, release, values, secret)
+
+    def _stage(
+        self,
+        source: ModelSourceSpec,
+        name: str,
+        nodes: Sequence[str],
+        progress: ProgressCallback | None,
+        namespace: str,
+        release: str,
+        values: dict[str, Any],
+        secret: dict[str, Any] | None,
+    ) -> StagedModel:
+        started = time.monotonic()
+        try:
+            result = self._transfer(name, progress, namespace, release, values, secret)
         except BaseException:
             # The failure is what the caller needs to see; a Secret this cannot delete now
             # (API server gone) is swept by the next staging or rollback.
@@ -101,11 +172,11 @@ class ModelStaging:
         try:
             self._remove_source_secret(namespace, secret)
         except kube.KubernetesError as exc:
-            raise wrap(exc, f"delete the S3 key Secret of {model_name}'s transfer") from exc
+            raise wrap(exc, f"delete the S3 key Secret of {name}'s transfer") from exc
         summary = result.get("result") or {}
         return StagedModel(
-            model_name=model_name,
-            path=pvc_path(namespace, pvc, values["modelName"]),
+            model_name=name,
+            path=pvc_path(namespace, values["pvc"]["name"], values["modelName"]),
             nodes=list(nodes),
             files=int(summary.get("files", result.get("files_total", 0))),
             bytes=int(summary.get("bytes_total", result.get("bytes_total", 0))),
@@ -125,43 +196,55 @@ class ModelStaging:
 
     def _transfer(
         self,
-        source: ModelSourceSpec,
-        model_name: str,
-        nodes: Sequence[str],
+        name: str,
         progress: ProgressCallback | None,
         namespace: str,
         release: str,
+        values: dict[str, Any],
         secret: dict[str, Any] | None,
-        scheduling: PodScheduling,
-    ) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Run the transfer Job to its end: (its last progress payload, the chart values)."""
-        pvc = f"{release}-model"
-        job = f"{release}-transfer"
+    ) -> dict[str, Any]:
+        """Run the transfer Job ``values`` describe to its end: its last progress payload."""
+        job = values["jobName"] or f"{release}-transfer"
         try:
             self._ensure_namespace(namespace)
             extra = [secret] if secret else []
-            values = transfer_values(
-                image=self._image,
-                model_name=model_name,
-                source_uri=source.uri,
-                model_bytes=_source_bytes(source),
-                s3_secret=secret["metadata"]["name"] if secret else "",
-                node_name=nodes[0] if len(nodes) == 1 else None,
-                pvc_name=pvc,
-                tolerations=scheduling.tolerations,
-                node_selector=scheduling.node_selector,
-            )
             objects = self._render("model_transfer", values, release, namespace)
+            if values["pvc"]["create"]:
+                objects = self._keep_claim_size(objects, values, release, namespace)
             # A Job's pod template is immutable: a rerun replaces the Job, and the new pod
             # resumes from the files the PVC already holds.
             self._remove_job(namespace, job)
             kube.apply_objects(
                 self._api, [*extra, *objects], release, timeout_s=self._timeouts.api_s
             )
-            result = self._follow_transfer(namespace, job, progress)
+            return self._follow_transfer(namespace, job, progress)
         except kube.KubernetesError as exc:
-            raise wrap(exc, f"stage model {model_name}") from exc
-        return result, values
+            raise wrap(exc, f"stage {name}") from exc
+
+    def _keep_claim_size(
+        self, objects: list[dict[str, Any]], values: dict[str, Any], release: str, namespace: str
+    ) -> list[dict[str, Any]]:
+        """``objects`` with the live claim's size where it already holds what they ask for.
+
+        A claim never shrinks (the API server refuses), and growing one needs a storage class
+        that allows expansion: a restage whose adapters need less room keeps the claim as it is.
+        """
+        claims = [o for o in objects if o.get("kind") == "PersistentVolumeClaim"]
+        if not claims:
+            return objects
+        live = kube.get_object(
+            self._api, kube.ObjectRef.of(claims[0]), timeout_s=self._timeouts.api_s
+        )
+        live_size = str(
+            (((live or {}).get("spec") or {}).get("resources") or {})
+            .get("requests", {})
+            .get("storage", "")
+        )
+        wanted = str(claims[0]["spec"]["resources"]["requests"]["storage"])
+        if not live_size or quantity_bytes(live_size) < quantity_bytes(wanted):
+            return objects
+        kept = dict(values, pvc=dict(values["pvc"], size=live_size))
+        return self._render("model_transfer", kept, release, namespace)
 
     def _remove_source_secret(self, namespace: str, secret: Mapping[str, Any] | None) -> None:
         """The Job's pod read the keys when its container started; nothing needs them after."""
@@ -242,6 +325,15 @@ class ModelStaging:
             ):
                 return str(condition["type"])
         return None
+
+
+def _check_pod_readable(source: ModelSourceSpec, what: str) -> None:
+    if "://" not in source.uri or source.uri.startswith("file://"):
+        raise KubernetesTargetError(
+            f"{what} uri {source.uri!r} is a directory on the controller, which a pod "
+            "cannot read; put it in a bucket (s3://...) or a node's HF cache "
+            "(hf://...) for a Kubernetes cluster"
+        )
 
 
 def _source_bytes(source: ModelSourceSpec) -> int:

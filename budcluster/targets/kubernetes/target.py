@@ -204,8 +204,27 @@ class KubernetesTarget:
         nodes: Sequence[str],
         progress: ProgressCallback | None = None,
         scheduling: PodScheduling | None = None,
+        *,
+        adapter_sources: Sequence[ModelSourceSpec] = (),
     ) -> StagedModel:
-        return self._staging.stage_model(source, model_name, nodes, progress, scheduling)
+        return self._staging.stage_model(
+            source, model_name, nodes, progress, scheduling, adapter_sources=adapter_sources
+        )
+
+    def stage_adapter(
+        self,
+        source: ModelSourceSpec,
+        adapter_dir: str,
+        model_name: str,
+        nodes: Sequence[str],
+        progress: ProgressCallback | None = None,
+        scheduling: PodScheduling | None = None,
+    ) -> StagedModel:
+        """Copy a LoRA adapter into ``adapter_dir`` of the model's PVC (see
+        :meth:`ModelStaging.stage_adapter`); ``scheduling`` is the model's."""
+        return self._staging.stage_adapter(
+            source, adapter_dir, model_name, nodes, progress, scheduling
+        )
 
     def apply_release(
         self, chart: str, values: Mapping[str, Any], release: str, namespace: str

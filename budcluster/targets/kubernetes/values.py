@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -12,11 +13,25 @@ from budcluster.autoscaling import (
     prometheus_query,
     quantity,
 )
+from budcluster.planning.lora import ADAPTER_MOUNT
 from budcluster.targets.base import ModelSourceSpec, RolloutSpec
 from budcluster.targets.kubernetes.errors import KubernetesTargetConfigError, KubernetesTargetError
-from budcluster.targets.kubernetes.names import slug
+from budcluster.targets.kubernetes.names import parse_pvc_path, slug
 
+_QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$")
+_SUFFIX_POWERS = {"k": 1000, "M": 1000**2, "G": 1000**3, "T": 1000**4}
+_SUFFIX_POWERS |= {"P": 1000**5, "E": 1000**6}
+_SUFFIX_POWERS |= {f"{s}i": 1024 ** (i + 1) for i, s in enumerate("KMGTPE")}
 _MODEL_FLAGS = {"vllm": ("--model",), "llama.cpp": ("-m", "--model")}
+
+
+def quantity_bytes(text: str) -> int:
+    """A storage quantity (``1536Mi``, ``2Gi``, ``10G``, ``5000``) in bytes."""
+    found = _QUANTITY.match(text.strip())
+    if found is None:
+        raise KubernetesTargetError(f"storage quantity {text!r} is not one this target reads")
+    number, suffix = found.groups()
+    return int(float(number) * _SUFFIX_POWERS.get(suffix or "", 1))
 
 
 def _flag_value(args: Sequence[str], flags: Sequence[str]) -> str | None:
@@ -53,12 +68,6 @@ def runtime_values(
     for vLLM, the GGUF file's directory for llama.cpp (as the hosts target does).
     """
     plan = spec.plan
-    if plan.adapters:
-        # The adapters are staged per model into PVCs of their own namespaces, which a
-        # runtime pod cannot mount; deploy-model refuses them before staging.
-        raise KubernetesTargetError(
-            "LoRA adapters are served on hosts clusters only; deploy without adapters here"
-        )
     nodes = sorted({p.node_name for p in plan.placements})
     placement = {"hostname": "", "gpuProduct": ""}
     if gpu_product:
@@ -83,7 +92,12 @@ def runtime_values(
         "replicas": plan.replicas,
         "port": int(port) if port and port.isdigit() else spec.port,
         "servedModelName": plan.served_model_name,
-        "model": {"pvcName": pvc_name, "mountPath": mount, "subPath": subdir},
+        "model": {
+            "pvcName": pvc_name,
+            "mountPath": mount,
+            "subPath": subdir,
+            "adapters": adapter_mounts(spec, pvc_name),
+        },
         "placement": placement,
         "nodeSelector": dict(node_selector or {}),
         "tolerations": [dict(t) for t in tolerations],
@@ -96,6 +110,29 @@ def runtime_values(
             spec.autoscaling, plan.engine, namespace=namespace, release=release, keda=keda
         ),
     }
+
+
+def adapter_mounts(spec: RolloutSpec, pvc_name: str) -> list[dict[str, str]]:
+    """Each LoRA adapter's directory of the model's PVC, mounted where the plan's args load
+    it from (``/adapters/<name>``, the args :func:`budcluster.planning.lora.with_adapters`
+    wrote); a pod mounts only claims of its own namespace, so each must be in the model's."""
+    mounts: list[dict[str, str]] = []
+    for adapter in spec.plan.adapters:
+        staged = spec.adapter_paths.get(adapter.name)
+        if staged is None:
+            raise KubernetesTargetError(
+                f"adapter {adapter.name!r} has no staged directory; stage it beside the model "
+                "(stage_adapter) before the rollout"
+            )
+        namespace, claim, directory = parse_pvc_path(staged)
+        model_namespace = parse_pvc_path(spec.model_path)[0]
+        if claim != pvc_name or namespace != model_namespace or not directory:
+            raise KubernetesTargetError(
+                f"adapter {adapter.name!r} is staged at {staged}, not in the model's volume "
+                f"pvc://{model_namespace}/{pvc_name}; stage it beside the model"
+            )
+        mounts.append({"mountPath": f"{ADAPTER_MOUNT}/{adapter.name}", "subPath": directory})
+    return mounts
 
 
 def autoscaling_values(
@@ -135,17 +172,25 @@ def transfer_values(
     s3_secret: str,
     node_name: str | None,
     pvc_name: str,
+    adapter_bytes: int = 0,
+    pvc_size: str = "",
+    job_name: str = "",
     tolerations: Sequence[Mapping[str, Any]] = (),
     node_selector: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """model_transfer values; the Job takes the runtime's tolerations and node selector so
-    it can run on (and bind its volume in) the tainted or labelled pool the runtime uses."""
+    """model_transfer values. A model's Job creates the PVC, sized for the model and the
+    ``adapter_bytes`` staged beside it (``pvc_size`` keeps a live claim's size); an
+    adapter's Job (``job_name`` given) copies into that PVC and creates none. Every Job
+    takes the runtime's tolerations and node selector so it can run on (and bind the
+    volume in) the tainted or labelled pool the runtime uses."""
     return {
         "image": image,
         "modelName": slug(model_name),
         "source": {"uri": source_uri, "s3Secret": {"name": s3_secret}},
         "modelBytes": model_bytes,
-        "pvc": {"name": pvc_name},
+        "adapterBytes": adapter_bytes,
+        "jobName": job_name,
+        "pvc": {"name": pvc_name, "create": not job_name, "size": pvc_size},
         "nodeName": node_name or "",
         "nodeSelector": dict(node_selector or {}),
         "tolerations": [dict(t) for t in tolerations],
