@@ -11,6 +11,7 @@ two, in the same order, that :data:`INVENTORY_PLUGINS` enables for every run) an
 unless:
 
 * no Jinja delimiter (``{{``, ``{%``, ``{#``) appears anywhere in the text;
+* every host name is a plain host name (not starting with ``-``: ssh's argument);
 * every ``ansible_*`` variable is on :data:`ANSIBLE_VARS` and its value has the expected shape;
 * the project's own host vars (:data:`PROJECT_VARS`) have valid values, other
   ``budcluster_*`` names and the playbooks' inputs (:data:`PLAYBOOK_INPUTS`) are not set;
@@ -157,6 +158,12 @@ def inventory_problems(inventory_text: str) -> list[str]:
         groups, hosts = _parse(inventory_text)
     except ConfigurationError as exc:
         return [str(exc)]
+    problems.extend(
+        f"inventory host {name!r} is not a usable host name: use letters, digits, '.', '_', "
+        "':' and '-' (not first); it is what ssh connects to when ansible_host is unset"
+        for name in hosts
+        if not _HOST.fullmatch(name)
+    )
     for kind, entries in (("group", groups), ("host", hosts)):
         for name, variables in entries.items():
             where = f"{kind} {name}"

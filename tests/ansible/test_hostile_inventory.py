@@ -205,6 +205,7 @@ def test_inventory_text_that_names_a_file_runs_the_checked_text(
         ("[w]\nh ansible_host=-oProxyCommand=id\n", "ansible_host"),
         ("[w]\nh ansible_user='-oProxyCommand=id'\n", "ansible_user"),
         ("[w]\nh ansible_port=0\n", "ansible_port"),
+        ('all:\n  hosts:\n    "-oProxyCommand=id":\n', "'-oProxyCommand=id'"),
         (
             "[w]\nh ansible_python_interpreter='/usr/bin/python3 -c id'\n",
             "ansible_python_interpreter",
