@@ -11,6 +11,7 @@ from pydantic import Field
 
 from blocks._sealed import SealedCredentialsBlock
 from blocks.inventory_passwords import refuse_inventory_passwords
+from budcluster.inventory_rules import check_inventory
 from budcluster.secretfiles import temporary_secret_file
 
 
@@ -20,7 +21,9 @@ class HostInventory(SealedCredentialsBlock):
     The inventory itself is not secret and is stored as text, bound (like every field)
     so that an edit made without the key makes the block refuse to load; the SSH
     private key and the become password are sealed with the project key. Passwords
-    written into the inventory are refused: they would be stored in the clear.
+    written into the inventory are refused: they would be stored in the clear; so is an
+    inventory that breaks :mod:`budcluster.inventory_rules` (templates, ssh options,
+    executables, inventory plugins), which could run code on the worker.
 
     Example:
         Store an inventory with the CLI, then use it in a flow:
@@ -69,6 +72,7 @@ class HostInventory(SealedCredentialsBlock):
         if not inventory_text.strip():
             raise ValueError("the inventory is empty; list at least one host.")
         refuse_inventory_passwords(inventory_text)
+        check_inventory(inventory_text)
         if known_hosts is not None:
             known_hosts = check_known_hosts(known_hosts)
         return cls._build(

@@ -45,6 +45,7 @@ from ansible_runner.interface import init_runner
 from ansible_runner.utils import signal_handler
 
 from budcluster.errors import BudClusterError, ConfigurationError, PermanentError, TemporaryError
+from budcluster.inventory_rules import INVENTORY_PLUGINS, check_inventory
 from budcluster.secretfiles import private_tempdir
 
 RESULT_PREFIX = "result:"
@@ -402,6 +403,7 @@ def run_playbook(
         raise AnsibleConfigError(f"timeout_s must be positive, got {timeout_s}")
     playbook_path = _playbook_path(playbook)
     search_path = _search_path()
+    inventory_text = _checked_inventory_text(inventory)
     if ssh_key_file is not None and not Path(ssh_key_file).is_file():
         raise AnsibleConfigError(f"ssh_key_file {ssh_key_file} does not exist")
     if known_hosts_file is not None and not Path(known_hosts_file).is_file():
@@ -418,6 +420,7 @@ def run_playbook(
 
     with _data_dir(private_data_dir) as data_dir:
         _write_extravars(data_dir, all_vars)
+        inventory_path = _write_inventory(data_dir, inventory_text)
         envvars = {
             "PATH": search_path,
             "ANSIBLE_RETRY_FILES_ENABLED": "false",
@@ -425,6 +428,8 @@ def run_playbook(
             "ANSIBLE_DEPRECATION_WARNINGS": "false",
             "ANSIBLE_LOCALHOST_WARNING": "false",
             "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
+            # Only the plugins check_inventory parsed it with: no `plugin:` file, no script.
+            "ANSIBLE_INVENTORY_ENABLED": ",".join(INVENTORY_PLUGINS),
             # Keep ansible's own local temp files inside the private directory.
             "ANSIBLE_LOCAL_TEMP": str(data_dir / "tmp"),
             # One ssh round trip per task instead of three or four (no module file is put
@@ -450,7 +455,7 @@ def run_playbook(
             runner = init_runner(
                 private_data_dir=str(data_dir),
                 playbook=str(playbook_path),
-                inventory=str(inventory),
+                inventory=str(inventory_path),
                 envvars=envvars,
                 limit=limit,
                 cmdline=cmdline or None,
@@ -571,6 +576,7 @@ def host_connections(inventory_text: str, hosts: Iterable[str]) -> dict[str, str
     from ansible.vars.manager import VariableManager
 
     wanted = list(hosts)
+    _checked_inventory_text(inventory_text)
     with private_tempdir(prefix="inventory-") as directory:
         # Named as ansible-runner names it. Without a .yml suffix the `auto` and
         # `constructed` plugins (which template) decline it, and 0600 keeps `script` off.
@@ -594,6 +600,39 @@ def host_connections(inventory_text: str, hosts: Iterable[str]) -> dict[str, str
         except AnsibleCoreError as exc:
             raise AnsibleConfigError(f"the inventory cannot be parsed: {exc}") from exc
     return found
+
+
+def _checked_inventory_text(inventory: str | Path) -> str:
+    """The inventory's text once it meets :mod:`budcluster.inventory_rules`; an inventory
+    that does not (one stored before those rules, too) is refused before any run."""
+    try:
+        text = inventory.read_text(encoding="utf-8") if isinstance(inventory, Path) else inventory
+        check_inventory(text)
+    except OSError as exc:
+        raise AnsibleConfigError(
+            f"inventory {inventory} cannot be read: give one YAML or INI inventory file"
+        ) from exc
+    except ConfigurationError as exc:
+        raise AnsibleConfigError(str(exc)) from exc
+    return text
+
+
+def _write_inventory(data_dir: Path, inventory_text: str) -> Path:
+    """Write the checked text to ``inventory/hosts`` (0600) and return its path.
+
+    Handing ansible-runner the path, never the text, keeps the run on exactly what was
+    checked: given text that names an existing file, ansible-runner would read that file
+    instead; and a file given by path could change between the check and the run.
+    """
+    directory = data_dir / "inventory"
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path = directory / "hosts"
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(inventory_text)
+    return path.resolve()
 
 
 def _stdout_tail(runner: Any, lines: int = 15) -> str:

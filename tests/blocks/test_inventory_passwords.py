@@ -70,7 +70,7 @@ def test_a_password_in_the_inventory_is_refused(keys: Path, layout: str, var: st
 @pytest.mark.parametrize(
     "text",
     [
-        "all:\n  hosts:\n    web1:\n      ansible_become: true\n      ansible_ssh_private_key_file: /k\n",
+        "all:\n  hosts:\n    web1:\n      ansible_become: true\n      ansible_user: ubuntu\n",
         "[web]\nweb1 ansible_user=ubuntu ansible_become=true\n[web:vars]\npassword_hint=ask-ops\n",
     ],
 )

@@ -6,6 +6,7 @@ reached with ``ansible_connection: local``.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,12 +15,12 @@ import pytest
 
 from tests.support.flow_environment import flow_environment
 
-INVENTORY = """\
+INVENTORY = f"""\
 all:
   hosts:
     localhost:
       ansible_connection: local
-      ansible_python_interpreter: "{{ ansible_playbook_python }}"
+      ansible_python_interpreter: {sys.executable}
       budcluster_runtime_mode: process
 """
 

@@ -53,7 +53,7 @@ def test_deploy_model_from_the_cli_serves_the_demo_model(platform: Platform) -> 
     inventory = workdir / "this-machine.yaml"
     inventory.write_text(
         "all:\n  hosts:\n    localhost:\n      ansible_connection: local\n"
-        '      ansible_python_interpreter: "{{ ansible_playbook_python }}"\n'
+        f"      ansible_python_interpreter: {sys.executable}\n"
         "      budcluster_runtime_mode: process\n",
         encoding="utf-8",
     )

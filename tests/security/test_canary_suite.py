@@ -43,12 +43,12 @@ pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[2]
 BUDCLUSTER = str(Path(sys.executable).with_name("budcluster"))
 LLAMA_8B = REPO / "tests" / "fixtures" / "models" / "Llama-3.1-8B-Instruct"
-HOSTS_INVENTORY = """\
+HOSTS_INVENTORY = f"""\
 all:
   hosts:
     localhost:
       ansible_connection: local
-      ansible_python_interpreter: "{{ ansible_playbook_python }}"
+      ansible_python_interpreter: {sys.executable}
       budcluster_runtime_mode: process
 """
 

@@ -29,7 +29,9 @@ from budcluster.adapters.ansible import (
     start_playbook,
 )
 from budcluster.endpoints import EndpointCheck, wait_until_ready
+from budcluster.errors import ConfigurationError
 from budcluster.hardware.inventory import NodeInventory
+from budcluster.inventory_rules import check_inventory
 from budcluster.planning.models import RuntimePlan
 from budcluster.targets.base import (
     AccessReport,
@@ -157,6 +159,11 @@ class HostsTarget:
     def __post_init__(self) -> None:
         if not self.inventory_text.strip():
             raise HostsConfigError("inventory_text is empty: give an Ansible inventory (INI/YAML)")
+        try:
+            # Early and by name; run_playbook checks it again before every run.
+            check_inventory(self.inventory_text)
+        except ConfigurationError as exc:
+            raise HostsConfigError(str(exc)) from exc
         if not self.state_dir or "$" in self.state_dir or not self.state_dir.isprintable():
             # Ansible's file modules expand $VARS in paths: the directory would move.
             raise HostsConfigError(
