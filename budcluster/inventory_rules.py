@@ -24,6 +24,7 @@ The module is pure: it reads ansible-core's parsers, never runs anything.
 from __future__ import annotations
 
 import re
+import sys
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -232,9 +233,34 @@ def _plain_problem(value: Any, where: str) -> str | None:
     )
 
 
+def import_ansible_core() -> None:
+    """Import ansible-core's collection finder with one ``FileFinder`` path hook in sight.
+
+    The finder's class body refuses to load when ``sys.path_hooks`` holds more than one hook
+    whose repr names ``FileFinder``. beartype's import hook is a second one, and it appears
+    mid-run: py-key-value-aio calls ``beartype_this_package()`` when Prefect's docket first
+    imports it, so a flow that reads an inventory after that died with "need exactly one
+    FileFinder import hook (found 2)". The others are hidden for the import alone (the
+    stdlib's hook is the last one; beartype inserts before it) and put back where they were.
+    """
+    if "ansible.utils.collection_loader._collection_finder" in sys.modules:
+        return
+    saved = list(sys.path_hooks)
+    finders = [hook for hook in saved if "FileFinder" in repr(hook)]
+    hidden = finders[:-1]
+    sys.path_hooks[:] = [hook for hook in saved if not any(hook is h for h in hidden)]
+    try:
+        import ansible.utils.collection_loader._collection_finder  # noqa: F401
+    finally:
+        for index, hook in enumerate(saved):
+            if any(hook is h for h in hidden):
+                sys.path_hooks.insert(min(index, len(sys.path_hooks)), hook)
+
+
 def _parse(inventory_text: str) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
     """The inventory's groups and hosts with their own variables, as Ansible's ``yaml`` and
     ``ini`` plugins (tried in :data:`INVENTORY_PLUGINS` order, first to parse wins) read it."""
+    import_ansible_core()
     from ansible.errors import AnsibleError as AnsibleCoreError
     from ansible.inventory.data import InventoryData
     from ansible.parsing.dataloader import DataLoader

@@ -45,7 +45,7 @@ from ansible_runner.interface import init_runner
 from ansible_runner.utils import signal_handler
 
 from budcluster.errors import BudClusterError, ConfigurationError, PermanentError, TemporaryError
-from budcluster.inventory_rules import INVENTORY_PLUGINS, check_inventory
+from budcluster.inventory_rules import INVENTORY_PLUGINS, check_inventory, import_ansible_core
 from budcluster.secretfiles import private_tempdir
 
 RESULT_PREFIX = "result:"
@@ -570,6 +570,7 @@ def host_connections(inventory_text: str, hosts: Iterable[str]) -> dict[str, str
 
     Raises AnsibleConfigError when the inventory cannot be parsed.
     """
+    import_ansible_core()
     from ansible.errors import AnsibleError as AnsibleCoreError
     from ansible.inventory.manager import InventoryManager
     from ansible.parsing.dataloader import DataLoader
