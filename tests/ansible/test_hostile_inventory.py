@@ -179,7 +179,13 @@ def test_inventory_text_that_names_a_file_runs_the_checked_text(
     hostile = tmp_path / "hostile.ini"
     hostile.write_text(f"[s]\nh ansible_connection=local ansible_python_interpreter={script}\n")
     with pytest.raises(AnsibleError):
-        _run(str(hostile), tmp_path)  # checked and run as INI text: one host named so
+        _run(str(hostile), tmp_path)  # checked as INI text: a host named by a path, refused
+    assert not canary.exists()
+    # Even with the check off, the run reads the text it was given (written to its own
+    # file), not the file that text names.
+    monkeypatch.setattr(adapter, "check_inventory", lambda text: None)
+    with contextlib.suppress(AnsibleError):
+        _run(str(hostile), tmp_path)
     assert not canary.exists()
     # The control: handing ansible-runner the text itself reads the unchecked file.
     monkeypatch.setattr(adapter, "_write_inventory", lambda data_dir, text: text)

@@ -103,13 +103,19 @@ def test_interrupted_vllm_install_is_redone_not_trusted(tmp_path: Path) -> None:
 
 
 def test_llama_server_built_for_other_cpu_flags_counts_as_missing(tmp_path: Path) -> None:
-    from budcluster.runtimes.llama_server import cached_llama_server, cpu_key, llama_cpp_dir
+    from budcluster.runtimes.llama_server import (
+        cached_llama_server,
+        cmake_options,
+        cpu_key,
+        llama_cpp_dir,
+    )
 
     bin_dir = llama_cpp_dir("9.9.9", tmp_path) / "bin"
     bin_dir.mkdir(parents=True)
     (bin_dir / "llama-server").write_text("binary")
-    write_stamp(bin_dir, {"version": "9.9.9", "cpu_key": "0" * 16})
+    options = list(cmake_options())
+    write_stamp(bin_dir, {"version": "9.9.9", "cpu_key": "0" * 16, "cmake_options": options})
     assert cached_llama_server("9.9.9", tmp_path) is None
-    write_stamp(bin_dir, {"version": "9.9.9", "cpu_key": cpu_key()})
+    write_stamp(bin_dir, {"version": "9.9.9", "cpu_key": cpu_key(), "cmake_options": options})
     assert cached_llama_server("9.9.9", tmp_path) == bin_dir / "llama-server"
     assert cpu_key() == cpu_key() and len(cpu_key()) == 16
