@@ -236,11 +236,13 @@ def test_each_worker_process_renews_the_token_itself(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # Longer-lived tokens than above: spawning the processes takes seconds on a busy machine.
-    fake = install_plugin(tmp_path, monkeypatch, lifetime_s=6)
+    # Longer-lived tokens than above: spawning the processes takes seconds on a busy machine,
+    # and 6 s tokens over a 5 s run let 604 requests through expired under a full parallel
+    # run. 20 s tokens renew at half-life (10 s), inside a 12 s run, with 10 s to spare.
+    fake = install_plugin(tmp_path, monkeypatch, lifetime_s=20)
     access = _access(api_server, ca, fake)
     before = len(api_server.seen)
-    result = run_benchmark(_config(access, duration_s=5.0, processes=2))
+    result = run_benchmark(_config(access, duration_s=12.0, processes=2))
     failed = [(r.error_kind, r.error) for r in result.records if r.error_kind]
     assert result.overall.requests_failed == 0, failed[:3]
     assert {status for _, _, status in _served(api_server, before)} == {200}

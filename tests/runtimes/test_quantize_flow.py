@@ -46,6 +46,9 @@ def test_flow_records_a_linked_version_and_refuses_awq_without_a_gpu(
         "PREFECT_HOME": str(tmp_path / "prefect"),
         "PREFECT_API_URL": "",
         "PREFECT_SERVER_ALLOW_EPHEMERAL_MODE": "true",
+        # The ephemeral server's SQLite waits this long for a lock; its 10 s default ran out
+        # once ("database is locked") under a full parallel run on 2 cores.
+        "PREFECT_SERVER_DATABASE_TIMEOUT": "60",
         "PYTHONPATH": str(project),
     }
     done = subprocess.run(
