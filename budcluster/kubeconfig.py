@@ -482,15 +482,11 @@ class ExecPluginSpec:
         return entry
 
 
-def check_exec_plugin(
-    spec: ExecPluginSpec, exec_allow: Sequence[Sequence[str]] | None = None
-) -> None:
-    """Raise :class:`KubeconfigInvalid` unless ``spec`` passes the allow-list now (default
-    ``BUDCLUSTER_KUBECONFIG_EXEC_ALLOW``): whoever runs a plugin checks it first, whoever
+def check_exec_plugin(spec: ExecPluginSpec) -> None:
+    """Raise :class:`KubeconfigInvalid` unless ``spec`` passes the allow-list now
+    (``BUDCLUSTER_KUBECONFIG_EXEC_ALLOW``): whoever runs a plugin checks it first, whoever
     built the spec."""
-    if exec_allow is None:
-        exec_allow = get_settings().kubeconfig_exec_prefixes()
-    _check_exec(spec.where, spec.kubeconfig_entry(), exec_allow)
+    _check_exec(spec.where, spec.kubeconfig_entry(), get_settings().kubeconfig_exec_prefixes())
 
 
 def _exec_spec(where: str, plugin: Mapping[str, Any], cluster: Mapping[str, Any]) -> ExecPluginSpec:

@@ -175,9 +175,7 @@ def _deploy(
         }
 
         # 5. Roll out.  6. Wait until healthy.  A failure removes what this run started.
-        # Only a hosts cluster runs the engine from this machine's build; a Kubernetes
-        # cluster runs the plan's image, so nothing is built or installed here for it.
-        executables = prepare_engine(plan) if cluster.kind == "hosts" else {}
+        executables = prepare_engine(plan, cluster.kind)
         move_deployment(deployment_id, "deploying", f"starting {plan.engine}")
         previous = latest_revision(deployment_id)
         with transaction() as txn:

@@ -29,8 +29,14 @@ from tasks.targets import registered_target
 # Building llama-server or installing vLLM's CPU build happens once per machine and is
 # cached; the first time it takes minutes, which is why the timeout is long.
 @task(retries=0, timeout_seconds=3600, task_run_name="prepare-{plan.engine}")
-def prepare_engine(plan: RuntimePlan) -> dict[str, str]:
-    """Executables the host command needs, built or installed on this machine if missing."""
+def prepare_engine(plan: RuntimePlan, cluster_kind: str) -> dict[str, str]:
+    """Executables the host command needs, built or installed on this machine if missing.
+
+    Only a hosts cluster runs the engine from this machine's build; a Kubernetes cluster
+    runs the plan's image, so nothing is built or installed here for it.
+    """
+    if cluster_kind != "hosts":
+        return {}
     # A first build takes minutes: its steps and elapsed time go to the run's log.
     progress = task_logger(__name__).info
     if plan.engine == "llama.cpp":

@@ -33,6 +33,7 @@ from datetime import datetime
 from typing import Any
 
 from budcluster.bench.access import CredentialUnavailable, IssuedCredential
+from budcluster.child_env import BASE_CHILD_ENVIRONMENT, allowlisted
 from budcluster.errors import PermanentError, TemporaryError
 from budcluster.kubeconfig import (
     SAFE_EXEC_ENV,
@@ -44,22 +45,6 @@ from budcluster.kubeconfig import (
 DEFAULT_TIMEOUT_S = 30.0
 """``aws eks get-token`` answers in about a second; kubelogin's service-principal login
 makes one call to Entra ID."""
-_WORKER_ENV = (
-    "PATH",
-    "HOME",
-    "LANG",
-    "LC_ALL",
-    "TZ",
-    "TMPDIR",
-    "SSL_CERT_FILE",
-    "SSL_CERT_DIR",
-    "HTTP_PROXY",
-    "HTTPS_PROXY",
-    "NO_PROXY",
-    "http_proxy",
-    "https_proxy",
-    "no_proxy",
-)
 _STDERR_TAIL = 400
 
 
@@ -128,8 +113,7 @@ class ExecCredentialPlugin:
         return self._parse(done.stdout)
 
     def _environment(self) -> dict[str, str]:
-        names = (*_WORKER_ENV, *sorted(SAFE_EXEC_ENV))
-        env = {name: os.environ[name] for name in names if name in os.environ}
+        env = allowlisted((*BASE_CHILD_ENVIRONMENT, *sorted(SAFE_EXEC_ENV)), os.environ)
         env.update(self.spec.env)
         info: dict[str, Any] = {
             "apiVersion": self.spec.api_version,

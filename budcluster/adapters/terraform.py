@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from budcluster.child_env import BASE_CHILD_ENVIRONMENT, allowlisted
 from budcluster.errors import BudClusterError, PermanentError, TemporaryError
 
 MODULES_DIR = Path(__file__).resolve().parents[2] / "terraform"
@@ -48,24 +49,6 @@ VARIABLES_FILE = "budcluster.tfvars.json"
 _BACKEND_OVERRIDE_FILE = "backend_override.tf"
 _CLI_CONFIG_FILE = "terraform.rc"
 
-# What a Terraform child may see of the worker's environment besides its credentials:
-# enough to find executables, resolve certificates and go through a proxy.
-_BASE_ENVIRONMENT = (
-    "PATH",
-    "HOME",
-    "LANG",
-    "LC_ALL",
-    "TZ",
-    "TMPDIR",
-    "SSL_CERT_FILE",
-    "SSL_CERT_DIR",
-    "HTTP_PROXY",
-    "HTTPS_PROXY",
-    "NO_PROXY",
-    "http_proxy",
-    "https_proxy",
-    "no_proxy",
-)
 # Interrupted Terraform releases its lock and writes state; give it this long before a kill.
 _INTERRUPT_GRACE_S = 60.0
 _LOCK_FIELDS = re.compile(r"^\s*(ID|Path|Operation|Who|Version|Created|Info):[ \t]*(.*)$", re.M)
@@ -155,7 +138,7 @@ def terraform_environment(
     credentials it was given, not whatever the worker has.
     """
     source = os.environ if source is None else source
-    env = {name: source[name] for name in _BASE_ENVIRONMENT if name in source}
+    env = allowlisted(BASE_CHILD_ENVIRONMENT, source)
     env.update(
         TF_IN_AUTOMATION="1",
         TF_INPUT="0",

@@ -184,7 +184,6 @@ class RenewingBearer:
         self._task: asyncio.Task[None] | None = None
         self._error: CredentialUnavailable | None = None
         self._retry_at = 0.0
-        self.renewals = 0
         self._take(issued)
 
     def _take(self, issued: IssuedCredential) -> None:
@@ -220,7 +219,6 @@ class RenewingBearer:
         try:
             issued = await asyncio.to_thread(self._plugin.issue)
             self._take(issued)
-            self.renewals += 1
         except CredentialUnavailable as exc:
             self._error, self._retry_at = exc, self._clock() + 5.0
         except Exception as exc:  # a bug in a plugin wrapper must not crash the run

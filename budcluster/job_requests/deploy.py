@@ -22,7 +22,12 @@ from budcluster.job_requests._common import (
 from budcluster.job_requests.adapters import LoraAdapterRequest
 from budcluster.job_requests.autoscaling import AutoscalingRequest, check_autoscaled_replicas
 from budcluster.job_requests.benchmark import BenchmarkProfile
-from budcluster.job_requests.scheduling import NodeSelector, Tolerations, check_scheduling_on
+from budcluster.job_requests.scheduling import (
+    NodeSelector,
+    Tolerations,
+    check_scheduling_on,
+    pod_scheduling,
+)
 from budcluster.planning.limits import ConcurrencyLimit, ContextLength, Seconds
 from budcluster.planning.models import PlannedAdapter, PlanRequest, RuntimePlan
 from budcluster.planning.placement import AUTO_CLUSTER
@@ -140,10 +145,7 @@ class DeployModelRequest(_Form):
 
     def pod_scheduling(self) -> PodScheduling:
         """The tolerations and node selector for the runtime's pods and the transfer Job."""
-        return PodScheduling(
-            tolerations=tuple(t.manifest() for t in self.tolerations),
-            node_selector=dict(self.node_selector),
-        )
+        return pod_scheduling(self.tolerations, self.node_selector)
 
     def places_automatically(self) -> bool:
         return self.cluster == AUTO_CLUSTER
@@ -228,10 +230,7 @@ class TransferModelRequest(_Form):
         check_scheduling_on(cluster_kind, self.cluster, self.tolerations, self.node_selector)
 
     def pod_scheduling(self) -> PodScheduling:
-        return PodScheduling(
-            tolerations=tuple(t.manifest() for t in self.tolerations),
-            node_selector=dict(self.node_selector),
-        )
+        return pod_scheduling(self.tolerations, self.node_selector)
 
 
 class TeardownRequest(_Form):

@@ -9,6 +9,7 @@ from pydantic import AfterValidator, Field
 
 from budcluster.errors import ConfigurationError
 from budcluster.planning.scheduling import Toleration, check_node_selector
+from budcluster.targets.base import PodScheduling
 
 MAX_TOLERATIONS = 32
 MAX_SELECTOR_LABELS = 32
@@ -40,7 +41,6 @@ def check_scheduling_on(
     cluster: str,
     tolerations: Sequence[Toleration],
     node_selector: Mapping[str, str],
-    prefix: str = "",
 ) -> None:
     """Refuse tolerations and node selectors where nothing schedules pods (hosts)."""
     if cluster_kind != "hosts":
@@ -51,9 +51,18 @@ def check_scheduling_on(
         if value
     ]
     if given:
-        fields = " and ".join(prefix + name for name in given)
+        fields = " and ".join(given)
         raise ConfigurationError(
             f"{fields}: {cluster!r} is a hosts cluster, where no scheduler places pods, so "
             "taints, tolerations and node labels do not exist there; remove "
             f"{fields} from the request, or deploy to a kubernetes cluster"
         )
+
+
+def pod_scheduling(
+    tolerations: Sequence[Toleration], node_selector: Mapping[str, str]
+) -> PodScheduling:
+    """The tolerations and node selector a form gives its pods (the runtime's, the Jobs')."""
+    return PodScheduling(
+        tolerations=tuple(t.manifest() for t in tolerations), node_selector=dict(node_selector)
+    )

@@ -3,29 +3,15 @@ ssh as a 0600 file that is gone after use."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from blocks.hosts import HostInventory, check_known_hosts
-from budcluster.crypto import init_keys
 from budcluster.crypto.errors import BindingError
-from budcluster.settings import get_settings
 
 INVENTORY = "all:\n  hosts:\n    web1:\n      ansible_host: 10.0.0.5\n      ansible_user: bud\n"
 KNOWN = "10.0.0.5 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOdc\n"
-
-
-@pytest.fixture(scope="module")
-def keys(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    directory = tmp_path_factory.mktemp("keys") / "crypto-keys"
-    init_keys(directory)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("BUDCLUSTER_KEYS_DIR", str(directory))
-        get_settings.cache_clear()
-        yield directory
-    get_settings.cache_clear()
 
 
 def test_known_hosts_reach_ssh_as_a_private_file_that_is_removed(keys: Path) -> None:

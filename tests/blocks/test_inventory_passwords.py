@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -10,9 +9,7 @@ from typer.testing import CliRunner
 
 from blocks.hosts import HostInventory
 from budcluster.cli.app import app
-from budcluster.crypto import init_keys
 from budcluster.errors import ConfigurationError
-from budcluster.settings import get_settings
 
 PASSWORD_VARS = [
     "ansible_password",
@@ -41,17 +38,6 @@ INVENTORIES = {
     "ini all vars spaced": "[all:vars]\n{var} = hunter2\n[web]\nweb1\n",
     "yaml vault value": "all:\n  vars:\n    {var}: !vault |\n      $ANSIBLE_VAULT;1.1;AES256\n      6162\n",
 }
-
-
-@pytest.fixture(scope="module")
-def keys(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    directory = tmp_path_factory.mktemp("keys") / "crypto-keys"
-    init_keys(directory)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("BUDCLUSTER_KEYS_DIR", str(directory))
-        get_settings.cache_clear()
-        yield directory
-    get_settings.cache_clear()
 
 
 @pytest.mark.parametrize("var", PASSWORD_VARS)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -10,9 +9,7 @@ from typer.testing import CliRunner
 
 from blocks.hosts import HostInventory
 from budcluster.cli.app import app
-from budcluster.crypto import init_keys
 from budcluster.errors import ConfigurationError
-from budcluster.settings import get_settings
 
 HOSTILE = {
     "jinja": "all:\n  hosts:\n    web1:\n      ansible_host: \"{{ lookup('pipe', 'id') }}\"\n",
@@ -20,17 +17,6 @@ HOSTILE = {
     "plugin": "plugin: constructed\ncompose:\n  x: lookup('pipe', 'id')\n",
     "key file": "all:\n  hosts:\n    web1:\n      ansible_ssh_private_key_file: /etc/ssh/key\n",
 }
-
-
-@pytest.fixture(scope="module")
-def keys(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    directory = tmp_path_factory.mktemp("keys") / "crypto-keys"
-    init_keys(directory)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("BUDCLUSTER_KEYS_DIR", str(directory))
-        get_settings.cache_clear()
-        yield directory
-    get_settings.cache_clear()
 
 
 @pytest.mark.parametrize("name", sorted(HOSTILE))

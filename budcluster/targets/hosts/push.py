@@ -10,7 +10,6 @@ sha256 on the host against the list computed here, and only then write the manif
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,14 +62,6 @@ def controller_model(uri: str) -> PushedModel | None:
     return PushedModel(files, Manifest.of(entries))
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def executable_install(name: str, controller_path: str) -> dict[str, Any] | None:
     """How deploy_runtime.yml installs ``controller_path`` on a remote host, or None when
     this machine has no such file (then the path names the host's own executable).
@@ -81,7 +72,7 @@ def executable_install(name: str, controller_path: str) -> dict[str, Any] | None
     path = Path(controller_path)
     if not path.is_file():
         return None
-    digest = file_sha256(path)
+    digest, _ = hash_file(path)
     return {
         "name": name,
         "controller_path": controller_path,
