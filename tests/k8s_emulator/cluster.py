@@ -6,6 +6,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.k8s_emulator.api_faults import ApiFaultBook
 from tests.k8s_emulator.autoscaler import PodMetrics, _State
 from tests.k8s_emulator.controllers import (
     reconcile_daemonsets,
@@ -20,6 +21,7 @@ from tests.k8s_emulator.crds import reconcile_crds
 from tests.k8s_emulator.faults import FaultBook
 from tests.k8s_emulator.hpa_controller import reconcile_hpas
 from tests.k8s_emulator.kubelet import Kubelet
+from tests.k8s_emulator.node_lifecycle import LostNode, reconcile_lost_nodes
 from tests.k8s_emulator.nodes import NodeSpec, default_nodes
 from tests.k8s_emulator.resources import ResourceRegistry, ResourceType
 from tests.k8s_emulator.store import DEFAULT_HISTORY_SIZE, Store, now_iso
@@ -42,6 +44,8 @@ class Timings:
     job_backoff_s: float = 0.1
     namespace_finalize_s: float = 0.5
     hpa_sync_s: float = 0.2  # --horizontal-pod-autoscaler-sync-period (15 s on a real cluster)
+    toleration_scale: float = 0.01
+    """Emulated seconds per real second of a pod's ``tolerationSeconds`` on a lost node."""
 
 
 @dataclass
@@ -59,6 +63,8 @@ class Cluster:
         self.registry = ResourceRegistry.for_flavour(self.flavour)
         self.store = Store(self.registry, self.history_size)
         self.faults = FaultBook()
+        self.api_faults = ApiFaultBook()
+        self.lost_nodes: dict[str, LostNode] = {}
         self.kubelet = Kubelet(self)
         self.node_specs = {n.name: n for n in self.nodes}
         self.rollout_started: dict[str, tuple[str, float]] = {}
@@ -170,6 +176,7 @@ class Cluster:
 
     def tick(self) -> None:
         reconcile_namespaces(self)
+        reconcile_lost_nodes(self)
         reconcile_crds(self)
         reconcile_hpas(self)
         reconcile_deployments(self)

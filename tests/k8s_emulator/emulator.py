@@ -16,8 +16,10 @@ from typing import Any, TypeVar
 import yaml
 from aiohttp import web
 
+from tests.k8s_emulator.api_faults import ApiFault, FaultedRequest
 from tests.k8s_emulator.cluster import Cluster, Timings
 from tests.k8s_emulator.faults import Fault
+from tests.k8s_emulator.node_lifecycle import lose_node
 from tests.k8s_emulator.nodes import NodeSpec, default_nodes
 from tests.k8s_emulator.selectors import parse_label_selector
 from tests.k8s_emulator.server import ApiServer
@@ -185,6 +187,48 @@ class Emulator:
                 namespace, metric, float(value), requirements, selector or ""
             )
         )
+
+    def inject_api_fault(
+        self,
+        verb: str,
+        path: str,
+        *,
+        status: int = 429,
+        count: int = 1,
+        retry_after_s: int | None = 1,
+        watch: bool | None = None,
+        run_first: bool = False,
+    ) -> ApiFault:
+        """Answer the next ``count`` requests of ``verb`` whose URL path fully matches the
+        regular expression ``path`` with ``status`` (429 or 503) and ``Retry-After``."""
+        fault = ApiFault(
+            verb,
+            path,
+            status=status,
+            count=count,
+            retry_after_s=retry_after_s,
+            watch=watch,
+            run_first=run_first,
+        )
+        return self.call(lambda: self.cluster.api_faults.add(fault))
+
+    def clear_api_faults(self) -> None:
+        self.call(self.cluster.api_faults.remove)
+
+    def api_fault_log(self) -> list[FaultedRequest]:
+        """Every request the API fault switch answered, oldest first."""
+        return self.call(lambda: list(self.cluster.api_faults.log))
+
+    def expire_watches(self) -> int:
+        """End every open watch with a 410 Expired ERROR event (history compacted)."""
+        return self.call(self.cluster.store.expire_watches)
+
+    def open_watches(self) -> int:
+        return self.call(lambda: len(self.cluster.store.watchers))
+
+    def lose_node(self, name: str, how: str = "NotReady") -> None:
+        """Make node ``name`` NotReady (its pods evicted) or delete it (its pods collected)."""
+        self.call(lambda: lose_node(self.cluster, name, how))
 
     def set_history_size(self, size: int) -> None:
         """Bound the watch event history; a watch from an older resourceVersion gets 410."""

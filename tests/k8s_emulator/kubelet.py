@@ -313,6 +313,8 @@ class Kubelet:
                 continue
             uid = pod["metadata"]["uid"]
             seen.add(uid)
+            if node_name in self.cluster.lost_nodes:
+                continue  # that node's kubelet is gone: nothing on it moves any more
             runtime = self.pods.setdefault(uid, PodRuntime(bound_at=time.monotonic()))
             if runtime.finished:
                 continue

@@ -14,9 +14,11 @@ import yaml
 from aiohttp import web
 
 from tests.k8s_emulator import protobuf, service_proxy
+from tests.k8s_emulator.api_faults import ApiFault
 from tests.k8s_emulator.cluster import Cluster
 from tests.k8s_emulator.errors import ApiError, bad_request, not_found
 from tests.k8s_emulator.faults import Fault
+from tests.k8s_emulator.node_lifecycle import lose_node
 from tests.k8s_emulator.resources import ResourceType
 from tests.k8s_emulator.selectors import parse_field_selector, parse_label_selector
 from tests.k8s_emulator.store import Watcher
@@ -67,6 +69,20 @@ class ApiServer:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         try:
+            if not request.path.startswith("/_emulator"):
+                fault = self.cluster.api_faults.take(
+                    request.method, request.path, request.query.get("watch") in ("1", "true")
+                )
+                if fault is not None:
+                    if fault.run_first:
+                        with contextlib.suppress(ApiError):
+                            await self._dispatch(request)  # it runs; its answer is lost
+                    return web.Response(
+                        text=json.dumps(fault.status_body()),
+                        status=fault.status,
+                        content_type=JSON,
+                        headers=fault.headers(),
+                    )
             return await self._dispatch(request)
         except ApiError as error:
             return _error_response(error)
@@ -491,6 +507,7 @@ class ApiServer:
             parse_field_selector(target.rt.plural, query.get("fieldSelector")),
         )
         rv_text = query.get("resourceVersion") or ""
+        watcher.last_rv = int(rv_text) if rv_text.isdigit() and rv_text != "0" else store.rv
         table, _ = self._accept(request)
         initial: list[tuple[str, Obj]] = []
         error: ApiError | None = None
@@ -524,6 +541,8 @@ class ApiServer:
                         query.get("includeObject", "Object"),
                     )
                 await response.write((json.dumps({"type": type_, "object": obj}) + "\n").encode())
+                with contextlib.suppress(KeyError, TypeError, ValueError):
+                    watcher.last_rv = int(obj["metadata"]["resourceVersion"])
 
             if error is not None:
                 # The real server answers 200 and then an ERROR event carrying the Status.
@@ -557,6 +576,13 @@ class ApiServer:
                 except TimeoutError:
                     continue
                 if event is None:
+                    break
+                if isinstance(event, ApiError):
+                    # What the real server sends when the watch's resourceVersion was
+                    # compacted away under it: 200 already went out, so an ERROR event.
+                    await response.write(
+                        (json.dumps({"type": "ERROR", "object": event.status()}) + "\n").encode()
+                    )
                     break
                 await send(event.type, event.obj)
         except (ConnectionResetError, asyncio.CancelledError):
@@ -671,6 +697,34 @@ class ApiServer:
 
     # --- control API ----------------------------------------------------------------
 
+    async def _control_api_faults(self, request: web.Request, parts: list[str]) -> web.Response:
+        """``/_emulator/api-faults``: GET lists the rules (and what they answered), POST adds
+        one (``verb``, ``path``, ``status``, ``count``, ``retry_after_s``, ``watch``), DELETE
+        clears all, ``DELETE /_emulator/api-faults/<id>`` one."""
+        book = self.cluster.api_faults
+        if not parts and request.method == "GET":
+            return _json_response(
+                {
+                    "faults": [f.as_dict() for f in book.faults],
+                    "answered": [vars(r) for r in book.log],
+                }
+            )
+        if not parts and request.method == "POST":
+            body = await request.json()
+            keys = ("verb", "path", "status", "count", "retry_after_s", "watch", "run_first")
+            try:
+                fault = book.add(ApiFault(**{k: body[k] for k in keys if k in body}))
+            except (TypeError, ValueError) as exc:
+                raise bad_request(f"api fault: {exc}") from exc
+            return _json_response(fault.as_dict(), 201)
+        if not parts and request.method == "DELETE":
+            book.remove()
+            return _json_response({"cleared": True})
+        if len(parts) == 1 and parts[0].isdigit() and request.method == "DELETE":
+            book.remove(int(parts[0]))
+            return _json_response({"cleared": int(parts[0])})
+        raise bad_request("api-faults: GET, POST or DELETE /_emulator/api-faults[/<id>]")
+
     async def _control(self, request: web.Request, parts: list[str]) -> web.Response:
         faults = self.cluster.faults
         if parts == ["faults"]:
@@ -697,6 +751,21 @@ class ApiServer:
         if len(parts) == 2 and parts[0] == "faults" and request.method == "DELETE":
             faults.remove(int(parts[1]))
             return _json_response({"cleared": int(parts[1])})
+        if parts[:1] == ["api-faults"]:
+            return await self._control_api_faults(request, parts[1:])
+        if parts == ["watches", "expire"] and request.method == "POST":
+            return _json_response({"ended": self.cluster.store.expire_watches()})
+        if len(parts) == 3 and parts[0] == "nodes" and parts[2] == "lose":
+            if request.method != "POST":
+                raise ApiError(405, "MethodNotAllowed", "POST /_emulator/nodes/<name>/lose")
+            body = await request.json() if request.can_read_body else {}
+            try:
+                lost = lose_node(self.cluster, parts[1], str(body.get("how", "NotReady")))
+            except ValueError as exc:
+                raise bad_request(f"lose node: {exc}") from exc
+            except KeyError as exc:
+                raise ApiError(404, "NotFound", str(exc.args[0])) from exc
+            return _json_response({"node": lost.name, "how": lost.how}, 201)
         if parts == ["history"] and request.method in ("PUT", "POST"):
             body = await request.json()
             size = body.get("size")

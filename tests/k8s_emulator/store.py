@@ -47,7 +47,10 @@ class Watcher:
     namespace: str | None
     labels: list[Requirement]
     fields: Callable[[Obj], bool]
-    queue: asyncio.Queue[WatchEvent | None] = field(default_factory=asyncio.Queue)
+    queue: asyncio.Queue[WatchEvent | ApiError | None] = field(default_factory=asyncio.Queue)
+    """Events to send; an ApiError ends the watch with that ERROR event, None ends it."""
+    last_rv: int = 0
+    """The resourceVersion the client has seen (where it started, then its last event)."""
 
     def wants(self, event: WatchEvent) -> bool:
         meta = event.obj["metadata"]
@@ -100,6 +103,23 @@ class Store:
         if dropped:
             self.compacted_rv = dropped[-1].rv
         self.history = deque(events[len(dropped) :], maxlen=size)
+
+    def expire_watches(self) -> int:
+        """Compact the whole history (as etcd compaction does) and end every open watch with
+        the ERROR event the real server sends then: a Status 410 ``Expired``. A client must
+        relist: resuming from its last resourceVersion answers 410 too. Returns how many
+        watches were ended."""
+        self.compacted_rv = self.rv
+        self.history.clear()
+        for watcher in self.watchers:
+            watcher.queue.put_nowait(
+                ApiError(
+                    410,
+                    "Expired",
+                    f"too old resource version: {watcher.last_rv} ({self.compacted_rv + 1})",
+                )
+            )
+        return len(self.watchers)
 
     def events_since(self, rv: int) -> list[WatchEvent]:
         """Events after ``rv``; 410 Expired when the history no longer reaches back to it."""
