@@ -15,6 +15,7 @@ from budcluster.adapters.kubernetes.errors import (
     KubernetesConfigError,
     translate,
 )
+from budcluster.adapters.kubernetes.retry import DEFAULT_RETRY_S, with_retries
 from budcluster.kubeconfig import KubeconfigInvalid, check_kubeconfig
 from budcluster.secretfiles import process_secret_dir
 
@@ -63,12 +64,18 @@ def request_json(
     body: Any = None,
     content_type: str = "application/json",
     timeout_s: float = DEFAULT_TIMEOUT_S,
+    retry_s: float = DEFAULT_RETRY_S,
 ) -> Any:
-    """One API call with a deadline; the decoded JSON answer (None when empty)."""
+    """One API call with a deadline; the decoded JSON answer (None when empty).
+
+    A 429 or 502-504 is tried again for up to ``retry_s``, honouring ``Retry-After``
+    (see :mod:`.retry`); the error that ends it names ``what``, the verb and the path.
+    """
     headers = {"Accept": "application/json"}
     if body is not None:
         headers["Content-Type"] = content_type
-    try:
+
+    def once() -> Any:
         method_, url, header_params, serialized, _ = api_client.param_serialize(
             method,
             path,
@@ -83,6 +90,10 @@ def request_json(
         data = response.read()  # type: ignore[no-untyped-call]
         if not 200 <= int(response.status) <= 299:
             raise ApiException(http_resp=response)
+        return data
+
+    try:
+        data = with_retries(once, f"{what} ({method} {path})", deadline_s=retry_s)
     except TRANSPORT_ERRORS as exc:
         raise translate(exc, what) from exc
     return json.loads(data) if data else None

@@ -10,6 +10,7 @@ from kubernetes.client.exceptions import ApiException
 
 from budcluster.adapters.kubernetes.client import DEFAULT_TIMEOUT_S, request_json
 from budcluster.adapters.kubernetes.errors import TRANSPORT_ERRORS, translate
+from budcluster.adapters.kubernetes.retry import with_retries
 
 
 def events_for(
@@ -60,10 +61,12 @@ def pod_log_tail(
         query.append(("container", container))
     if previous:
         query.append(("previous", "true"))
-    try:
+    path = f"/api/v1/namespaces/{namespace}/pods/{pod}/log"
+
+    def once() -> Any:
         method, url, headers, _, _ = api_client.param_serialize(
             "GET",
-            f"/api/v1/namespaces/{namespace}/pods/{pod}/log",
+            path,
             query_params=query,
             header_params={"Accept": "text/plain"},
             auth_settings=["BearerToken"],
@@ -72,6 +75,10 @@ def pod_log_tail(
         data = response.read()  # type: ignore[no-untyped-call]
         if not 200 <= int(response.status) <= 299:
             raise ApiException(http_resp=response)
+        return data
+
+    try:
+        data = with_retries(once, f"log of pod {pod} (GET {path})")
     except ApiException as exc:
         if exc.status in (400, 404):  # container not started yet, or pod gone
             return []

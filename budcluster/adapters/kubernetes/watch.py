@@ -13,7 +13,20 @@ from kubernetes import watch as k8s_watch
 from kubernetes.client.exceptions import ApiException
 
 from budcluster.adapters.kubernetes.client import DEFAULT_TIMEOUT_S
-from budcluster.adapters.kubernetes.errors import TRANSPORT_ERRORS, KubernetesTimeout, translate
+from budcluster.adapters.kubernetes.errors import (
+    TRANSPORT_ERRORS,
+    KubernetesServerError,
+    KubernetesTimeout,
+    translate,
+)
+from budcluster.adapters.kubernetes.retry import (
+    DEFAULT_RETRY_S,
+    FIRST_BACKOFF_S,
+    MAX_BACKOFF_S,
+    retry_after_s,
+    retryable,
+    with_retries,
+)
 
 _T = TypeVar("_T")
 
@@ -35,12 +48,18 @@ def _list_raw(
     namespace: str | None,
     selectors: Mapping[str, str],
     timeout_s: float,
+    retry_s: float = DEFAULT_RETRY_S,
 ) -> tuple[list[dict[str, Any]], str]:
     api_name, method = _WATCH_FUNCS[kind]
     func = getattr(getattr(k8s_client, api_name)(api_client), method)
     args = [namespace] if namespace is not None else []
+    path = f"namespaces/{namespace}/" if namespace is not None else ""
     try:
-        response = func(*args, _preload_content=False, _request_timeout=timeout_s, **selectors)
+        response = with_retries(
+            lambda: func(*args, _preload_content=False, _request_timeout=timeout_s, **selectors),
+            f"list {kind} (GET {path}{kind.lower()}s)",
+            deadline_s=retry_s,
+        )
         found = json.loads(response.data)
     except TRANSPORT_ERRORS as exc:
         raise translate(exc, f"list {kind}") from exc
@@ -81,13 +100,19 @@ def wait_for(
     func = getattr(getattr(k8s_client, api_name)(api_client), method)
     args = [namespace] if namespace is not None else []
     relists = 0
+    throttle_backoff = FIRST_BACKOFF_S
 
     def remaining() -> float:
         return deadline - time.monotonic()
 
     while True:
         items, version = _list_raw(
-            api_client, kind, namespace, selectors, min(DEFAULT_TIMEOUT_S, max(remaining(), 1.0))
+            api_client,
+            kind,
+            namespace,
+            selectors,
+            min(DEFAULT_TIMEOUT_S, max(remaining(), 1.0)),
+            retry_s=min(DEFAULT_RETRY_S, max(remaining(), 1.0)),
         )
         current = {(i["metadata"].get("namespace"), i["metadata"]["name"]): i for i in items}
         while True:
@@ -132,7 +157,19 @@ def wait_for(
                     if on_relist is not None:
                         on_relist(relists)
                     break  # too old: relist and watch from the new resourceVersion
-                raise translate(exc, f"watch {kind}") from exc
+                if not retryable(exc):
+                    raise translate(exc, f"watch {kind}") from exc
+                # Turned away (429/5xx): the watch never started; come back when told.
+                wait = max(retry_after_s(exc) or 0.0, throttle_backoff)
+                if remaining() - wait <= 0:
+                    raise KubernetesServerError(
+                        f"{what or 'wait on ' + kind}: watch {kind}: the API server kept "
+                        f"answering {exc.status} {exc.reason or ''} until the wait's "
+                        f"{timeout_s:.0f} s ran out; retry later"
+                    ) from exc
+                time.sleep(wait)
+                throttle_backoff = min(throttle_backoff * 2, MAX_BACKOFF_S)
+                continue  # watch again from the same resourceVersion
             except (urllib3.exceptions.HTTPError, OSError) as exc:
                 if remaining() <= 0:
                     raise KubernetesTimeout(

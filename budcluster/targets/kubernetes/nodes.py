@@ -66,6 +66,28 @@ def node_state(node: NodeObject) -> NodeState:
     )
 
 
+def node_lost(name: str, node: NodeObject | None) -> str | None:
+    """Why node ``name`` can no longer run pods (``node`` is its object, None when it is
+    gone from the API), or None while it is Ready."""
+    if node is None:
+        return f"node {name} was removed from the cluster"
+    for condition in (node.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == "Ready":
+            if condition.get("status") == "True":
+                return None
+            why = condition.get("reason") or "NotReady"
+            message = condition.get("message")
+            return f"node {name} is NotReady ({why}{': ' + message if message else ''})"
+    return f"node {name} reports no Ready condition"
+
+
+def pinned_node(pod_spec: Mapping[str, Any]) -> str | None:
+    """The node a pod template's ``kubernetes.io/hostname`` selector pins it to, if any."""
+    selector = pod_spec.get("nodeSelector") or {}
+    value = selector.get("kubernetes.io/hostname")
+    return str(value) if value else None
+
+
 RUNTIME_SELECTOR = "app.kubernetes.io/name=bud-runtime"
 SERVED_MODEL_ANNOTATION = "budcluster.io/served-model-name"
 # What the scheduler counts against a node: every pod bound to it that has not ended.

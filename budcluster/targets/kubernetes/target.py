@@ -12,6 +12,7 @@ compute from the objects they read lives in the pure modules beside them (``name
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -36,8 +37,13 @@ from budcluster.targets.base import (
 from budcluster.targets.kubernetes.errors import KubernetesTargetError, wrap
 from budcluster.targets.kubernetes.names import COLLECTOR_RELEASE, parse_pvc_path, release_for
 from budcluster.targets.kubernetes.node_detection import NodeDetection
-from budcluster.targets.kubernetes.nodes import NodeState
-from budcluster.targets.kubernetes.objects import DeploymentObject, EventObject, PodObject
+from budcluster.targets.kubernetes.nodes import NodeState, node_lost, pinned_node
+from budcluster.targets.kubernetes.objects import (
+    DeploymentObject,
+    EventObject,
+    NodeObject,
+    PodObject,
+)
 from budcluster.targets.kubernetes.scc import check_scc_name
 from budcluster.targets.kubernetes.scc_grants import grant_scc
 from budcluster.targets.kubernetes.staging import ModelStaging
@@ -406,13 +412,22 @@ class KubernetesTarget:
         ``timeout_s`` (default ``KubernetesTimeouts.ready_s``) passes first.
         """
         what = what or f"release {release}"
+        # Every node the release's pods were bound to during the wait: when one is lost
+        # (NotReady, or deleted) its pods are evicted and their replacements may fit
+        # nowhere, and the scheduler's message does not name the node that went away.
+        bound: set[str] = set()
 
-        def settled(_pods: list[dict[str, Any]]) -> RuntimeStatus | None:
+        def settled(pods: list[dict[str, Any]]) -> RuntimeStatus | None:
+            bound.update(str(p["spec"]["nodeName"]) for p in pods if p["spec"].get("nodeName"))
             current = self.release_deployment(namespace, release)
             if current is None:
                 return RuntimeStatus(state=RuntimeState.ABSENT)
             status = self._status_in(namespace, release, current)
-            return status if status.state is not RuntimeState.STARTING else None
+            if status.state is RuntimeState.STARTING:
+                return None
+            if status.state is RuntimeState.FAILED:
+                return self._with_lost_nodes(status, current, bound)
+            return status
 
         try:
             return kube.wait_for(
@@ -427,6 +442,33 @@ class KubernetesTarget:
             )
         except kube.KubernetesError as exc:
             raise wrap(exc, f"wait for {what}") from exc
+
+    def _with_lost_nodes(
+        self, status: RuntimeStatus, deployment: Mapping[str, Any], bound: set[str]
+    ) -> RuntimeStatus:
+        """A failed status whose reason also names each lost node the release ran on or is
+        pinned to, so the error says which node went away rather than only that no node
+        fits."""
+        template = ((deployment.get("spec") or {}).get("template") or {}).get("spec") or {}
+        pinned = pinned_node(template)
+        candidates = sorted(bound | ({pinned} if pinned else set()))
+        lost = []
+        for name in candidates:
+            node = kube.get_object(
+                self._api, kube.ObjectRef("Node", name), timeout_s=self._timeouts.api_s
+            )
+            why = node_lost(name, cast(NodeObject | None, node))
+            if why is not None:
+                pinned_note = " (the rollout is pinned to it)" if name == pinned else ""
+                lost.append(f"{why}{pinned_note}")
+        if not lost:
+            return status
+        reason = (
+            "; ".join(lost)
+            + " during the rollout, and its pods were evicted"
+            + (f": {status.reason}" if status.reason else "")
+        )
+        return replace(status, reason=reason)
 
     def verify_endpoint(
         self, deployment_name: str, served_model_name: str, timeout_s: float
