@@ -35,7 +35,8 @@ The tree (each class also inherits Permanent or Temporary as marked)::
     ├── TransferError                     UnsafeModelPath (P), InvalidDestination (P),
     │                                     ManifestMismatch (P), SourceNotFound (P),
     │                                     InvalidSourceUri (P), SourceUnavailable (T),
-    │                                     InvalidManifest (P)
+    │                                     InvalidManifest (P), DestinationFull (P),
+    │                                     DestinationBusy (T)
     ├── CommandFailed                     the CLI: a system it drives (the Prefect API) refused
     ├── StoreError                        StoreUnavailable (T), NotFound (P), Conflict (P),
     │                                     SchemaMissing (P), IllegalTransition (P)

@@ -62,6 +62,16 @@ class Settings(BaseSettings):
         gt=0,
         description="Seconds a SQLite writer waits for another writer's lock before failing.",
     )
+    rollout_lease_s: float = Field(
+        default=60.0,
+        ge=60,
+        le=86400,
+        description=(
+            "Lease of a deployment's rollout slot, renewed while its run lives; a run killed "
+            "with kill -9 frees the slot this long after (plus the server's 15 s sweep). "
+            "Prefect's server accepts 60 s or more."
+        ),
+    )
     keys_dir: Path = Field(
         default=Path("crypto-keys"),
         description="Directory holding the RSA private key and the symmetric key.",

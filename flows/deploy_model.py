@@ -36,24 +36,31 @@ from tasks.records import (
     record_rollout,
     record_transfer,
 )
+from tasks.recovery import (
+    begin_rollout_attempt,
+    end_rollout_attempt,
+    repair_interrupted_rollout,
+    rollout_failure,
+    undo_attempt,
+)
 from tasks.rollout import (
     current_endpoint,
     prepare_engine,
     roll_out,
     stage_adapter,
     stage_model,
-    undo_rollout,
     wait_healthy,
 )
 
 # The task that starts a runtime registers how to remove it; the transaction around the
-# rollout and the health wait runs that removal when anything inside it fails.
+# rollout and the health wait runs that removal when anything inside it fails. A run that
+# dies before either leaves its attempt in the store for the next run to undo.
 roll_out_undoable = roll_out.with_options(cache_policy=NO_CACHE)
 
 
 @roll_out_undoable.on_rollback
 def _undo_started_runtime(txn: Transaction) -> None:
-    undo_rollout.fn(txn.get("cluster"), txn.get("deployment"), txn.get("previous"))
+    undo_attempt(txn.get("cluster"), txn.get("deployment"), txn.get("attempt"), txn.get("previous"))
 
 
 @flow(name="deploy-model", log_prints=True)
@@ -84,6 +91,8 @@ def _deploy(
     cluster = registered_cluster(request.cluster)
     # What the cluster kind cannot do (autoscaling on hosts) fails before any work.
     request.check_cluster_kind(cluster.kind)
+    # 0. Undo what a run of this deployment that died mid-rollout left running.
+    repair_interrupted_rollout(cluster, request.name)
     endpoint = current_endpoint(cluster, request.name, spec_hash)
     if endpoint:
         print(f"{request.name} is already ready at {endpoint} with this spec; nothing to do")
@@ -135,6 +144,7 @@ def _deploy(
         request.cluster, request.name, model_id, spec_hash, f"{plan.engine} on {plan.device_kind}"
     )
 
+    attempt_id = None
     try:
         # 4. Transfer the weights to the planned nodes and verify them there.
         nodes = sorted({placement.node_name for placement in plan.placements})
@@ -178,10 +188,12 @@ def _deploy(
         executables = prepare_engine(plan, cluster.kind)
         move_deployment(deployment_id, "deploying", f"starting {plan.engine}")
         previous = latest_revision(deployment_id)
+        attempt_id = begin_rollout_attempt(deployment_id, spec_hash, previous)
         with transaction() as txn:
             txn.set("cluster", cluster)
             txn.set("deployment", request.name)
             txn.set("previous", previous)
+            txn.set("attempt", attempt_id)
             spec = RolloutSpec(
                 request.name,
                 plan,
@@ -197,8 +209,10 @@ def _deploy(
                 cluster, request.name, plan.served_model_name, request.ready_timeout_s
             )
             record_revision(deployment_id, started, spec_hash)
+            end_rollout_attempt(attempt_id, "finished")
     except Exception as exc:
-        move_deployment(deployment_id, "failed", f"{type(exc).__name__}: {exc}"[-4000:])
+        reason = rollout_failure(deployment_id, attempt_id, f"{type(exc).__name__}: {exc}")
+        move_deployment(deployment_id, "failed", reason)
         raise
 
     # 8. Record the endpoint and the status.

@@ -7,6 +7,7 @@ from prefect import flow
 from budcluster.job_requests import TeardownRequest
 from tasks.clusters import registered_cluster
 from tasks.records import find_deployment, move_deployment
+from tasks.recovery import close_rollout_attempts
 from tasks.rollout import remove_runtime
 
 
@@ -23,5 +24,7 @@ def teardown_deployment(request: TeardownRequest) -> str:
     except Exception as exc:
         move_deployment(state.id, "failed", f"teardown failed: {exc}")
         raise
+    # An interrupted run's attempt is settled: what it started is gone.
+    close_rollout_attempts(state.id, "removed by teardown-deployment")
     move_deployment(state.id, "deleted", "runtime removed")
     return "deleted"

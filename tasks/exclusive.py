@@ -15,6 +15,7 @@ from prefect.concurrency.sync import concurrency
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
 from budcluster.errors import TemporaryError
+from budcluster.settings import get_settings
 from tasks._logging import task_logger
 
 
@@ -47,7 +48,15 @@ def exclusive_rollout(cluster: str, deployment: str, *, wait: bool) -> Iterator[
     name = limit_name(cluster, deployment)
     ensure_limit(name)
     try:
-        with concurrency(name, occupy=1, timeout_seconds=None if wait else 2.0, strict=True):
+        # The slot is leased, and the lease renewed while this run lives: a worker killed
+        # mid-rollout frees it when the lease runs out, and the next run repairs its work.
+        with concurrency(
+            name,
+            occupy=1,
+            timeout_seconds=None if wait else 2.0,
+            strict=True,
+            lease_duration=get_settings().rollout_lease_s,
+        ):
             task_logger(__name__).info("holding rollout slot %s", name)
             yield
     except TimeoutError as exc:

@@ -11,6 +11,7 @@ from prefect import task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
 from budcluster.endpoints import EndpointCheck
+from budcluster.failpoints import failpoint
 from budcluster.planning.models import RuntimePlan
 from budcluster.targets.base import (
     ModelSourceSpec,
@@ -141,6 +142,7 @@ def roll_out(cluster: ClusterRef, spec: RolloutSpec, executables: dict[str, str]
     task_logger(__name__).info(
         "%s rolled out: %s at %s", spec.deployment_name, status.state, status.endpoint_url
     )
+    failpoint("after-roll-out")
     return status
 
 

@@ -7,8 +7,9 @@ from pathlib import Path
 import typer
 
 from budcluster.cli.errors import MODEL_EXIT_CODES, exits_on_error
-from budcluster.transfer.console import human_bytes, run_transfer_command
+from budcluster.transfer.console import run_transfer_command
 from budcluster.transfer.manifest import build_manifest
+from budcluster.transfer.progress import human_bytes
 
 app = typer.Typer(help="Model files: sha256 manifests and verified, resumable transfers.")
 

@@ -98,6 +98,13 @@ class TransferStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
+class RolloutAttemptState(StrEnum):
+    STARTED = "started"
+    FINISHED = "finished"
+    UNDONE = "undone"
+    UNDO_FAILED = "undo_failed"
+
+
 def _enum_column_type(enum_class: type[StrEnum], name: str) -> Enum:
     return Enum(
         enum_class,
@@ -260,6 +267,32 @@ class DeploymentRevision(Base):
     manifests: Mapped[list[Any]]
     spec_hash: Mapped[str | None] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(default=utc_now)
+
+
+class RolloutAttempt(Base):
+    """One run's attempt to start a deployment's runtime, written before it starts.
+
+    The intent outlives the process: a run killed between starting the runtime and
+    recording it leaves a ``started`` row, and the next run (or reconcile) of the same
+    deployment undoes what that row says was started.
+    """
+
+    __tablename__ = "rollout_attempts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    deployment_id: Mapped[int] = mapped_column(
+        ForeignKey("deployments.id", ondelete="CASCADE"), index=True
+    )
+    flow_run_id: Mapped[str | None] = mapped_column(String(64))
+    spec_hash: Mapped[str | None] = mapped_column(String(128))
+    # The manifests to go back to (None: the first rollout, undo removes the runtime).
+    previous_manifests: Mapped[list[Any] | None]
+    state: Mapped[RolloutAttemptState] = mapped_column(
+        _enum_column_type(RolloutAttemptState, "rollout_attempt_state")
+    )
+    detail: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime] = mapped_column(default=utc_now)
+    ended_at: Mapped[datetime | None]
 
 
 class Transfer(_Timestamps, Base):

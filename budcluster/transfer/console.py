@@ -20,7 +20,7 @@ from budcluster.errors import BudClusterError, TemporaryError
 from budcluster.transfer.engine import TransferResult, transfer_model
 from budcluster.transfer.errors import UnsafeModelPath
 from budcluster.transfer.paths import RESERVED_PREFIX, open_no_follow
-from budcluster.transfer.progress import ProgressCallback, TransferProgress
+from budcluster.transfer.progress import ProgressCallback, TransferProgress, human_bytes
 from budcluster.transfer.uri import parse_source
 
 THROTTLE_ENV = "BUDCLUSTER_TRANSFER_THROTTLE_BPS"
@@ -33,14 +33,6 @@ The reserved prefix keeps it (and its ``.tmp``) out of listings, manifests and v
 EXIT_OK = 0
 EXIT_PERMANENT = 2
 EXIT_TEMPORARY = 75  # EX_TEMPFAIL: the caller may retry, and the retry resumes
-
-
-def human_bytes(count: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(count) < 1024 or unit == "GiB":
-            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
-        count /= 1024
-    return f"{count:.1f} GiB"  # pragma: no cover - the loop always returns
 
 
 class ProgressBar:

@@ -9,6 +9,7 @@ without ``.budcluster-manifest.json`` is incomplete.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import threading
@@ -20,8 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from budcluster.transfer.durable import fsync_file, fsync_tree
-from budcluster.transfer.errors import ManifestMismatch, SourceNotFound, TransferError
+from budcluster.transfer.errors import (
+    DestinationFull,
+    ManifestMismatch,
+    SourceNotFound,
+    TransferError,
+)
 from budcluster.transfer.journal import Journal, JournalKey
+from budcluster.transfer.lock import destination_lock
 from budcluster.transfer.manifest import (
     MANIFEST_NAME,
     Manifest,
@@ -36,7 +43,12 @@ from budcluster.transfer.paths import (
     open_no_follow,
     prepare_dest_root,
 )
-from budcluster.transfer.progress import ProgressCallback, ProgressMeter, Throttle
+from budcluster.transfer.progress import (
+    ProgressCallback,
+    ProgressMeter,
+    Throttle,
+    human_bytes,
+)
 from budcluster.transfer.source import ModelSource, SourceFile
 from budcluster.transfer.staged import StagedModel
 
@@ -288,13 +300,28 @@ def transfer_model(
     if shipped is not None:
         _check_listing(source, files, shipped)
     expected = {e.path: e.sha256 for e in shipped.files} if shipped else {}
-    prepare_dest_root(dest)
-    previous = read_manifest(dest) if (dest / MANIFEST_NAME).is_file() else None
     meter = ProgressMeter(
         files_total=len(files), bytes_total=sum(f.size for f in files), callback=progress
     )
     throttle = Throttle(throttle_bytes_per_s) if throttle_bytes_per_s else None
-    run = _Run(source, dest, expected, meter, throttle)
+    try:
+        prepare_dest_root(dest)
+        with destination_lock(dest):
+            return _transfer_locked(
+                _Run(source, dest, expected, meter, throttle), files, shipped, workers, started
+            )
+    except (OSError, TransferError) as exc:
+        full = _disk_full_cause(exc)
+        if full is None:
+            raise
+        raise _destination_full(dest, files, full) from exc
+
+
+def _transfer_locked(
+    run: _Run, files: list[SourceFile], shipped: Manifest | None, workers: int, started: float
+) -> TransferResult:
+    source, dest, meter = run.source, run.dest, run.meter
+    previous = read_manifest(dest) if (dest / MANIFEST_NAME).is_file() else None
     # Largest first: the long copies start early and the small ones fill the gaps.
     ordered = sorted(files, key=lambda f: (-f.size, f.path))
     outcomes: list[_FileOutcome] = []
@@ -336,6 +363,58 @@ def transfer_model(
         seconds=time.monotonic() - started,
         manifest=manifest,
         changed=changed,
+    )
+
+
+def _disk_full_cause(exc: BaseException) -> OSError | None:
+    """The ENOSPC/EDQUOT behind ``exc``: raised as is, or chained by a path check."""
+    for candidate in (exc, exc.__cause__):
+        if isinstance(candidate, OSError) and candidate.errno in (errno.ENOSPC, errno.EDQUOT):
+            return candidate
+    return None
+
+
+def _mount_point(path: Path) -> Path:
+    current = path.resolve()
+    while not os.path.ismount(current) and current != current.parent:
+        current = current.parent
+    return current
+
+
+def _bytes_in_place(dest: Path, files: list[SourceFile]) -> int:
+    """What a rerun keeps: finished files at their size, and the ``.part`` files' bytes."""
+    kept = 0
+    for file in files:
+        target = dest / file.path
+        for path, whole in ((target, True), (target.with_name(target.name + PART_SUFFIX), False)):
+            try:
+                size = os.lstat(path).st_size
+            except OSError:
+                continue
+            if not whole or size == file.size:
+                kept += min(size, file.size)
+                break
+    return kept
+
+
+def _destination_full(dest: Path, files: list[SourceFile], cause: OSError) -> DestinationFull:
+    """Where the disk filled, how much the model needs, how much is there and free."""
+    total = sum(f.size for f in files)
+    in_place = _bytes_in_place(dest, files)
+    missing = total - in_place
+    try:
+        stats = os.statvfs(dest)
+        free = f"{human_bytes(stats.f_bavail * stats.f_frsize)} is free"
+    except OSError:
+        free = "the free space could not be read"
+    what = "over quota" if cause.errno == errno.EDQUOT else "full"
+    return DestinationFull(
+        f"destination {dest} is {what} ({cause.strerror}) on the filesystem mounted at "
+        f"{_mount_point(dest)}: the model needs {human_bytes(total)} ({total} bytes), "
+        f"{human_bytes(in_place)} ({in_place} bytes) of it is in place, so "
+        f"{human_bytes(missing)} ({missing} bytes) more must fit and {free}. Free that much "
+        "space there (or stage to a destination with room) and rerun: the rerun keeps what "
+        "was copied (finished files and .part files) and copies only the rest"
     )
 
 

@@ -38,3 +38,13 @@ class SourceUnavailable(TransferError, TemporaryError):
 
 class InvalidManifest(TransferError, PermanentError):
     """A manifest file is not valid JSON of the expected shape."""
+
+
+class DestinationFull(TransferError, PermanentError):
+    """The destination's filesystem ran out of space (or quota); what was copied is kept,
+    and a rerun once there is room resumes it. Retrying without making room cannot help."""
+
+
+class DestinationBusy(TransferError, TemporaryError):
+    """Another transfer (e.g. one left running by a killed controller) is writing into the
+    same destination; a rerun once it has ended resumes where it stopped."""

@@ -1,18 +1,20 @@
 """The destination's transfer journal: what was started and what finished, per file.
 
-It survives ``kill -9`` (each line is flushed to the page cache as it is written) and
-lets a rerun tell a resumable ``.part`` from a stale one, and trust a finished file whose
-source publishes no checksum. A torn last line is ignored.
+It survives ``kill -9`` (each line goes to the page cache in one ``write`` as it is
+recorded) and lets a rerun tell a resumable ``.part`` from a stale one, and trust a finished
+file whose source publishes no checksum. A torn last line (a kill, or a full disk that took
+half a line) is ignored, and the next run starts on a fresh line so it loses nothing more.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from budcluster.transfer.paths import open_no_follow
 
@@ -32,13 +34,16 @@ class Journal:
         self.started: set[JournalKey] = set()
         self.finished: dict[JournalKey, str] = {}
         self._lock = threading.Lock()
-        self._handle: IO[str] | None = None
+        self._fd: int | None = None
+        self._torn_tail = False
         self._load()
 
     def _load(self) -> None:
         if not self.path.is_file():
             return
-        for line in self.path.read_text(errors="replace").splitlines():
+        text = self.path.read_text(errors="replace")
+        self._torn_tail = bool(text) and not text.endswith("\n")
+        for line in text.splitlines():
             try:
                 record = json.loads(line)
                 key = JournalKey(str(record["path"]), int(record["size"]), str(record["version"]))
@@ -56,12 +61,19 @@ class Journal:
         self._write({"event": "done", **key.__dict__, "sha256": sha256})
 
     def _write(self, record: dict[str, Any]) -> None:
+        line = (json.dumps(record) + "\n").encode()
         with self._lock:
-            if self._handle is None:
-                fd = open_no_follow(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
-                self._handle = os.fdopen(fd, "a")
-            self._handle.write(json.dumps(record) + "\n")
-            self._handle.flush()
+            if self._fd is None:
+                self._fd = open_no_follow(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+            if self._torn_tail:
+                # Appended to a torn line, this record would be unreadable too.
+                line = b"\n" + line
+            # Unbuffered: a failed write (ENOSPC) raises here and leaves nothing queued
+            # that a later flush would write after newer lines.
+            written = os.write(self._fd, line)
+            self._torn_tail = written < len(line)
+            if self._torn_tail:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.path))
 
     def compact(self, done: dict[JournalKey, str]) -> None:
         """Rewrite the journal with only the files of the finished transfer."""
@@ -78,6 +90,6 @@ class Journal:
 
     def close(self) -> None:
         with self._lock:
-            if self._handle is not None:
-                self._handle.close()
-                self._handle = None
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None

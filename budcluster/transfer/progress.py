@@ -24,6 +24,14 @@ class TransferProgress:
 ProgressCallback = Callable[[TransferProgress], None]
 
 
+def human_bytes(count: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(count) < 1024 or unit == "GiB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024
+    return f"{count:.1f} GiB"  # pragma: no cover - the loop always returns
+
+
 class ProgressMeter:
     """Counts bytes and files from many threads; reports at most every ``interval_s``."""
 

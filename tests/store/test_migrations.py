@@ -28,6 +28,7 @@ EXPECTED_TABLES = {
     "benchmark_summaries",
     "provisionings",
     "lora_adapters",
+    "rollout_attempts",
 }
 
 

@@ -1,0 +1,171 @@
+"""Rollout attempts and their repair, across processes.
+
+Before a run starts a runtime it records the attempt in the store; it ends the attempt
+when the revision is recorded or when it removes the runtime again. A run killed in
+between (worker ``kill -9``, node lost) leaves a ``started`` attempt behind. The next run
+of the same deployment holds the rollout slot, so no live run owns that attempt: it undoes
+what the attempt started, from what the store recorded, before doing anything else.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import task
+from prefect.runtime import flow_run
+
+from budcluster.errors import PermanentError
+from budcluster.store import NotFound
+from budcluster.store import clusters as cluster_rows
+from budcluster.store import deployments as deployment_rows
+from budcluster.store import rollout_attempts as attempt_rows
+from budcluster.store.models import RolloutAttemptState
+from budcluster.targets.ref import ClusterRef
+from tasks._logging import task_logger
+from tasks._store import results_store
+
+_RETRIES, _DELAY_S, _TIMEOUT_S = 2, 2, 60
+# A run that died mid-way left its deployment in one of these.
+_UNFINISHED = ("planning", "transferring", "deploying")
+
+
+class RolloutRepairFailed(PermanentError):
+    """Undoing what an interrupted run started failed; the deployment is marked failed."""
+
+
+def _this_run() -> str | None:
+    run_id = flow_run.get_id()
+    return str(run_id) if run_id else None
+
+
+@task(
+    retries=_RETRIES,
+    retry_delay_seconds=_DELAY_S,
+    timeout_seconds=_TIMEOUT_S,
+    task_run_name="begin-rollout-attempt-{deployment_id}",
+)
+def begin_rollout_attempt(
+    deployment_id: int, spec_hash: str, previous: list[dict[str, Any]] | None
+) -> int:
+    """Record, before the runtime starts, what undoing it would take."""
+    with results_store().session() as session:
+        attempt = attempt_rows.begin_attempt(
+            session,
+            deployment_id,
+            spec_hash=spec_hash,
+            previous_manifests=previous,
+            flow_run_id=_this_run(),
+        )
+        return attempt.id
+
+
+@task(
+    retries=_RETRIES,
+    retry_delay_seconds=_DELAY_S,
+    timeout_seconds=_TIMEOUT_S,
+    task_run_name="end-rollout-attempt-{attempt_id}-{state}",
+)
+def end_rollout_attempt(attempt_id: int, state: str, detail: str | None = None) -> None:
+    with results_store().session() as session:
+        attempt_rows.end_attempt(session, attempt_id, state, detail)
+
+
+def undo_attempt(
+    cluster: ClusterRef, deployment: str, attempt_id: int, previous: list[dict[str, Any]] | None
+) -> None:
+    """Remove what the attempt started (or restore the previous revision) and say so in
+    the store; a failed undo is recorded with its error, then raised."""
+    from tasks.rollout import undo_rollout
+
+    try:
+        undo_rollout.fn(cluster, deployment, previous)
+    except Exception as exc:
+        end_rollout_attempt.fn(attempt_id, "undo_failed", f"{type(exc).__name__}: {exc}")
+        raise
+    end_rollout_attempt.fn(attempt_id, "undone", f"undone by run {_this_run()}")
+
+
+@task(
+    retries=_RETRIES,
+    retry_delay_seconds=_DELAY_S,
+    timeout_seconds=_TIMEOUT_S,
+    task_run_name="rollout-failure-{deployment_id}",
+)
+def rollout_failure(deployment_id: int, attempt_id: int | None, error: str) -> str:
+    """The reason a failed run gives: its error, and the undo's error when that failed too."""
+    if attempt_id is None:
+        return error[-4000:]
+    with results_store().session() as session:
+        attempt = attempt_rows.get_attempt(session, attempt_id)
+        if attempt.state is not RolloutAttemptState.UNDO_FAILED:
+            return error[-4000:]
+        undo_error = attempt.detail or "unknown error"
+    return (
+        f"{error[-1800:]}; and undoing the rollout failed too: {undo_error[-1800:]}. "
+        "What it started may still run: run teardown-deployment to remove it"
+    )
+
+
+@task(retries=0, timeout_seconds=900, task_run_name="repair-interrupted-{deployment}")
+def repair_interrupted_rollout(cluster: ClusterRef, deployment: str) -> str | None:
+    """Undo what a dead run of this deployment started; None when there was nothing.
+
+    Called while holding the deployment's rollout slot: a ``started`` attempt then belongs
+    to no live run.
+    """
+    logger = task_logger(__name__)
+    with results_store().session() as session:
+        try:
+            cluster_id = cluster_rows.get_cluster(session, cluster.name).id
+            row = deployment_rows.find_deployment(session, cluster_id, deployment)
+        except NotFound:
+            return None
+        deployment_id, status = row.id, row.status.value
+        interrupted = [
+            (a.id, a.flow_run_id, a.previous_manifests)
+            for a in attempt_rows.open_attempts(session, row.id)
+        ]
+    if not interrupted:
+        return None
+    # Only the newest attempt's runtime can still run: each rollout replaces the last.
+    for attempt_id, _, _ in interrupted[:-1]:
+        end_rollout_attempt.fn(attempt_id, "undone", "superseded by a later attempt")
+    attempt_id, dead_run, previous = interrupted[-1]
+    what = f"run {dead_run or '?'} ended after starting {deployment}'s runtime"
+    logger.warning("%s (attempt %s); undoing it", what, attempt_id)
+    try:
+        undo_attempt(cluster, deployment, attempt_id, previous)
+    except Exception as exc:
+        reason = f"{what}; undoing it failed: {type(exc).__name__}: {exc}"
+        _mark_failed(deployment_id, status, reason)
+        raise RolloutRepairFailed(
+            f"{reason}. Fix the cluster's reachability and rerun, or run teardown-deployment"
+        ) from exc
+    reason = f"{what}; " + (
+        "restored the previous revision" if previous else "removed the runtime it started"
+    )
+    _mark_failed(deployment_id, status, reason)
+    logger.warning("repaired %s: %s", deployment, reason)
+    return reason
+
+
+def _mark_failed(deployment_id: int, status: str, reason: str) -> None:
+    if status not in _UNFINISHED:
+        return
+    with results_store().session() as session:
+        deployment_rows.transition(session, deployment_id, "failed", reason[-4000:])
+
+
+@task(
+    retries=_RETRIES,
+    retry_delay_seconds=_DELAY_S,
+    timeout_seconds=_TIMEOUT_S,
+    task_run_name="close-rollout-attempts-{deployment_id}",
+)
+def close_rollout_attempts(deployment_id: int, detail: str) -> int:
+    """End every started attempt (teardown removed what they started); returns how many."""
+    with results_store().session() as session:
+        open_ids = [a.id for a in attempt_rows.open_attempts(session, deployment_id)]
+        for attempt_id in open_ids:
+            attempt_rows.end_attempt(session, attempt_id, "undone", detail)
+    return len(open_ids)
