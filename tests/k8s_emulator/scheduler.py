@@ -133,15 +133,20 @@ def choose_node(pod: Obj, nodes: list[Obj], pods: list[Obj]) -> tuple[str | None
     Among fitting nodes the least requested one wins (spreads like NodeResourcesFit)."""
     per_node: dict[str, list[str]] = {}
     fitting: list[tuple[float, str]] = []
-    for node in nodes:
-        name = node["metadata"]["name"]
-        on_node = [
-            p
-            for p in pods
-            if (p.get("spec") or {}).get("nodeName") == name
+    # Indexed once per pod: scanning every pod for every node made a 1,000-node cluster's
+    # DaemonSet rollout quadratic (perf/detect_1000_nodes.py).
+    by_node: dict[str, list[Obj]] = {}
+    for p in pods:
+        bound = (p.get("spec") or {}).get("nodeName")
+        if (
+            bound
             and (p.get("status") or {}).get("phase") not in TERMINAL
             and p["metadata"]["uid"] != pod["metadata"]["uid"]
-        ]
+        ):
+            by_node.setdefault(bound, []).append(p)
+    for node in nodes:
+        name = node["metadata"]["name"]
+        on_node = by_node.get(name, [])
         reasons = filter_reasons(pod, node, on_node)
         per_node[name] = reasons
         if not reasons:
