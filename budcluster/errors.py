@@ -23,6 +23,7 @@ The tree (each class also inherits Permanent or Temporary as marked)::
     │   ├── InvalidValue                  store.validation
     │   ├── RuntimeBuildError             runtimes: llama-server / vLLM CPU build failed
     │   ├── GatewayError > GatewayHasNoRoutes
+    │   ├── FailpointTriggered            failpoints: a fault test stopped the run on purpose
     │   └── EndpointWrongModel            the endpoint serves another model
     ├── TemporaryError
     │   ├── EndpointNotReady, RuntimeBuildTimeout, NotRegistered

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from budcluster.store.deployments import list_deployments
 from budcluster.store.nodes import list_nodes
 from tasks._logging import task_logger
 from tasks._store import results_store
+from tasks.exclusive import slot_is_held
 from tasks.targets import registered_target
 
 
@@ -64,6 +66,13 @@ def live_deployments(clusters: list[str], check_runtimes: bool) -> list[StoredDe
                         deployment.spec_hash,
                     )
                 )
+    # A run that died mid-rollout left an in-progress status: its slot says whether it lives.
+    rows = [
+        replace(row, run_alive=slot_is_held(row.cluster, row.name))
+        if row.status in ("pending", "planning", "transferring", "deploying")
+        else row
+        for row in rows
+    ]
     if not check_runtimes:
         return rows
     checked = []
@@ -77,7 +86,7 @@ def live_deployments(clusters: list[str], check_runtimes: bool) -> list[StoredDe
                 task_logger(__name__).warning(
                     "cannot check %s on %s: %s", row.name, row.cluster, exc
                 )
-        checked.append(StoredDeployment(row.name, row.cluster, row.status, row.spec_hash, runtime))
+        checked.append(replace(row, runtime=runtime))
     return checked
 
 

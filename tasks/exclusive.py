@@ -42,6 +42,23 @@ def ensure_limit(name: str) -> None:
             )
 
 
+def slot_is_held(cluster: str, deployment: str) -> bool | None:
+    """Whether a live run holds the deployment's rollout slot; None when Prefect cannot say.
+
+    A killed run's lease runs out (BUDCLUSTER_ROLLOUT_LEASE_S), so a slot still held after
+    that belongs to a run that is alive.
+    """
+    try:
+        with get_client(sync_client=True) as client:
+            limit = client.read_global_concurrency_limit_by_name(limit_name(cluster, deployment))
+    except ObjectNotFound:
+        return False
+    except Exception as exc:
+        task_logger(__name__).warning("cannot read the rollout slot of %s: %s", deployment, exc)
+        return None
+    return limit.active_slots > 0
+
+
 @contextmanager
 def exclusive_rollout(cluster: str, deployment: str, *, wait: bool) -> Iterator[None]:
     """Hold the deployment's slot; wait for it, or fail at once when ``wait`` is False."""

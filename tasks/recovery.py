@@ -15,6 +15,7 @@ from prefect import task
 from prefect.runtime import flow_run
 
 from budcluster.errors import PermanentError
+from budcluster.secretfiles import sweep_stale_secret_dirs
 from budcluster.store import NotFound
 from budcluster.store import clusters as cluster_rows
 from budcluster.store import deployments as deployment_rows
@@ -127,6 +128,10 @@ def repair_interrupted_rollout(cluster: ClusterRef, deployment: str) -> str | No
         ]
     if not interrupted:
         return None
+    # A long-lived worker process swept once, at its start; the dead run's secret files
+    # are swept now, not at this worker's next start.
+    for stale in sweep_stale_secret_dirs():
+        logger.warning("removed %s, left by a process that is gone", stale)
     # Only the newest attempt's runtime can still run: each rollout replaces the last.
     for attempt_id, _, _ in interrupted[:-1]:
         end_rollout_attempt.fn(attempt_id, "undone", "superseded by a later attempt")

@@ -39,6 +39,8 @@ class StoredDeployment:
     spec_hash: str | None
     runtime: str | None = None
     """The target's view ("running", "absent", "failed", "starting"); None if unchecked."""
+    run_alive: bool | None = None
+    """Whether a live run holds the deployment's rollout slot; None if not asked."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,13 @@ def _for_entry(entry: CatalogueEntry, stored: StoredDeployment | None) -> Action
         return act(ActionKind.DEPLOY, "not deployed")
     if stored.status == "failed":
         return act(ActionKind.DEPLOY, "the last rollout failed; trying again")
+    if stored.status in _IN_PROGRESS and stored.run_alive is False and stored.status != "deleting":
+        # No run holds the slot: the run that left this status died. deploy-model repairs
+        # what it started (its rollout attempt) and deploys again.
+        return act(
+            ActionKind.DEPLOY,
+            f"{stored.status}, but no run holds its rollout slot (the run died); repairing",
+        )
     if stored.status in _IN_PROGRESS:
         return act(ActionKind.WAIT, f"{stored.status} in progress; left to finish")
     wanted = entry.spec_hash()

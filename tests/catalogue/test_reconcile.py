@@ -108,3 +108,22 @@ def test_an_empty_catalogue_with_prune_removes_only_its_listed_clusters() -> Non
             "reason": "not in the catalogue (ready); prune is on",
         }
     ]
+
+
+def test_an_in_progress_deployment_whose_run_died_is_deployed_again() -> None:
+    """A status left by a killed run (no live run holds its rollout slot) is repaired by
+    deploying again; a live run, or an unknown one, is left to finish."""
+    catalogue = _catalogue(_entry("orphaned"), _entry("running"), _entry("unknown"))
+    stored = [
+        StoredDeployment("orphaned", "lab", "deploying", "old", run_alive=False),
+        StoredDeployment("running", "lab", "deploying", "old", run_alive=True),
+        StoredDeployment("unknown", "lab", "transferring", "old"),
+    ]
+    actions = plan_reconcile(catalogue, stored)
+    assert _kinds(actions) == {
+        ("lab", "orphaned"): ActionKind.DEPLOY,
+        ("lab", "running"): ActionKind.WAIT,
+        ("lab", "unknown"): ActionKind.WAIT,
+    }
+    orphaned = next(a for a in actions if a.name == "orphaned")
+    assert "no run holds its rollout slot" in orphaned.reason
