@@ -51,6 +51,8 @@ LEGAL_TRANSITIONS: dict[DeploymentStatus, frozenset[DeploymentStatus]] = {
 
 INITIAL_STATUS = DeploymentStatus.PENDING
 TERMINAL_STATUSES = frozenset({DeploymentStatus.DELETED})
+# The statuses a deploy-model run holds a deployment in; a run killed mid-way leaves one.
+ROLLOUT_IN_PROGRESS = frozenset({"pending", "planning", "transferring", "deploying"})
 
 
 class IllegalTransition(PermanentError):

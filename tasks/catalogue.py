@@ -22,6 +22,7 @@ from budcluster.catalogue.baselines import (
 from budcluster.catalogue.health import HealthObservation, record_health, unknown_nodes
 from budcluster.catalogue.reconcile import summary_rows
 from budcluster.catalogue.schema import BaselinePolicy
+from budcluster.lifecycle import ROLLOUT_IN_PROGRESS
 from budcluster.store.clusters import get_cluster, list_clusters
 from budcluster.store.deployments import list_deployments
 from budcluster.store.nodes import list_nodes
@@ -69,7 +70,7 @@ def live_deployments(clusters: list[str], check_runtimes: bool) -> list[StoredDe
     # A run that died mid-rollout left an in-progress status: its slot says whether it lives.
     rows = [
         replace(row, run_alive=slot_is_held(row.cluster, row.name))
-        if row.status in ("pending", "planning", "transferring", "deploying")
+        if row.status in ROLLOUT_IN_PROGRESS
         else row
         for row in rows
     ]

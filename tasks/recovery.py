@@ -15,6 +15,7 @@ from prefect import task
 from prefect.runtime import flow_run
 
 from budcluster.errors import PermanentError
+from budcluster.lifecycle import ROLLOUT_IN_PROGRESS
 from budcluster.secretfiles import sweep_stale_secret_dirs
 from budcluster.store import NotFound
 from budcluster.store import clusters as cluster_rows
@@ -26,8 +27,6 @@ from tasks._logging import task_logger
 from tasks._store import results_store
 
 _RETRIES, _DELAY_S, _TIMEOUT_S = 2, 2, 60
-# A run that died mid-way left its deployment in one of these.
-_UNFINISHED = ("planning", "transferring", "deploying")
 
 
 class RolloutRepairFailed(PermanentError):
@@ -155,7 +154,7 @@ def repair_interrupted_rollout(cluster: ClusterRef, deployment: str) -> str | No
 
 
 def _mark_failed(deployment_id: int, status: str, reason: str) -> None:
-    if status not in _UNFINISHED:
+    if status not in ROLLOUT_IN_PROGRESS:
         return
     with results_store().session() as session:
         deployment_rows.transition(session, deployment_id, "failed", reason[-4000:])

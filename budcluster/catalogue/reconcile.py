@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from budcluster.catalogue.schema import Catalogue, CatalogueEntry
+from budcluster.lifecycle import ROLLOUT_IN_PROGRESS
 
 
 class ActionKind(StrEnum):
@@ -66,7 +67,7 @@ def _for_entry(entry: CatalogueEntry, stored: StoredDeployment | None) -> Action
         return act(ActionKind.DEPLOY, "not deployed")
     if stored.status == "failed":
         return act(ActionKind.DEPLOY, "the last rollout failed; trying again")
-    if stored.status in _IN_PROGRESS and stored.run_alive is False and stored.status != "deleting":
+    if stored.status in ROLLOUT_IN_PROGRESS and stored.run_alive is False:
         # No run holds the slot: the run that left this status died. deploy-model repairs
         # what it started (its rollout attempt) and deploys again.
         return act(

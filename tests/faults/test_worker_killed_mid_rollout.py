@@ -28,20 +28,13 @@ from budcluster.job_requests import DeployModelRequest, TeardownRequest
 from budcluster.store import Store
 from budcluster.store.models import Deployment, RolloutAttempt
 from tasks.exclusive import RolloutInProgress, slot_is_held
+from tests.e2e_hosts.conftest import INVENTORY
 from tests.support.flow_environment import flow_environment
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 PROJECT = Path(__file__).resolve().parents[2]
 PORT = 18451
-INVENTORY = f"""\
-all:
-  hosts:
-    localhost:
-      ansible_connection: local
-      ansible_python_interpreter: {sys.executable}
-      budcluster_runtime_mode: process
-"""
 RUN_IN_CHILD = """
 import json, sys
 from budcluster.job_requests import DeployModelRequest
