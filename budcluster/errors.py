@@ -39,8 +39,10 @@ The tree (each class also inherits Permanent or Temporary as marked)::
     │                                     InvalidManifest (P), DestinationFull (P),
     │                                     DestinationBusy (T)
     ├── CommandFailed                     the CLI: a system it drives (the Prefect API) refused
-    ├── StoreError                        StoreUnavailable (T), NotFound (P), Conflict (P),
-    │                                     SchemaMissing (P), IllegalTransition (P)
+    ├── StoreError                        StoreUnavailable (T) > StoreInterrupted (T) |
+    │                                     RunKeptInFile (T), NotFound (P), Conflict (P),
+    │                                     SchemaMissing (P), IllegalTransition (P),
+    │                                     InvalidPendingFile (P)
     ├── CredentialUnavailable             bench.access: a credential plugin issued nothing
     │   └── ExecPluginError               adapters.exec_credential: ExecPluginFailed (P),
     │                                     ExecPluginTimeout (T)

@@ -57,6 +57,16 @@ class Settings(BaseSettings):
     database_pool_size: int = Field(
         default=5, ge=1, description="Connections the store keeps open per process (Postgres)."
     )
+    database_retry_deadline_s: float = Field(
+        default=60.0,
+        ge=0,
+        le=86400,
+        description=(
+            "Seconds the store keeps rerunning a transaction the database cut off (Postgres "
+            "stopped or restarting, connection refused or lost; SQLite locked past the busy "
+            "timeout) before it gives up with StoreUnavailable. 0: one try only."
+        ),
+    )
     sqlite_busy_timeout_s: float = Field(
         default=30.0,
         gt=0,

@@ -38,7 +38,6 @@ from tasks.records import (
 )
 from tasks.recovery import (
     begin_rollout_attempt,
-    end_rollout_attempt,
     repair_interrupted_rollout,
     rollout_failure,
     undo_attempt,
@@ -208,8 +207,8 @@ def _deploy(
             check = wait_healthy(
                 cluster, request.name, plan.served_model_name, request.ready_timeout_s
             )
-            record_revision(deployment_id, started, spec_hash)
-            end_rollout_attempt(attempt_id, "finished")
+            # The revision and the attempt's end are one store transaction.
+            record_revision(deployment_id, started, spec_hash, attempt_id)
     except Exception as exc:
         reason = rollout_failure(deployment_id, attempt_id, f"{type(exc).__name__}: {exc}")
         move_deployment(deployment_id, "failed", reason)

@@ -116,7 +116,9 @@ def run_benchmark(
 
         store = Store.from_settings()
         try:
-            run_id = save_result(result, store, deployment_id, price)
+            # A store still away after its retry deadline: the run is kept in the report
+            # folder and the task fails naming the `budcluster bench import` to run.
+            run_id = save_result(result, store, deployment_id, price, pending_dir=folder)
         finally:
             store.dispose()
     summary = summary_dict(result, price)

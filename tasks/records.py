@@ -1,7 +1,10 @@
 """Tasks that write the results store: clusters, nodes, models, transfers, deployments.
 
 Each task is one transaction; the store rejects illegal status moves, so a task that
-retries after a partial failure cannot skip a step.
+retries after a partial failure cannot skip a step. The deployment's bookkeeping (find,
+open, move, revision, rollout) goes through ``transact``: a transaction the database cut
+off (Postgres stopped or restarting, SQLite locked) is rerun whole, and each is written
+so that a rerun after a commit whose answer was lost changes nothing more.
 """
 
 from __future__ import annotations
@@ -12,16 +15,19 @@ from typing import Any
 import yaml
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
+from sqlalchemy.orm import Session
 
 from budcluster.hardware.inventory import NodeInventory
 from budcluster.store import NotFound, models_catalog, transfers
 from budcluster.store import clusters as cluster_rows
 from budcluster.store import deployments as deployment_rows
 from budcluster.store import nodes as node_rows
+from budcluster.store import rollout_attempts as attempt_rows
+from budcluster.store.models import RolloutAttemptState
 from budcluster.store.node_inventory import observation_from_inventory
 from budcluster.targets.base import AccessReport, RuntimeStatus, StagedModel
 from tasks._logging import task_logger
-from tasks._store import results_store
+from tasks._store import results_store, transact
 
 # Store writes are short; a retry covers a dropped connection, and the store's
 # constraints make a repeated write fail loudly rather than duplicate.
@@ -146,7 +152,7 @@ def record_transfer(
     task_run_name="find-deployment-{name}",
 )
 def find_deployment(cluster: str, name: str) -> DeploymentState | None:
-    with results_store().session() as session:
+    def read(session: Session) -> DeploymentState | None:
         cluster_id = cluster_rows.get_cluster(session, cluster).id
         try:
             row = deployment_rows.find_deployment(session, cluster_id, name)
@@ -157,6 +163,8 @@ def find_deployment(cluster: str, name: str) -> DeploymentState | None:
             row.id, row.status.value, row.spec_hash, row.endpoint_url, served, row.plan
         )
 
+    return transact(read, f"find deployment {name!r} on {cluster!r}")
+
 
 @task(
     retries=_RETRIES,
@@ -165,13 +173,21 @@ def find_deployment(cluster: str, name: str) -> DeploymentState | None:
     task_run_name="deployment-{deployment_id}-to-{status}",
 )
 def move_deployment(deployment_id: int, status: str, reason: str | None = None) -> str:
-    """Move to ``status`` when that is a real change; returns the status now held."""
-    with results_store().session() as session:
-        current = deployment_rows.get_deployment(session, deployment_id).status
-        if current.value == status:
-            return status
-        deployment_rows.transition(session, deployment_id, status, reason)
-    task_logger(__name__).info("deployment %s: %s -> %s", deployment_id, current.value, status)
+    """Move to ``status`` when that is a real change; returns the status now held.
+
+    Read and moved in one transaction, so a rerun after a lost commit answer finds the
+    status already held and records nothing twice.
+    """
+
+    def move(session: Session) -> str:
+        current = deployment_rows.get_deployment(session, deployment_id).status.value
+        if current != status:
+            deployment_rows.transition(session, deployment_id, status, reason)
+        return current
+
+    before = transact(move, f"move deployment {deployment_id} to {status}")
+    if before != status:
+        task_logger(__name__).info("deployment %s: %s -> %s", deployment_id, before, status)
     return status
 
 
@@ -192,7 +208,7 @@ def record_rollout(
     command: list[str],
     endpoint_url: str,
 ) -> None:
-    with results_store().session() as session:
+    def record(session: Session) -> None:
         # A changed spec may name another model; the row follows the rollout that ran.
         deployment_rows.get_deployment(session, deployment_id).model_id = model_id
         deployment_rows.update_spec(
@@ -205,6 +221,8 @@ def record_rollout(
             command=command,
         )
         deployment_rows.set_endpoint(session, deployment_id, endpoint_url)
+
+    transact(record, f"record the rollout of deployment {deployment_id}")
 
 
 @task(
@@ -222,7 +240,8 @@ def open_deployment(
     ``planning``; a ready one whose spec changed moves straight to ``deploying`` (its
     runtime is replaced in place).
     """
-    with results_store().session() as session:
+
+    def open_row(session: Session) -> tuple[int, bool]:
         cluster_id = cluster_rows.get_cluster(session, cluster).id
         try:
             row = deployment_rows.find_deployment(session, cluster_id, name)
@@ -239,12 +258,16 @@ def open_deployment(
             return row.id, True
         if status in ("planning", "transferring", "deploying", "deleting"):
             # A run that died mid-way (worker killed) left this; concurrency limits keep
-            # two live runs of one deployment apart, so this one takes over.
+            # two live runs of one deployment apart, so this one takes over. (A rerun of
+            # this transaction after a lost commit answer lands here too: it records a
+            # take-over and ends in ``planning``, as the first try did.)
             deployment_rows.transition(
                 session, row.id, "failed", f"previous run ended while {status}; taken over"
             )
         deployment_rows.transition(session, row.id, "planning", reason)
         return row.id, False
+
+    return transact(open_row, f"open deployment {name!r} on {cluster!r}")
 
 
 @task(
@@ -270,11 +293,14 @@ def cluster_exists(name: str) -> bool:
 )
 def latest_revision(deployment_id: int) -> list[dict[str, Any]] | None:
     """The manifests of the deployment's latest revision, or None before the first."""
-    with results_store().session() as session:
+
+    def read(session: Session) -> list[dict[str, Any]] | None:
         try:
             return list(deployment_rows.get_revision(session, deployment_id).manifests)
         except NotFound:
             return None
+
+    return transact(read, f"read the latest revision of deployment {deployment_id}")
 
 
 @task(
@@ -283,16 +309,38 @@ def latest_revision(deployment_id: int) -> list[dict[str, Any]] | None:
     timeout_seconds=_TIMEOUT_S,
     task_run_name="record-revision-{deployment_id}",
 )
-def record_revision(deployment_id: int, status: RuntimeStatus, spec_hash: str) -> int | None:
+def record_revision(
+    deployment_id: int, status: RuntimeStatus, spec_hash: str, attempt_id: int | None = None
+) -> int | None:
     """Keep the rendered objects of a rollout (store and artifact); None when the target
-    renders none (hosts run a process, not objects)."""
+    renders none (hosts run a process, not objects).
+
+    With ``attempt_id``, the rollout attempt ends ``finished`` in the same transaction: the
+    store never holds the revision without the attempt ended, or the reverse. A rerun
+    that finds the attempt already finished (the first try's commit landed, its answer
+    was lost) records nothing again.
+    """
     rendered = status.detail.get("manifests")
-    if not rendered:
+    manifests = [doc for doc in yaml.safe_load_all(rendered) if doc] if rendered else []
+
+    def record(session: Session) -> int | None:
+        if attempt_id is not None:
+            attempt = attempt_rows.get_attempt(session, attempt_id)
+            if attempt.state is RolloutAttemptState.FINISHED:
+                if not manifests:
+                    return None
+                return deployment_rows.get_revision(session, deployment_id).revision
+        number = None
+        if manifests:
+            revision = deployment_rows.record_revision(session, deployment_id, manifests, spec_hash)
+            number = revision.revision
+        if attempt_id is not None:
+            attempt_rows.end_attempt(session, attempt_id, "finished")
+        return number
+
+    number = transact(record, f"record the revision of deployment {deployment_id}")
+    if number is None:
         return None
-    manifests = [doc for doc in yaml.safe_load_all(rendered) if doc]
-    with results_store().session() as session:
-        revision = deployment_rows.record_revision(session, deployment_id, manifests, spec_hash)
-        number = revision.revision
     create_markdown_artifact(
         key=f"manifests-deployment-{deployment_id}",
         markdown=f"# Revision {number}\n\n```yaml\n{rendered}\n```\n",

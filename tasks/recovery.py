@@ -5,14 +5,21 @@ when the revision is recorded or when it removes the runtime again. A run killed
 between (worker ``kill -9``, node lost) leaves a ``started`` attempt behind. The next run
 of the same deployment holds the rollout slot, so no live run owns that attempt: it undoes
 what the attempt started, from what the store recorded, before doing anything else.
+
+Every write here goes through ``transact``: a Postgres restart or a locked SQLite file
+mid-way reruns the transaction instead of failing the run, and each write is safe to
+rerun. A store that stays away past the deadline leaves the attempt ``started``, which is
+exactly what the next run repairs.
 """
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from prefect import task
 from prefect.runtime import flow_run
+from sqlalchemy.orm import Session
 
 from budcluster.errors import PermanentError
 from budcluster.lifecycle import ROLLOUT_IN_PROGRESS
@@ -24,7 +31,7 @@ from budcluster.store import rollout_attempts as attempt_rows
 from budcluster.store.models import RolloutAttemptState
 from budcluster.targets.ref import ClusterRef
 from tasks._logging import task_logger
-from tasks._store import results_store
+from tasks._store import transact
 
 _RETRIES, _DELAY_S, _TIMEOUT_S = 2, 2, 60
 
@@ -48,15 +55,22 @@ def begin_rollout_attempt(
     deployment_id: int, spec_hash: str, previous: list[dict[str, Any]] | None
 ) -> int:
     """Record, before the runtime starts, what undoing it would take."""
-    with results_store().session() as session:
+    # Made once, before the first try: every rerun of the transaction looks for it.
+    key = uuid.uuid4().hex
+    flow_run_id = _this_run()
+
+    def begin(session: Session) -> int:
         attempt = attempt_rows.begin_attempt(
             session,
             deployment_id,
             spec_hash=spec_hash,
             previous_manifests=previous,
-            flow_run_id=_this_run(),
+            flow_run_id=flow_run_id,
+            attempt_key=key,
         )
         return attempt.id
+
+    return transact(begin, f"record the rollout attempt of deployment {deployment_id}")
 
 
 @task(
@@ -66,8 +80,11 @@ def begin_rollout_attempt(
     task_run_name="end-rollout-attempt-{attempt_id}-{state}",
 )
 def end_rollout_attempt(attempt_id: int, state: str, detail: str | None = None) -> None:
-    with results_store().session() as session:
-        attempt_rows.end_attempt(session, attempt_id, state, detail)
+    # end_attempt keeps the first ending, so a rerun changes nothing.
+    transact(
+        lambda session: attempt_rows.end_attempt(session, attempt_id, state, detail),
+        f"end rollout attempt {attempt_id} as {state}",
+    )
 
 
 def undo_attempt(
@@ -95,11 +112,16 @@ def rollout_failure(deployment_id: int, attempt_id: int | None, error: str) -> s
     """The reason a failed run gives: its error, and the undo's error when that failed too."""
     if attempt_id is None:
         return error[-4000:]
-    with results_store().session() as session:
+
+    def undo_error_of(session: Session) -> str | None:
         attempt = attempt_rows.get_attempt(session, attempt_id)
         if attempt.state is not RolloutAttemptState.UNDO_FAILED:
-            return error[-4000:]
-        undo_error = attempt.detail or "unknown error"
+            return None
+        return attempt.detail or "unknown error"
+
+    undo_error = transact(undo_error_of, f"read rollout attempt {attempt_id}")
+    if undo_error is None:
+        return error[-4000:]
     return (
         f"{error[-1800:]}; and undoing the rollout failed too: {undo_error[-1800:]}. "
         "What it started may still run: run teardown-deployment to remove it"
@@ -114,17 +136,22 @@ def repair_interrupted_rollout(cluster: ClusterRef, deployment: str) -> str | No
     to no live run.
     """
     logger = task_logger(__name__)
-    with results_store().session() as session:
+
+    def read(session: Session) -> tuple[int, list[tuple[int, str | None, Any]]] | None:
         try:
             cluster_id = cluster_rows.get_cluster(session, cluster.name).id
             row = deployment_rows.find_deployment(session, cluster_id, deployment)
         except NotFound:
             return None
-        deployment_id, status = row.id, row.status.value
-        interrupted = [
+        return row.id, [
             (a.id, a.flow_run_id, a.previous_manifests)
             for a in attempt_rows.open_attempts(session, row.id)
         ]
+
+    found = transact(read, f"look for interrupted rollouts of {deployment!r}")
+    if found is None:
+        return None
+    deployment_id, interrupted = found
     if not interrupted:
         return None
     # A long-lived worker process swept once, at its start; the dead run's secret files
@@ -141,23 +168,26 @@ def repair_interrupted_rollout(cluster: ClusterRef, deployment: str) -> str | No
         undo_attempt(cluster, deployment, attempt_id, previous)
     except Exception as exc:
         reason = f"{what}; undoing it failed: {type(exc).__name__}: {exc}"
-        _mark_failed(deployment_id, status, reason)
+        _mark_failed(deployment_id, reason)
         raise RolloutRepairFailed(
             f"{reason}. Fix the cluster's reachability and rerun, or run teardown-deployment"
         ) from exc
     reason = f"{what}; " + (
         "restored the previous revision" if previous else "removed the runtime it started"
     )
-    _mark_failed(deployment_id, status, reason)
+    _mark_failed(deployment_id, reason)
     logger.warning("repaired %s: %s", deployment, reason)
     return reason
 
 
-def _mark_failed(deployment_id: int, status: str, reason: str) -> None:
-    if status not in ROLLOUT_IN_PROGRESS:
-        return
-    with results_store().session() as session:
-        deployment_rows.transition(session, deployment_id, "failed", reason[-4000:])
+def _mark_failed(deployment_id: int, reason: str) -> None:
+    def mark(session: Session) -> None:
+        # Read in the same transaction: a rerun after a lost commit answer finds it failed.
+        status = deployment_rows.get_deployment(session, deployment_id).status.value
+        if status in ROLLOUT_IN_PROGRESS:
+            deployment_rows.transition(session, deployment_id, "failed", reason[-4000:])
+
+    transact(mark, f"mark deployment {deployment_id} failed")
 
 
 @task(
@@ -168,8 +198,11 @@ def _mark_failed(deployment_id: int, status: str, reason: str) -> None:
 )
 def close_rollout_attempts(deployment_id: int, detail: str) -> int:
     """End every started attempt (teardown removed what they started); returns how many."""
-    with results_store().session() as session:
+
+    def close(session: Session) -> int:
         open_ids = [a.id for a in attempt_rows.open_attempts(session, deployment_id)]
         for attempt_id in open_ids:
             attempt_rows.end_attempt(session, attempt_id, "undone", detail)
-    return len(open_ids)
+        return len(open_ids)
+
+    return transact(close, f"close the rollout attempts of deployment {deployment_id}")

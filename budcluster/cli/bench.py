@@ -137,13 +137,18 @@ def save_to_store(
     database_url: str | None,
     deployment_id: int | None,
     price: HourlyPrice | None = None,
+    pending_dir: Path | None = None,
 ) -> int:
-    """Write the run's rows to the results store; returns the stored run id."""
+    """Write the run's rows to the results store; returns the stored run id.
+
+    With ``pending_dir`` (the report folder), a store that stays unavailable gets the run
+    kept there for ``budcluster bench import``, and the error names the file.
+    """
     from budcluster.store.benchmark_results import save_result
 
     store = _open_store(database_url)
     try:
-        return save_result(result, store, deployment_id, price)
+        return save_result(result, store, deployment_id, price, pending_dir=pending_dir)
     finally:
         store.dispose()
 
@@ -231,7 +236,7 @@ def run(
     with _progress(config, enabled=not as_json and sys.stderr.isatty()) as on_record:
         result = run_benchmark(config, on_record)
     folder = write_report(result, report_dir or get_settings().reports_dir, price)
-    run_id = save_to_store(result, database_url, deployment_id, price) if store else None
+    run_id = save_to_store(result, database_url, deployment_id, price, folder) if store else None
     summary = summary_dict(result, price)
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
@@ -239,6 +244,31 @@ def run(
     typer.echo(render_markdown(summary))
     typer.echo(f"Report: {folder}")
     typer.echo(f"Store run id: {run_id}" if run_id is not None else "Store: not saved (--no-store)")
+
+
+@app.command("import")
+@exits_on_error()
+def import_run(
+    file: Path = typer.Argument(
+        ..., help="A store-pending.json.gz a benchmark wrote when the store was unavailable."
+    ),
+    database_url: str | None = typer.Option(None, "--database-url", help="Override the store URL."),
+) -> None:
+    """Store a run kept in FILE; a run the store already holds is not stored again."""
+    from budcluster.store.benchmark_results import import_pending
+
+    store = _open_store(database_url)
+    try:
+        pending, saved = import_pending(file, store)
+    finally:
+        store.dispose()
+    if saved.created:
+        typer.echo(
+            f"stored run {saved.run_id} ({pending.run.name}): {len(pending.records)} requests, "
+            f"{len(pending.levels)} levels"
+        )
+    else:
+        typer.echo(f"run {saved.run_id} ({pending.run.name}) was already stored; nothing written")
 
 
 @app.command()

@@ -4,14 +4,21 @@
 either stored whole or not at all. Per-request samples are bulk-inserted: ``COPY ... FROM
 STDIN`` in binary format on Postgres (on the session's own connection, inside the same transaction), and
 ``executemany`` elsewhere. ``perf/store_bulk_insert.py`` measures both.
+
+Saving is idempotent: each run carries a key derived from the run itself (:func:`run_key`,
+unique in the table), so a save rerun after the database cut off the first try, or a
+later ``budcluster bench import`` of the same run, finds the stored run instead of
+storing it twice.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC
 from itertools import islice
 from typing import Any
 
@@ -24,7 +31,9 @@ from budcluster.store import pgcopy
 from budcluster.store.errors import (
     Conflict,
     StoreError,
+    StoreInterrupted,
     StoreUnavailable,
+    is_interruption,
     translated_errors,
 )
 from budcluster.store.models import BenchmarkRequest, BenchmarkRun, BenchmarkSummary
@@ -77,6 +86,21 @@ class RunHeader:
     info: RunInfo
 
 
+@dataclass(frozen=True, slots=True)
+class SavedRun:
+    run_id: int
+    created: bool
+    """False when the store already held this run (same :func:`run_key`): nothing written."""
+
+
+def run_key(run: RunInfo) -> str:
+    """The run's identity wherever it is saved from: its name, endpoint, wall-clock start
+    (in UTC) and monotonic start. Two runs never share both starts."""
+    started_at = require_aware(run.started_at, "run started_at").astimezone(UTC)
+    material = "\0".join((run.name, run.url, started_at.isoformat(), repr(run.started_monotonic)))
+    return hashlib.sha256(material.encode()).hexdigest()
+
+
 def save_run(
     session: Session,
     run: RunInfo,
@@ -89,14 +113,43 @@ def save_run(
 ) -> int:
     """Store one run, its level summaries and every request; return the run's id.
 
-    Nothing is committed here: call it inside ``with store.session():`` so the whole run
-    lands in one transaction. ``request_id`` must be unique within the run.
-    ``usd_per_hour`` (with ``price``, how it was made) prices the measured devices: each
-    level then keeps its cost per million output tokens.
+    Nothing is committed here: call it inside ``with store.session():`` (or
+    ``store.transact``) so the whole run lands in one transaction. ``request_id`` must be
+    unique within the run. ``usd_per_hour`` (with ``price``, how it was made) prices the
+    measured devices: each level then keeps its cost per million output tokens. A run
+    already stored (same :func:`run_key`) is not stored again; its id is returned.
     """
+    return store_run(
+        session,
+        run,
+        summaries,
+        requests,
+        deployment_id=deployment_id,
+        usd_per_hour=usd_per_hour,
+        price=price,
+    ).run_id
+
+
+def store_run(
+    session: Session,
+    run: RunInfo,
+    summaries: Sequence[LevelSummary],
+    requests: Iterable[RequestRecord],
+    *,
+    deployment_id: int | None = None,
+    usd_per_hour: float | None = None,
+    price: dict[str, Any] | None = None,
+) -> SavedRun:
+    """:func:`save_run`, also saying whether this call stored the run or found it stored."""
+    key = run_key(run)
+    with translated_errors(f"look up benchmark run {run.name!r}"):
+        stored = session.scalar(select(BenchmarkRun.id).where(BenchmarkRun.run_key == key))
+    if stored is not None:
+        return SavedRun(stored, created=False)
     run_row = BenchmarkRun(
         deployment_id=deployment_id,
         deployment_name=run.deployment_name,
+        run_key=key,
         name=require_text(run.name, "run name", 512),
         endpoint_url=require_text(run.url, "run url", 2048),
         model=run.model,
@@ -120,7 +173,7 @@ def save_run(
             _copy_requests(session, run_row.id, requests)
         else:
             _executemany_requests(session, run_row.id, requests)
-    return run_row.id
+    return SavedRun(run_row.id, created=True)
 
 
 def load_run(session: Session, run_id: int) -> StoredRun:
@@ -296,10 +349,10 @@ def _copy_requests(session: Session, run_id: int, records: Iterable[RequestRecor
                 f"benchmark requests of run {run_id}: {_first_line(exc)} "
                 "(request ids and levels are unique per run)"
             ) from exc
-        except psycopg2.OperationalError as exc:
-            raise StoreUnavailable(
-                f"benchmark requests of run {run_id}: {_first_line(exc)}"
-            ) from exc
+        except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
+            # The raw driver error: classified here, since SQLAlchemy never saw it.
+            unavailable = StoreInterrupted if is_interruption(exc) else StoreUnavailable
+            raise unavailable(f"benchmark requests of run {run_id}: {_first_line(exc)}") from exc
         except psycopg2.Error as exc:
             raise StoreError(f"benchmark requests of run {run_id}: {_first_line(exc)}") from exc
 

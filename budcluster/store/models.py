@@ -284,6 +284,9 @@ class RolloutAttempt(Base):
         ForeignKey("deployments.id", ondelete="CASCADE"), index=True
     )
     flow_run_id: Mapped[str | None] = mapped_column(String(64))
+    attempt_key: Mapped[str | None] = mapped_column(String(64), unique=True)
+    """Made by the run before it writes the row, so a rerun of the transaction whose
+    commit answer was lost finds the row instead of adding a second ``started`` one."""
     spec_hash: Mapped[str | None] = mapped_column(String(128))
     # The manifests to go back to (None: the first rollout, undo removes the runtime).
     previous_manifests: Mapped[list[Any] | None]
@@ -332,6 +335,9 @@ class BenchmarkRun(Base):
     )
     deployment_name: Mapped[str | None] = mapped_column(String(253))
     name: Mapped[str] = mapped_column(String(512))
+    run_key: Mapped[str | None] = mapped_column(String(64), unique=True)
+    """Derived from the run itself (``budcluster.store.benchmarks.run_key``): a second
+    save of the same run (a retried transaction, an import) finds it instead of adding it."""
     endpoint_url: Mapped[str] = mapped_column(String(2048), index=True)
     model: Mapped[str] = mapped_column(String(512))
     api: Mapped[str] = mapped_column(String(64))

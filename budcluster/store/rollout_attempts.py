@@ -29,13 +29,24 @@ def begin_attempt(
     spec_hash: str | None,
     previous_manifests: list[Any] | None,
     flow_run_id: str | None,
+    attempt_key: str | None = None,
 ) -> RolloutAttempt:
+    """Record a ``started`` attempt. With ``attempt_key`` (made once by the caller), a
+    second call with the same key returns the first row: a transaction rerun after its
+    commit answer was lost does not leave a second ``started`` attempt behind."""
     get_or_not_found(session, Deployment, what="deployment", id=deployment_id)
+    if attempt_key is not None:
+        existing = session.scalar(
+            select(RolloutAttempt).where(RolloutAttempt.attempt_key == attempt_key)
+        )
+        if existing is not None:
+            return existing
     with translated_errors("record the rollout attempt"):
         return add_and_flush(
             session,
             RolloutAttempt(
                 deployment_id=deployment_id,
+                attempt_key=attempt_key,
                 spec_hash=spec_hash,
                 previous_manifests=previous_manifests,
                 flow_run_id=flow_run_id,
