@@ -12,6 +12,7 @@ from budcluster.store.errors import (
     IllegalTransition,
     NotFound,
     StoreError,
+    StoreInterrupted,
     StoreUnavailable,
 )
 
@@ -21,6 +22,7 @@ __all__ = [
     "NotFound",
     "Store",
     "StoreError",
+    "StoreInterrupted",
     "StoreUnavailable",
     "make_engine",
 ]

@@ -69,8 +69,11 @@ def translated_errors(action: str) -> Iterator[None]:
     except sa_exc.IntegrityError as exc:
         raise Conflict(f"{action}: {_first_line(exc.orig)}") from exc
     except (sa_exc.TimeoutError, sa_exc.InterfaceError) as exc:
-        # A pool with no free connection, or a connection the server already closed.
+        # A pool with no free connection, or a connection the server already closed. The
+        # latter is often the rollback after the real error: keep that one's words.
         detail = _first_line(getattr(exc, "orig", None) or exc)
+        if isinstance(exc.__context__, StoreError):
+            detail = f"{detail}, after {_first_line(exc.__context__)}"
         raise StoreInterrupted(f"{action}: database unavailable: {detail}") from exc
     except sa_exc.DBAPIError as exc:
         if exc.connection_invalidated or is_interruption(exc):

@@ -201,8 +201,8 @@ def test_postgres_restart_mid_save_stores_every_sample_once(
     try:
         run_id = save_result(_result(records), store)
         saved = time.monotonic()
-        restarter.join()
         assert "down" in events, "the fault never fired: the save did not stream the rows"
+        restarter.join()
         assert _counts(store) == (1, SAMPLES, 1)
         with store.session() as session:
             ids = session.scalars(
