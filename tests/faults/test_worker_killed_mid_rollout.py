@@ -6,6 +6,10 @@ the same deployment, in another process, waits for the lease to run out, undoes 
 dead run started (from the store's record), sweeps the stale secrets and deploys: one
 runtime, the deployment ``ready``, every attempt ended. While the first run holds the
 slot, a second one with ``if_busy=fail`` is refused at once and writes nothing.
+
+The rerun is reconcile-deployments, as a scheduled reconcile would meet it: while the
+dead run's lease lasts it leaves the deployment to that run (WAIT); once the slot is free
+it deploys, and deploy-model repairs first.
 """
 
 from __future__ import annotations
@@ -80,6 +84,24 @@ def _request(root: Path) -> DeployModelRequest:
     )
 
 
+def _write_catalogue(root: Path, request: DeployModelRequest) -> Path:
+    """deployments.yaml with one entry that stands for ``request`` (same spec hash)."""
+    entry = {
+        "name": request.name,
+        "cluster": request.cluster,
+        "model": {"uri": request.model.uri},
+        "hardware": {"device": request.device},
+        "runtime": {
+            "max_model_len": request.max_model_len,
+            "port": request.port,
+            "ready_timeout_s": request.ready_timeout_s,
+        },
+    }
+    path = root / "deployments.yaml"
+    path.write_text(json.dumps({"deployments": [entry]}))  # JSON is YAML
+    return path
+
+
 def _runtimes() -> list[int]:
     found = subprocess.run(
         ["pgrep", "-f", f"llama-server.*--port {PORT}"], capture_output=True, text=True, timeout=10
@@ -111,11 +133,17 @@ def _status(database_url: str) -> str:
 def test_the_rerun_undoes_what_the_killed_run_started_and_converges(
     workdir: tuple[Path, str],
 ) -> None:
+    from budcluster.catalogue import load_catalogue
     from flows.deploy_model import deploy_model
+    from flows.reconcile_deployments import reconcile_deployments
     from flows.teardown_deployment import teardown_deployment
 
     root, database_url = workdir
     request = _request(root)
+    catalogue = _write_catalogue(root, request)
+    # The entry must be the same rollout as the killed one, or reconcile would redeploy
+    # for a changed spec instead of repairing a dead run.
+    assert load_catalogue(catalogue).deployments[0].spec_hash() == request.spec_hash()
     env = dict(os.environ)
     env.update(
         PREFECT_API_URL=str(PREFECT_API_URL.value()),
@@ -158,17 +186,21 @@ def test_the_rerun_undoes_what_the_killed_run_started_and_converges(
     assert _runtimes() == orphan
     assert _status(database_url) == "deploying"
 
-    # What reconcile-deployments asks: the slot frees when the killed run's lease runs out.
+    # Within the lease reconcile cannot tell a dead run from a slow one: it waits.
+    early = reconcile_deployments(str(catalogue), check_runtimes=False, dry_run=True)
+    assert early["this-machine/survivor"]["action"] == "wait", early
+    # The slot frees when the killed run's lease runs out.
     while slot_is_held("this-machine", "survivor") and time.monotonic() - killed_at < 150:
         time.sleep(2)
     freed = time.monotonic() - killed_at
     assert slot_is_held("this-machine", "survivor") is False
-    outcome = deploy_model(request)
+    outcome = reconcile_deployments(str(catalogue), check_runtimes=False)
     waited = time.monotonic() - killed_at
     print(f"slot freed {freed:.1f} s after the kill (lease 60 s); converged after {waited:.1f} s")
 
     try:
-        assert outcome["status"] == "ready" and outcome["changed"] is True
+        assert outcome["this-machine/survivor"]["action"] == "deploy", outcome
+        assert outcome["this-machine/survivor"]["result"] == "Completed", outcome
         running = _runtimes()
         assert len(running) == 1 and running != orphan, (orphan, running)
         assert _status(database_url) == "ready"
