@@ -121,6 +121,15 @@ class Settings(BaseSettings):
             "Unset: the chart's defaults."
         ),
     )
+    kubernetes_api_retry_s: float = Field(
+        default=60.0,
+        gt=0,
+        le=3600,
+        description=(
+            "Seconds one Kubernetes API call keeps retrying a server that turns it away "
+            "(429, 502-504), honouring Retry-After, before it fails with a temporary error."
+        ),
+    )
     reports_dir: Path = Field(
         default=Path("benchmarks_reports"),
         description="Where benchmark report folders are written.",

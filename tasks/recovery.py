@@ -167,11 +167,14 @@ def repair_interrupted_rollout(cluster: ClusterRef, deployment: str) -> str | No
     try:
         undo_attempt(cluster, deployment, attempt_id, previous)
     except Exception as exc:
-        reason = f"{what}; undoing it failed: {type(exc).__name__}: {exc}"
+        # The deployment's reason carries the fix too: it outlives this run's error.
+        reason = (
+            f"{what}; undoing it failed: {type(exc).__name__}: {str(exc)[-1800:]}. What it "
+            "started may still run: fix the cluster's reachability and rerun, or run "
+            "teardown-deployment to remove it"
+        )
         _mark_failed(deployment_id, reason)
-        raise RolloutRepairFailed(
-            f"{reason}. Fix the cluster's reachability and rerun, or run teardown-deployment"
-        ) from exc
+        raise RolloutRepairFailed(reason) from exc
     reason = f"{what}; " + (
         "restored the previous revision" if previous else "removed the runtime it started"
     )

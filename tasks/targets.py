@@ -47,15 +47,17 @@ def target_for(
         return
     if kind in ("kubernetes", "openshift"):
         from blocks.kubeconfig import KubeconfigCredentials
-        from budcluster.targets.kubernetes import KubernetesTarget
+        from budcluster.targets.kubernetes import KubernetesTarget, KubernetesTimeouts
 
+        settings = get_settings()
         credentials = cast(KubeconfigCredentials, KubeconfigCredentials.load(credentials_block))
-        api_client = credentials.get_api_client(timeout_s=get_settings().http_timeout_s)
+        api_client = credentials.get_api_client(timeout_s=settings.http_timeout_s)
         try:
             yield KubernetesTarget(
                 api_client,
-                image=get_settings().kubernetes_tools_image,
-                collector_values=collector_overrides(get_settings().kubernetes_collector_values),
+                image=settings.kubernetes_tools_image,
+                timeouts=KubernetesTimeouts(api_retry_s=settings.kubernetes_api_retry_s),
+                collector_values=collector_overrides(settings.kubernetes_collector_values),
             )
         finally:
             api_client.close()  # type: ignore[no-untyped-call]

@@ -64,6 +64,30 @@ def test_target_satisfies_the_interface() -> None:
     assert isinstance(KubernetesTarget(client.ApiClient()), ClusterTarget)
 
 
+def test_the_target_gives_its_client_the_api_retry_deadline_of_its_timeouts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from kubernetes import client
+
+    from budcluster.adapters import kubernetes as kube
+    from budcluster.settings import Settings
+    from budcluster.targets.kubernetes import KubernetesTimeouts
+
+    untouched, default, configured = client.ApiClient(), client.ApiClient(), client.ApiClient()
+    KubernetesTarget(default)
+    KubernetesTarget(configured, timeouts=KubernetesTimeouts(api_retry_s=4.5))
+    assert kube.retry_deadline_s(untouched) == 60.0
+    assert kube.retry_deadline_s(default) == 60.0
+    assert kube.retry_deadline_s(configured) == 4.5
+    with pytest.raises(ValueError, match="positive number of seconds"):
+        kube.set_retry_deadline(untouched, 0)
+    monkeypatch.setenv("BUDCLUSTER_KUBERNETES_API_RETRY_S", "7")
+    assert Settings().kubernetes_api_retry_s == 7.0
+    monkeypatch.setenv("BUDCLUSTER_KUBERNETES_API_RETRY_S", "0")
+    with pytest.raises(ValueError, match="kubernetes_api_retry_s"):
+        Settings()
+
+
 def _node(labels: dict[str, str], **status: object) -> dict[str, object]:
     return {
         "metadata": {"name": labels.get("kubernetes.io/hostname", "n"), "labels": labels},

@@ -70,6 +70,8 @@ class SshHost:
     known_hosts: str
     network: str
     """``netns`` (its own network namespace and address) or ``loopback`` (127.0.0.<n>)."""
+    link: str | None = None
+    """The controller's end of the veth pair to the host (``netns`` only)."""
 
     def path(self, inside: str) -> Path:
         """Where ``inside`` (an absolute path on the host) is on the controller."""
@@ -86,6 +88,20 @@ class SshHost:
                     argv = (entry / "cmdline").read_bytes().split(b"\0")
                     found[int(entry.name)] = [a.decode(errors="replace") for a in argv if a]
         return found
+
+    def cut_network(self) -> None:
+        """Make the host unreachable, as a lost link does: the controller's end of the
+        veth pair goes down, its route goes with it, and packets to the host go nowhere
+        (a new ssh connection times out). The host and every process on it run on.
+        Needs the ``netns`` network."""
+        if self.link is None:
+            pytest.skip("cutting the SSH host's network needs its own network namespace")
+        _run(["ip", "link", "set", self.link, "down"])
+
+    def restore_network(self) -> None:
+        """Bring the link back up (its address stays, and its route comes back with it)."""
+        if self.link is not None:
+            _run(["ip", "link", "set", self.link, "up"])
 
     def inventory(self, name: str = "sshhost") -> str:
         return (
@@ -220,6 +236,7 @@ def ssh_host(workdir: Path) -> Iterator[SshHost]:
             private_key=private_key,
             known_hosts=known_hosts,
             network=network,
+            link=veth if use_netns else None,
         )
     finally:
         if sshd is not None and sshd.poll() is None:

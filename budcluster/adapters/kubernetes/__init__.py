@@ -13,6 +13,8 @@ from budcluster.adapters.kubernetes.client import (
     DEFAULT_TIMEOUT_S,
     api_client_from_kubeconfig,
     request_json,
+    retry_deadline_s,
+    set_retry_deadline,
 )
 from budcluster.adapters.kubernetes.cluster import (
     OPENSHIFT_GROUP,
@@ -83,12 +85,14 @@ __all__ = [
     "pod_log_tail",
     "prune_release",
     "request_json",
+    "retry_deadline_s",
     "secret_value",
     "served_api_groups",
     "server_version",
     "serves_resource",
     "service_proxy",
     "service_proxy_path",
+    "set_retry_deadline",
     "translate",
     "wait_for",
     "with_release_label",

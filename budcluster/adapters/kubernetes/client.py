@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from typing import Any, cast
+from weakref import WeakKeyDictionary
 
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
@@ -20,6 +21,22 @@ from budcluster.kubeconfig import KubeconfigInvalid, check_kubeconfig
 from budcluster.secretfiles import process_secret_dir
 
 DEFAULT_TIMEOUT_S = 30.0
+# Per client, like its timeout: set once where the client is handed to a target, read by
+# every call through it. Weak keys: a closed client's entry goes with it.
+_RETRY_DEADLINES: WeakKeyDictionary[k8s_client.ApiClient, float] = WeakKeyDictionary()
+
+
+def set_retry_deadline(api_client: k8s_client.ApiClient, seconds: float) -> None:
+    """Make every call through ``api_client`` retry a server that turns it away (429,
+    502-504) for up to ``seconds`` (``DEFAULT_RETRY_S`` until set)."""
+    if not seconds > 0:
+        raise ValueError(f"a retry deadline is a positive number of seconds, got {seconds!r}")
+    _RETRY_DEADLINES[api_client] = float(seconds)
+
+
+def retry_deadline_s(api_client: k8s_client.ApiClient) -> float:
+    """How long a call through ``api_client`` retries (see ``set_retry_deadline``)."""
+    return _RETRY_DEADLINES.get(api_client, DEFAULT_RETRY_S)
 
 
 def api_client_from_kubeconfig(
@@ -64,13 +81,15 @@ def request_json(
     body: Any = None,
     content_type: str = "application/json",
     timeout_s: float = DEFAULT_TIMEOUT_S,
-    retry_s: float = DEFAULT_RETRY_S,
+    retry_s: float | None = None,
 ) -> Any:
     """One API call with a deadline; the decoded JSON answer (None when empty).
 
-    A 429 or 502-504 is tried again for up to ``retry_s``, honouring ``Retry-After``
-    (see :mod:`.retry`); the error that ends it names ``what``, the verb and the path.
+    A 429 or 502-504 is tried again for up to ``retry_s`` (None: the client's deadline,
+    ``retry_deadline_s``), honouring ``Retry-After`` (see :mod:`.retry`); the error that
+    ends it names ``what``, the verb and the path.
     """
+    deadline_s = retry_deadline_s(api_client) if retry_s is None else retry_s
     headers = {"Accept": "application/json"}
     if body is not None:
         headers["Content-Type"] = content_type
@@ -93,7 +112,7 @@ def request_json(
         return data
 
     try:
-        data = with_retries(once, f"{what} ({method} {path})", deadline_s=retry_s)
+        data = with_retries(once, f"{what} ({method} {path})", deadline_s=deadline_s)
     except TRANSPORT_ERRORS as exc:
         raise translate(exc, what) from exc
     return json.loads(data) if data else None

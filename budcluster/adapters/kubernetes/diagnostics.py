@@ -8,7 +8,11 @@ from typing import Any
 from kubernetes import client as k8s_client
 from kubernetes.client.exceptions import ApiException
 
-from budcluster.adapters.kubernetes.client import DEFAULT_TIMEOUT_S, request_json
+from budcluster.adapters.kubernetes.client import (
+    DEFAULT_TIMEOUT_S,
+    request_json,
+    retry_deadline_s,
+)
 from budcluster.adapters.kubernetes.errors import TRANSPORT_ERRORS, translate
 from budcluster.adapters.kubernetes.retry import with_retries
 
@@ -78,7 +82,9 @@ def pod_log_tail(
         return data
 
     try:
-        data = with_retries(once, f"log of pod {pod} (GET {path})")
+        data = with_retries(
+            once, f"log of pod {pod} (GET {path})", deadline_s=retry_deadline_s(api_client)
+        )
     except ApiException as exc:
         if exc.status in (400, 404):  # container not started yet, or pod gone
             return []

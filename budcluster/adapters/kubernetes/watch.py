@@ -12,7 +12,7 @@ from kubernetes import client as k8s_client
 from kubernetes import watch as k8s_watch
 from kubernetes.client.exceptions import ApiException
 
-from budcluster.adapters.kubernetes.client import DEFAULT_TIMEOUT_S
+from budcluster.adapters.kubernetes.client import DEFAULT_TIMEOUT_S, retry_deadline_s
 from budcluster.adapters.kubernetes.errors import (
     TRANSPORT_ERRORS,
     KubernetesServerError,
@@ -20,7 +20,6 @@ from budcluster.adapters.kubernetes.errors import (
     translate,
 )
 from budcluster.adapters.kubernetes.retry import (
-    DEFAULT_RETRY_S,
     FIRST_BACKOFF_S,
     MAX_BACKOFF_S,
     retry_after_s,
@@ -48,7 +47,7 @@ def _list_raw(
     namespace: str | None,
     selectors: Mapping[str, str],
     timeout_s: float,
-    retry_s: float = DEFAULT_RETRY_S,
+    retry_s: float,
 ) -> tuple[list[dict[str, Any]], str]:
     api_name, method = _WATCH_FUNCS[kind]
     func = getattr(getattr(k8s_client, api_name)(api_client), method)
@@ -112,7 +111,7 @@ def wait_for(
             namespace,
             selectors,
             min(DEFAULT_TIMEOUT_S, max(remaining(), 1.0)),
-            retry_s=min(DEFAULT_RETRY_S, max(remaining(), 1.0)),
+            retry_s=min(retry_deadline_s(api_client), max(remaining(), 1.0)),
         )
         current = {(i["metadata"].get("namespace"), i["metadata"]["name"]): i for i in items}
         while True:

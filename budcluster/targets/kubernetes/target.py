@@ -92,6 +92,9 @@ class KubernetesTarget:
         self._prefix = namespace_prefix
         self._image = image
         self._timeouts = timeouts or KubernetesTimeouts()
+        # Every call the target and its helpers make through this client retries for as
+        # long as the timeouts say.
+        kube.set_retry_deadline(api_client, self._timeouts.api_retry_s)
         self._charts = charts_dir
         self._tolerations = list(tolerations)
         self._kind: str | None = None

@@ -20,3 +20,6 @@ class KubernetesTimeouts:
     """Longest a wait goes without re-reading state its watch does not cover."""
     endpoint_poll_s: float = 2.0
     """Pause between two endpoint checks through the Service while it does not serve yet."""
+    api_retry_s: float = 60.0
+    """How long one API call keeps retrying a server that turns it away (429, 502-504)
+    before it fails with a temporary error (``BUDCLUSTER_KUBERNETES_API_RETRY_S``)."""
