@@ -41,6 +41,7 @@ from tasks.recovery import (
     repair_interrupted_rollout,
     rollout_failure,
     undo_attempt,
+    undo_unfinished_attempt,
 )
 from tasks.rollout import (
     current_endpoint,
@@ -210,6 +211,8 @@ def _deploy(
             # The revision and the attempt's end are one store transaction.
             record_revision(deployment_id, started, spec_hash, attempt_id)
     except Exception as exc:
+        if attempt_id is not None:
+            undo_unfinished_attempt(cluster, request.name, attempt_id, previous)
         reason = rollout_failure(deployment_id, attempt_id, f"{type(exc).__name__}: {exc}")
         move_deployment(deployment_id, "failed", reason)
         raise

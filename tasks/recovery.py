@@ -102,6 +102,35 @@ def undo_attempt(
     end_rollout_attempt.fn(attempt_id, "undone", f"undone by run {_this_run()}")
 
 
+@task(retries=0, timeout_seconds=900, task_run_name="undo-unfinished-{deployment}")
+def undo_unfinished_attempt(
+    cluster: ClusterRef, deployment: str, attempt_id: int, previous: list[dict[str, Any]] | None
+) -> None:
+    """Undo what a failed run started when its rollback did not: Prefect rolls back only
+    tasks that completed, so a ``roll_out`` that failed half-way (one object applied, the
+    next refused; a host lost during the playbook) leaves its attempt ``started``.
+
+    A failed undo is recorded on the attempt (``rollout_failure`` reports it); this run is
+    failing already, so it is logged, not raised over the rollout's error.
+    """
+    logger = task_logger(__name__)
+    try:
+        state = transact(
+            lambda session: attempt_rows.get_attempt(session, attempt_id).state,
+            f"read rollout attempt {attempt_id}",
+        )
+        if state is not RolloutAttemptState.STARTED:
+            return
+        logger.warning("the rollout of %s failed part-way; undoing what it started", deployment)
+        undo_attempt(cluster, deployment, attempt_id, previous)
+    except Exception as exc:
+        # The attempt stays started (store down) or is undo_failed: the next run's repair
+        # or teardown-deployment takes it from there.
+        logger.error(
+            "undoing %s's failed rollout failed: %s: %s", deployment, type(exc).__name__, exc
+        )
+
+
 @task(
     retries=_RETRIES,
     retry_delay_seconds=_DELAY_S,

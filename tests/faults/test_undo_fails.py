@@ -264,6 +264,38 @@ def test_an_undo_the_api_turns_away_ends_failed_with_both_errors_and_teardown_cl
     assert [a[:2] for a in after_teardown.attempts] == [("undo_failed", undo_error)]
 
 
+def test_a_rollout_refused_part_way_is_undone_by_the_run_itself(lab: Lab) -> None:
+    """The roll-out task itself fails after applying some objects (the Service is created,
+    the Deployment's POST is turned away): Prefect runs no rollback hook for a task that
+    failed, so the run's own undo must remove what was applied."""
+    from budcluster.targets.kubernetes import release_for
+    from flows.deploy_model import deploy_model
+
+    name = "half-applied"
+    release = release_for(name)
+    emu = lab.emulator
+    refused = emu.inject_api_fault(
+        "POST",
+        r"/apis/apps/v1/namespaces/[^/]+/deployments",
+        status=503,
+        count=1_000_000,
+        retry_after_s=None,
+    )
+    try:
+        with pytest.raises(Exception, match="503") as failed:
+            deploy_model(_request(name))
+    finally:
+        emu.clear_api_faults()
+    assert [r.method for r in emu.api_fault_log() if r.fault_id == refused.id][:1] == ["POST"]
+    recorded = _recorded(lab.database_url, name)
+    # What roll-out applied before it was refused is gone, and the attempt says so.
+    assert _runtime_objects(emu, release) == [], _runtime_objects(emu, release)
+    assert [a[0] for a in recorded.attempts] == ["undone"], recorded.attempts
+    assert recorded.status == "failed"
+    assert "503" in recorded.reason and "undoing the rollout failed" not in recorded.reason
+    assert str(failed.value).splitlines()[0] in recorded.reason
+
+
 @pytest.mark.slow
 def test_a_repair_the_api_turns_away_fails_the_next_run_with_both_errors(lab: Lab) -> None:
     from prefect.settings import PREFECT_API_URL

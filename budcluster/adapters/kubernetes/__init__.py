@@ -51,6 +51,7 @@ from budcluster.adapters.kubernetes.objects import (
     list_objects,
     list_release,
     prune_release,
+    release_namespaces,
     secret_value,
 )
 from budcluster.adapters.kubernetes.proxy import ProxyResponse, service_proxy, service_proxy_path
@@ -84,6 +85,7 @@ __all__ = [
     "platform_kind",
     "pod_log_tail",
     "prune_release",
+    "release_namespaces",
     "request_json",
     "retry_deadline_s",
     "secret_value",

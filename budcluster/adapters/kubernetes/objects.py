@@ -141,6 +141,35 @@ def list_objects(
     return items, str(found.get("metadata", {}).get("resourceVersion", ""))
 
 
+def release_namespaces(
+    api_client: k8s_client.ApiClient, release: str, *, timeout_s: float = DEFAULT_TIMEOUT_S
+) -> set[str]:
+    """Every namespace that holds an object carrying the release label.
+
+    One cluster-wide list per managed kind: an apply refused part-way may have created the
+    release's Service and not its Deployment, so no single kind can say where it is.
+    Secrets are not listed: a cluster-wide list would carry every labelled Secret's data
+    (and needs a grant few operators give); the charts applied per release make none.
+    """
+    namespaces: set[str] = set()
+    kinds = [k for k, i in KINDS.items() if i.namespaced and i.managed and k != "Secret"]
+    for kind in kinds:
+        try:
+            items, _ = list_objects(
+                api_client,
+                kind,
+                None,
+                label_selector=f"{RELEASE_LABEL}={release}",
+                timeout_s=timeout_s,
+            )
+        except KubernetesNotFound:
+            if kind_info(kind).api_version.startswith(("v1", "apps/", "batch/")):
+                raise
+            continue  # a kind this server does not serve (Route off OpenShift)
+        namespaces.update(str(item["metadata"]["namespace"]) for item in items)
+    return namespaces
+
+
 def list_release(
     api_client: k8s_client.ApiClient,
     release: str,

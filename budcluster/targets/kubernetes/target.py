@@ -499,8 +499,7 @@ class KubernetesTarget:
     def delete(self, deployment_name: str) -> None:
         release = release_for(deployment_name)
         try:
-            found = self._find(deployment_name)
-            namespaces = {found[0]} if found else set()
+            namespaces = kube.release_namespaces(self._api, release, timeout_s=self._timeouts.api_s)
             if self.last_manifests:
                 namespaces.update(
                     str(o["metadata"].get("namespace"))
@@ -523,10 +522,9 @@ class KubernetesTarget:
         Either way, S3 key Secrets an interrupted staging left in its namespace go too."""
         release = release_for(deployment_name)
         try:
-            found = self._find(deployment_name)
+            namespaces = kube.release_namespaces(self._api, release, timeout_s=self._timeouts.api_s)
         except kube.KubernetesError as exc:
             raise wrap(exc, f"undo the rollout of {deployment_name}") from exc
-        namespaces = {found[0]} if found else set()
         for manifest in [*(previous or ()), *self.last_manifests]:
             meta = manifest.get("metadata") or {}
             if meta.get("namespace") and (
