@@ -76,11 +76,11 @@ def record_cluster(
 def record_nodes(cluster: str, inventories: list[NodeInventory]) -> list[dict[str, Any]]:
     """Append a snapshot per node; returns the rows shown in the inventory table."""
     rows = []
+    observations = [observation_from_inventory(inventory) for inventory in inventories]
     with results_store().session() as session:
         cluster_id = cluster_rows.get_cluster(session, cluster).id
-        for inventory in inventories:
-            observation = observation_from_inventory(inventory)
-            node_rows.record_node_snapshot(session, cluster_id, observation)
+        node_rows.record_node_snapshots(session, cluster_id, observations)
+        for observation in observations:
             rows.append(
                 {
                     "node": observation.name,

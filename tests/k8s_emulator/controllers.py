@@ -4,17 +4,18 @@ writes only when something changed."""
 
 from __future__ import annotations
 
-import copy
 import math
-import secrets
 import time
 from typing import TYPE_CHECKING, Any
 
+from tests.k8s_emulator import ids
 from tests.k8s_emulator.admission import template_hash
+from tests.k8s_emulator.clone import clone
 from tests.k8s_emulator.errors import ApiError
 from tests.k8s_emulator.events import record_event
 from tests.k8s_emulator.scheduler import (
     TERMINAL,
+    bound_pods_by_node,
     choose_node,
     matches_node_affinity,
     untolerated_taint,
@@ -30,7 +31,7 @@ Obj = dict[str, Any]
 
 def _suffix() -> str:
     alphabet = "bcdfghjklmnpqrstvwxz2456789"
-    return "".join(secrets.choice(alphabet) for _ in range(5))
+    return ids.choice(alphabet, 5)
 
 
 def owner_ref(owner: Obj) -> Obj:
@@ -103,7 +104,7 @@ def _pod_from_template(
             "annotations": dict(meta.get("annotations") or {}),
             "ownerReferences": [owner_ref(owner)],
         },
-        "spec": copy.deepcopy(template.get("spec") or {}),
+        "spec": clone(template.get("spec") or {}),
     }
 
 
@@ -208,9 +209,9 @@ def reconcile_deployments(cluster: Cluster) -> None:
                 **((template.get("metadata") or {}).get("labels") or {}),
                 "pod-template-hash": hash_,
             }
-            rs_template = copy.deepcopy(template)
+            rs_template = clone(template)
             rs_template.setdefault("metadata", {})["labels"] = rs_labels
-            selector = copy.deepcopy(spec.get("selector") or {})
+            selector = clone(spec.get("selector") or {})
             selector.setdefault("matchLabels", {})["pod-template-hash"] = hash_
             new_rs = _create(
                 cluster,
@@ -251,7 +252,7 @@ def reconcile_deployments(cluster: Cluster) -> None:
         elif cluster.rollout_started.get(uid, ("",))[0] != hash_:
             cluster.rollout_started[uid] = (hash_, time.monotonic())
         if new_rs["spec"].get("replicas") != new_replicas:
-            scaled = copy.deepcopy(new_rs)
+            scaled = clone(new_rs)
             scaled["spec"]["replicas"] = new_replicas
             new_rs = store.write(rs_rt, scaled)
         new_status = new_rs.get("status") or {}
@@ -260,7 +261,7 @@ def reconcile_deployments(cluster: Cluster) -> None:
             if rs["metadata"]["uid"] == new_rs["metadata"]["uid"]:
                 continue
             if (recreate or new_available >= replicas) and rs["spec"].get("replicas", 0) != 0:
-                scaled = copy.deepcopy(rs)
+                scaled = clone(rs)
                 scaled["spec"]["replicas"] = 0
                 store.write(rs_rt, scaled)
         _deployment_status(cluster, dep, rss, new_rs)
@@ -348,7 +349,7 @@ def _deployment_status(cluster: Cluster, dep: Obj, rss: list[Obj], new_rs: Obj) 
     if total - available > 0:
         status["unavailableReplicas"] = total - available
     status = {k: v for k, v in status.items() if v != 0 or k == "observedGeneration"}
-    new = copy.deepcopy(dep)
+    new = clone(dep)
     new["status"] = status
     annotations = new["metadata"].setdefault("annotations", {})
     annotations["deployment.kubernetes.io/revision"] = (
@@ -360,11 +361,11 @@ def _deployment_status(cluster: Cluster, dep: Obj, rss: list[Obj], new_rs: Obj) 
 
 
 def _strip_times(obj: Obj) -> Obj:
-    clone = copy.deepcopy(obj)
-    for cond in (clone.get("status") or {}).get("conditions") or []:
+    copied = clone(obj)
+    for cond in (copied.get("status") or {}).get("conditions") or []:
         cond.pop("lastUpdateTime", None)
         cond.pop("lastTransitionTime", None)
-    return clone
+    return copied
 
 
 def reconcile_replicasets(cluster: Cluster) -> None:
@@ -426,7 +427,7 @@ def reconcile_replicasets(cluster: Cluster) -> None:
             k: v for k, v in status.items() if v != 0 or k in ("replicas", "observedGeneration")
         }
         if rs.get("status") != status:
-            new = copy.deepcopy(rs)
+            new = clone(rs)
             new["status"] = status
             store.write(rs_rt, new)
 
@@ -451,11 +452,12 @@ def reconcile_daemonsets(cluster: Cluster) -> None:
     for ds in store.list(ds_rt):
         namespace = ds["metadata"]["namespace"]
         generation = str(ds["metadata"].get("generation", 1))
-        template = copy.deepcopy(ds["spec"].get("template") or {})
+        template = clone(ds["spec"].get("template") or {})
         tspec = template.setdefault("spec", {})
         tspec["tolerations"] = list(tspec.get("tolerations") or []) + [
             t for t in _DAEMON_TOLERATIONS if t not in (tspec.get("tolerations") or [])
         ]
+        revision_hash = template_hash(template)
         probe = {"metadata": {"uid": ""}, "spec": tspec}
         wanted = [
             n
@@ -489,7 +491,7 @@ def reconcile_daemonsets(cluster: Cluster) -> None:
                 template,
                 {
                     "pod-template-generation": generation,
-                    "controller-revision-hash": template_hash(template),
+                    "controller-revision-hash": revision_hash,
                 },
             )
             # Like the real controller: pin the pod to its node with a matchFields term and
@@ -539,7 +541,7 @@ def reconcile_daemonsets(cluster: Cluster) -> None:
         if not ready:
             status.pop("numberAvailable")  # omitempty in the real type
         if ds.get("status") != status:
-            new = copy.deepcopy(ds)
+            new = clone(ds)
             new["status"] = status
             store.write(ds_rt, new)
 
@@ -580,7 +582,7 @@ def reconcile_jobs(cluster: Cluster) -> None:
         succeeded = sum(1 for p in pods if p["status"].get("phase") == "Succeeded")
         failed = sum(1 for p in pods if p["status"].get("phase") == "Failed")
         active = [p for p in pods if p["status"].get("phase") not in TERMINAL]
-        status = copy.deepcopy(job.get("status") or {})
+        status = clone(job.get("status") or {})
         conditions = list(status.get("conditions") or [])
         now = now_iso()
         status.setdefault("startTime", now)
@@ -692,7 +694,7 @@ def reconcile_jobs(cluster: Cluster) -> None:
         if not status["conditions"]:
             status.pop("conditions")
         if status != job.get("status"):
-            new = copy.deepcopy(job)
+            new = clone(job)
             new["status"] = status
             store.write(job_rt, new)
 
@@ -739,7 +741,7 @@ def reconcile_pvcs(cluster: Cluster) -> None:
                     "status": {"phase": "Bound"},
                 },
             )
-        new = copy.deepcopy(pvc)
+        new = clone(pvc)
         new["spec"]["volumeName"] = pv_name
         new.setdefault("metadata", {}).setdefault("annotations", {})[
             "pv.kubernetes.io/bind-completed"
@@ -764,11 +766,14 @@ def schedule_pods(cluster: Cluster) -> None:
     pod_rt = cluster.registry.get("pods")
     pods = store.list(pod_rt)
     nodes = store.list(cluster.registry.get("nodes"))
+    # Kept up to date as pods bind, so each decision sees the ones bound before it.
+    by_node = bound_pods_by_node(pods)
+    by_name = {node["metadata"]["name"]: node for node in nodes}
     for pod in pods:
         if pod["spec"].get("nodeName") or pod["status"].get("phase") != "Pending":
             continue
-        node, message = choose_node(pod, nodes, pods)
-        new = copy.deepcopy(pod)
+        node, message = choose_node(pod, nodes, pods, by_node, by_name)
+        new = clone(pod)
         conditions = [
             c for c in new["status"].get("conditions") or [] if c.get("type") != "PodScheduled"
         ]
@@ -806,7 +811,7 @@ def schedule_pods(cluster: Cluster) -> None:
             },
         ]
         store.write(pod_rt, new)
-        pods = [new if p["metadata"]["uid"] == new["metadata"]["uid"] else p for p in pods]
+        by_node.setdefault(node, []).append(new)
         record_event(
             store,
             pod,

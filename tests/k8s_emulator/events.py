@@ -1,12 +1,17 @@
 """Core v1 Events as the scheduler, kubelet and controllers record them (deduplicated by
-object, reason and message, with a growing ``count``, like the real event recorder)."""
+object, reason and message, with a growing ``count``, like the real event recorder).
+
+Like client-go's EventCorrelator, the recorder remembers which Event it wrote for each
+(object, reason, message) in memory (``Store.event_series``) instead of listing the
+namespace's Events on every call: it aggregates only into Events it wrote itself, and
+starts a new one when that Event was deleted."""
 
 from __future__ import annotations
 
 import contextlib
-import secrets
 from typing import TYPE_CHECKING, Any
 
+from tests.k8s_emulator import ids
 from tests.k8s_emulator.errors import ApiError
 
 if TYPE_CHECKING:
@@ -31,16 +36,13 @@ def record_event(
     meta = involved["metadata"]
     namespace = meta.get("namespace") or "default"
     now = now_iso()
-    for event in store.list(rt, namespace):
-        ref = event.get("involvedObject") or {}
-        if (
-            ref.get("uid") == meta.get("uid")
-            and event.get("reason") == reason
-            and event.get("message") == message
-        ):
-            updated = {**event, "count": int(event.get("count", 1)) + 1, "lastTimestamp": now}
-            store.write(rt, updated)
-            return
+    series = (namespace, str(meta.get("uid")), reason, message)
+    name = store.event_series.get(series)
+    event = store.find(rt, namespace, name) if name is not None else None
+    if event is not None:
+        updated = {**event, "count": int(event.get("count", 1)) + 1, "lastTimestamp": now}
+        store.write(rt, updated)
+        return
     involved_ref: Obj = {
         "kind": involved.get("kind"),
         "namespace": meta.get("namespace"),
@@ -57,7 +59,7 @@ def record_event(
     body: Obj = {
         "apiVersion": "v1",
         "kind": "Event",
-        "metadata": {"name": f"{meta['name']}.{secrets.token_hex(8)}", "namespace": namespace},
+        "metadata": {"name": f"{meta['name']}.{ids.token_hex(8)}", "namespace": namespace},
         "involvedObject": {k: v for k, v in involved_ref.items() if v is not None},
         "reason": reason,
         "message": message,
@@ -72,3 +74,4 @@ def record_event(
     # A namespace that is going away refuses the event; the real recorder drops it too.
     with contextlib.suppress(ApiError):
         store.create(rt, namespace, body)
+        store.event_series[series] = body["metadata"]["name"]

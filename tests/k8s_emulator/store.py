@@ -4,15 +4,14 @@ for watches (older resourceVersions answer 410 Gone), and owner-reference garbag
 from __future__ import annotations
 
 import asyncio
-import copy
 import datetime as dt
-import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.k8s_emulator import admission
+from tests.k8s_emulator import admission, ids
+from tests.k8s_emulator.clone import clone
 from tests.k8s_emulator.errors import ApiError, already_exists, bad_request, conflict, not_found
 from tests.k8s_emulator.patching import (
     json_merge_patch,
@@ -73,6 +72,13 @@ class Store:
             raise ValueError(f"history_size must be at least 1, got {history_size}")
         self.registry = registry
         self.objects: dict[Key, Obj] = {}
+        # The same objects by (group, plural), kept beside ``objects`` by ``_put``/``_drop``:
+        # a list reads one kind instead of scanning every object (a 1,000-node cluster
+        # holds thousands of pods and events, and controllers list several kinds per tick).
+        self._kinds: dict[tuple[str, str], dict[Key, Obj]] = {}
+        # The event recorder's cache, as client-go's EventCorrelator keeps one in memory:
+        # (namespace, involved uid, reason, message) -> the name of the Event it wrote.
+        self.event_series: dict[tuple[str, str, str, str], str] = {}
         self.rv = 100
         self.history: deque[WatchEvent] = deque(maxlen=history_size)
         self.compacted_rv = 0  # the newest resourceVersion whose event was dropped
@@ -82,12 +88,20 @@ class Store:
 
     # --- events ---------------------------------------------------------------------
 
+    def _put(self, key: Key, obj: Obj) -> None:
+        self.objects[key] = obj
+        self._kinds.setdefault(key[:2], {})[key] = obj
+
+    def _drop(self, key: Key) -> Obj | None:
+        self._kinds.get(key[:2], {}).pop(key, None)
+        return self.objects.pop(key, None)
+
     def _next_rv(self) -> int:
         self.rv += 1
         return self.rv
 
     def _emit(self, type_: str, rt: ResourceType, obj: Obj) -> None:
-        event = WatchEvent(int(obj["metadata"]["resourceVersion"]), type_, rt, copy.deepcopy(obj))
+        event = WatchEvent(int(obj["metadata"]["resourceVersion"]), type_, rt, clone(obj))
         if len(self.history) == self.history.maxlen:
             self.compacted_rv = self.history[0].rv
         self.history.append(event)
@@ -137,7 +151,7 @@ class Store:
         obj = self.objects.get(key_of(rt, namespace, name))
         if obj is None:
             raise not_found(rt, name)
-        return copy.deepcopy(obj)
+        return clone(obj)
 
     def find(self, rt: ResourceType, namespace: str | None, name: str) -> Obj | None:
         """The live object itself (no copy), for controllers; None when absent."""
@@ -151,9 +165,7 @@ class Store:
         fields: Callable[[Obj], bool] | None = None,
     ) -> list[Obj]:
         items = []
-        for (group, plural, ns, _name), obj in self.objects.items():
-            if group != rt.group or plural != rt.plural:
-                continue
+        for (_group, _plural, ns, _name), obj in self._kinds.get((rt.group, rt.plural), {}).items():
             if namespace is not None and rt.namespaced and ns != namespace:
                 continue
             if labels and not labels_match(labels, obj["metadata"].get("labels")):
@@ -191,7 +203,7 @@ class Store:
     def create(
         self, rt: ResourceType, namespace: str | None, body: Obj, dry_run: bool = False
     ) -> Obj:
-        obj = copy.deepcopy(body)
+        obj = clone(body)
         admission.check_type(rt, obj)
         meta = obj.setdefault("metadata", {})
         if rt.namespaced:
@@ -204,14 +216,14 @@ class Store:
         else:
             meta.pop("namespace", None)
         if not meta.get("name") and meta.get("generateName"):
-            meta["name"] = meta["generateName"] + uuid.uuid4().hex[:5]
+            meta["name"] = meta["generateName"] + ids.token_hex(3)[:5]
         self._check_namespace(rt, meta.get("namespace"), str(meta.get("name", "")))
         admission.default(rt, obj, self)
         admission.validate(rt, obj)
         key = key_of(rt, meta.get("namespace"), meta["name"])
         if key in self.objects:
             raise already_exists(rt, meta["name"])
-        meta["uid"] = str(uuid.uuid4())
+        meta["uid"] = ids.uid()
         meta["creationTimestamp"] = now_iso()
         meta.pop("resourceVersion", None)
         meta.pop("deletionTimestamp", None)
@@ -224,9 +236,9 @@ class Store:
             meta["resourceVersion"] = str(self.rv)
             return obj
         meta["resourceVersion"] = str(self._next_rv())
-        self.objects[key] = obj
+        self._put(key, obj)
         self._emit("ADDED", rt, obj)
-        return copy.deepcopy(obj)
+        return clone(obj)
 
     def replace(
         self,
@@ -247,14 +259,14 @@ class Store:
             )
         if live is None:
             if rt.plural in ("events", "leases", "endpoints") and subresource is None:
-                body = copy.deepcopy(body)
+                body = clone(body)
                 body.setdefault("metadata", {})["name"] = name
                 return self.create(rt, namespace, body, dry_run)
             raise not_found(rt, name)
         wanted_rv = (body.get("metadata") or {}).get("resourceVersion")
         if wanted_rv and wanted_rv != live["metadata"]["resourceVersion"]:
             raise conflict(rt, name)
-        return self._commit(rt, live, copy.deepcopy(body), subresource, dry_run)
+        return self._commit(rt, live, clone(body), subresource, dry_run)
 
     def _commit(
         self, rt: ResourceType, live: Obj, new: Obj, subresource: str | None, dry_run: bool
@@ -279,7 +291,7 @@ class Store:
         if subresource == "status":
             # Only status changes through /status; everything else stays as it was.
             status = new.get("status")
-            new = copy.deepcopy(live)
+            new = clone(live)
             if status is None:
                 new.pop("status", None)
             else:
@@ -287,7 +299,7 @@ class Store:
             meta = new["metadata"]
         elif rt.status_subresource:
             if "status" in live:
-                new["status"] = copy.deepcopy(live["status"])
+                new["status"] = clone(live["status"])
             else:
                 new.pop("status", None)
         admission.default(rt, new, self, live)
@@ -297,13 +309,13 @@ class Store:
         if rt.tracks_generation and new.get("spec") != live.get("spec"):
             meta["generation"] = int(old_meta.get("generation", 1)) + 1
         if new == live:
-            return copy.deepcopy(live)  # a no-op write does not bump resourceVersion
+            return clone(live)  # a no-op write does not bump resourceVersion
         if dry_run:
             return new
         meta["resourceVersion"] = str(self._next_rv())
-        self.objects[key_of(rt, meta.get("namespace"), meta["name"])] = new
+        self._put(key_of(rt, meta.get("namespace"), meta["name"]), new)
         self._emit("MODIFIED", rt, new)
-        return copy.deepcopy(new)
+        return clone(new)
 
     def patch(
         self,
@@ -328,15 +340,15 @@ class Store:
             admission.check_type(rt, patch)
             previous = self.applied.get((key, field_manager))
             if live is None:
-                body = copy.deepcopy(patch)
+                body = clone(patch)
                 body.setdefault("metadata", {})["name"] = name
                 created = self.create(rt, namespace, body, dry_run)
                 if not dry_run:
-                    self.applied[(key, field_manager)] = copy.deepcopy(patch)
+                    self.applied[(key, field_manager)] = clone(patch)
                 return created
             merged = server_side_apply(live, previous, patch)
             if not dry_run:
-                self.applied[(key, field_manager)] = copy.deepcopy(patch)
+                self.applied[(key, field_manager)] = clone(patch)
             merged["metadata"]["resourceVersion"] = live["metadata"]["resourceVersion"]
             return self._commit(rt, live, merged, subresource, dry_run)
         if live is None:
@@ -378,9 +390,9 @@ class Store:
             return live
         if rt.tracks_generation and obj.get("spec") != live.get("spec"):
             meta["generation"] = int(live["metadata"].get("generation", 1)) + 1
-        new = copy.deepcopy(obj)
+        new = clone(obj)
         new["metadata"]["resourceVersion"] = str(self._next_rv())
-        self.objects[key] = new
+        self._put(key, new)
         self._emit("MODIFIED", rt, new)
         return new
 
@@ -397,26 +409,26 @@ class Store:
         if live is None:
             raise not_found(rt, name)
         if dry_run:
-            return copy.deepcopy(live)
+            return clone(live)
         if rt.plural == "namespaces":
             # Like the real namespace controller: Terminating first, emptied shortly after.
             if not live["metadata"].get("deletionTimestamp"):
-                new = copy.deepcopy(live)
+                new = clone(live)
                 new["metadata"]["deletionTimestamp"] = now_iso()
                 new.setdefault("status", {})["phase"] = "Terminating"
-                return copy.deepcopy(self.write(rt, new))
-            return copy.deepcopy(live)
+                return clone(self.write(rt, new))
+            return clone(live)
         return self.remove(rt, live, propagation)
 
     def remove(self, rt: ResourceType, live: Obj, propagation: str | None = None) -> Obj:
         """Drop the object now; dependents (ownerReferences) are collected unless orphaned."""
         meta = live["metadata"]
         key = key_of(rt, meta.get("namespace"), meta["name"])
-        if self.objects.pop(key, None) is None:
+        if self._drop(key) is None:
             return live
         for applied_key in [k for k in self.applied if k[0] == key]:
             del self.applied[applied_key]
-        gone = copy.deepcopy(live)
+        gone = clone(live)
         gone["metadata"]["resourceVersion"] = str(self._next_rv())
         self._emit("DELETED", rt, gone)
         uid = meta["uid"]
@@ -426,7 +438,7 @@ class Store:
                 continue
             dep_rt = self.registry.get(dep_key[1], dep_key[0])
             if propagation == "Orphan":
-                orphan = copy.deepcopy(dep)
+                orphan = clone(dep)
                 orphan["metadata"]["ownerReferences"] = [r for r in refs if r.get("uid") != uid]
                 self.write(dep_rt, orphan)
             else:

@@ -7,11 +7,20 @@ from typing import Any
 import pytest
 
 from tests.k8s_emulator.admission import validate
+from tests.k8s_emulator.clone import clone
 from tests.k8s_emulator.errors import ApiError
 from tests.k8s_emulator.patching import json_merge_patch, json_patch, strategic_merge_patch
 from tests.k8s_emulator.resources import ResourceRegistry
-from tests.k8s_emulator.scheduler import failed_scheduling_message, filter_reasons, tolerates
+from tests.k8s_emulator.scheduler import (
+    bound_pods_by_node,
+    choose_node,
+    failed_scheduling_message,
+    filter_reasons,
+    named_nodes,
+    tolerates,
+)
 from tests.k8s_emulator.selectors import labels_match, parse_field_selector, parse_label_selector
+from tests.k8s_emulator.store import Store
 
 
 def test_strategic_merge_uses_merge_keys_and_directives() -> None:
@@ -177,3 +186,104 @@ def test_api_server_admits_valid_tolerations() -> None:
         "spec": {"containers": [{"name": "c", "image": "i:1"}], "tolerations": tolerations},
     }
     validate(rt, pod)
+
+
+def _node(name: str, gpus: int) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name, "labels": {}},
+        "spec": {},
+        "status": {"allocatable": {"cpu": "8", "pods": "110", "nvidia.com/gpu": str(gpus)}},
+    }
+
+
+def _pinned_pod(uid: str, node: str | None, gpus: int) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "containers": [{"name": "c", "resources": {"requests": {"nvidia.com/gpu": str(gpus)}}}]
+    }
+    if node is not None:
+        spec["affinity"] = {
+            "nodeAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": {
+                    "nodeSelectorTerms": [
+                        {
+                            "matchFields": [
+                                {"key": "metadata.name", "operator": "In", "values": [node]}
+                            ]
+                        }
+                    ]
+                }
+            }
+        }
+    return {"metadata": {"uid": uid, "name": uid}, "spec": spec, "status": {"phase": "Pending"}}
+
+
+def test_a_pod_pinned_by_matchfields_is_decided_among_its_named_nodes() -> None:
+    """The NodeAffinity PreFilter shortcut (DaemonSet pods) picks what the full pass picks,
+    and when the named node cannot take the pod the message still counts every node."""
+    nodes = [_node(f"n{i}", gpus=2) for i in range(5)]
+    holder = {**_pinned_pod("held", None, 2), "status": {"phase": "Running"}}
+    holder["spec"]["nodeName"] = "n3"
+    pods = [holder]
+    assert choose_node(_pinned_pod("a", "n1", 1), nodes, pods) == ("n1", "")
+    node, message = choose_node(_pinned_pod("b", "n3", 1), nodes, pods)
+    assert node is None
+    assert message.startswith(
+        "0/5 nodes are available: 1 Insufficient nvidia.com/gpu, "
+        "4 node(s) didn't match Pod's node affinity/selector."
+    )
+    # A name no node has: nothing fits, every node is counted.
+    assert choose_node(_pinned_pod("c", "gone", 1), nodes, pods)[1].startswith(
+        "0/5 nodes are available: 5 node(s) didn't match"
+    )
+    # Same answers with the indexes a scheduling pass keeps.
+    by_node, by_name = bound_pods_by_node(pods), {n["metadata"]["name"]: n for n in nodes}
+    assert choose_node(_pinned_pod("a", "n1", 1), nodes, pods, by_node, by_name) == ("n1", "")
+    assert choose_node(_pinned_pod("b", "n3", 1), nodes, pods, by_node, by_name) == (
+        None,
+        message,
+    )
+    assert named_nodes(_pinned_pod("d", None, 1)) is None
+
+
+def test_bound_pods_by_node_leaves_out_ended_and_unbound_pods() -> None:
+    def pod(uid: str, node: str | None, phase: str) -> dict[str, Any]:
+        return {"metadata": {"uid": uid}, "spec": {"nodeName": node}, "status": {"phase": phase}}
+
+    pods = [
+        pod("run", "a", "Running"),
+        pod("pending", "a", "Pending"),
+        pod("done", "a", "Succeeded"),
+        pod("failed", "b", "Failed"),
+        pod("unbound", None, "Pending"),
+    ]
+    found = bound_pods_by_node(pods)
+    assert {k: [p["metadata"]["uid"] for p in v] for k, v in found.items()} == {
+        "a": ["run", "pending"]
+    }
+
+
+def test_clone_is_a_deep_independent_copy() -> None:
+    original: dict[str, Any] = {"a": [{"b": 1, "c": None}], "d": "x", "e": 1.5, "f": True}
+    copied = clone(original)
+    assert copied == original
+    copied["a"][0]["b"] = 2
+    assert original["a"][0]["b"] == 1
+    assert clone((1, [2])) == (1, [2])  # other types fall back to copy.deepcopy
+
+
+def test_store_lists_one_kind_and_forgets_removed_objects() -> None:
+    registry = ResourceRegistry.for_flavour("kubernetes")
+    store = Store(registry)
+    pods, configmaps = registry.get("pods"), registry.get("configmaps")
+    store.create(registry.get("namespaces"), None, {"metadata": {"name": "x"}})
+    for name in ("b", "a"):
+        store.create(
+            pods,
+            "x",
+            {"metadata": {"name": name}, "spec": {"containers": [{"name": "c", "image": "i"}]}},
+        )
+    store.create(configmaps, "x", {"metadata": {"name": "a"}})
+    assert [p["metadata"]["name"] for p in store.list(pods)] == ["a", "b"]
+    assert [c["metadata"]["name"] for c in store.list(configmaps, "x")] == ["a"]
+    store.remove(pods, store.find(pods, "x", "a") or {})
+    assert [p["metadata"]["name"] for p in store.list(pods)] == ["b"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -21,11 +21,14 @@ from budcluster.modelfacts import load_model_facts
 from budcluster.planning import NoFeasiblePlan, PlanRequest, plan
 from budcluster.targets.base import RolloutSpec, RuntimeState
 from budcluster.targets.kubernetes import (
+    SERVED_MODEL_ANNOTATION,
     KubernetesTarget,
     KubernetesTimeouts,
     devices_in_use,
     pod_accelerator_requests,
+    pods_by_node,
 )
+from budcluster.targets.kubernetes.node_detection import NodeDetection
 from tests.k8s_emulator.emulator import Emulator
 from tests.k8s_emulator.fixtures import emulator_factory  # noqa: F401  (pytest fixture)
 from tests.k8s_emulator.nodes import gaudi2_node, h100_node
@@ -203,3 +206,116 @@ def test_runtime_pods_are_held_by_their_served_model_name() -> None:
     assert devices_in_use([pod("bud-b", "rt-chat", "2")], runtimes) == [
         DevicesInUse(resource="nvidia.com/gpu", count=2)
     ]
+
+
+def _holding_pod(
+    name: str, node: str | None, phase: str, resources: dict[str, str], release: str | None = None
+) -> dict[str, Any]:
+    labels = {kube.RELEASE_LABEL: release} if release else {}
+    spec: dict[str, Any] = {"containers": [{"name": "c", "resources": {"limits": resources}}]}
+    if node:
+        spec["nodeName"] = node
+    return {
+        "metadata": {"name": name, "namespace": "bud-a", "labels": labels},
+        "spec": spec,
+        "status": {"phase": phase},
+    }
+
+
+HOLDING_PODS = [
+    _holding_pod("runtime", "a", "Running", {"nvidia.com/gpu": "2"}, release="rt-chat"),
+    _holding_pod("starting", "a", "Pending", {"nvidia.com/gpu": "1"}),
+    _holding_pod("finished", "a", "Succeeded", {"nvidia.com/gpu": "4"}),
+    _holding_pod("crashed", "b", "Failed", {"habana.ai/gaudi": "3"}),
+    _holding_pod("training", "b", "Running", {"habana.ai/gaudi": "3"}),
+    _holding_pod("lost", "gone", "Running", {"nvidia.com/gpu": "8"}),
+    _holding_pod("unplaced", None, "Pending", {"nvidia.com/gpu": "8"}),
+]
+
+
+def _detection() -> NodeDetection:
+    return NodeDetection(
+        cast(Any, None),
+        system_namespace="bud-system",
+        image="ghcr.io/bud/tools:1",
+        timeouts=FAST,
+        render=lambda *_: [],
+        ensure_namespace=lambda _: None,
+    )
+
+
+def _served_by_phase(field_selector: str | None) -> list[dict[str, Any]]:
+    """What the API server answers a cluster-wide pod list with this field selector (only
+    ``status.phase!=`` terms, the ones detection sends)."""
+    excluded = {t.split("!=", 1)[1] for t in (field_selector or "").split(",") if "!=" in t}
+    assert all(t.startswith("status.phase!=") for t in (field_selector or "").split(",") if t)
+    return [p for p in HOLDING_PODS if p["status"]["phase"] not in excluded]
+
+
+def test_devices_in_use_come_from_one_pod_list_and_match_the_per_node_lists(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One cluster-wide list of pods that have not ended gives each node what the former
+    per-node lists (``spec.nodeName=<node>,status.phase!=Succeeded,status.phase!=Failed``)
+    gave: ended pods, unbound pods and pods on nodes not asked about count nowhere."""
+    calls: list[tuple[str, str | None]] = []
+    runtime = {
+        "metadata": {
+            "namespace": "bud-a",
+            "name": "rt-chat",
+            "annotations": {SERVED_MODEL_ANNOTATION: "chat"},
+        }
+    }
+
+    def list_objects(
+        _api: object, kind: str, _namespace: str | None, **selectors: Any
+    ) -> tuple[list[dict[str, Any]], str]:
+        calls.append((kind, selectors.get("field_selector")))
+        if kind == "Deployment":
+            return [runtime], "1"
+        return _served_by_phase(selectors.get("field_selector")), "1"
+
+    monkeypatch.setattr(kube, "list_objects", list_objects)
+    found, note = _detection()._devices_in_use(["a", "b", "c"])
+
+    assert note is None
+    assert [kind for kind, _ in calls] == ["Deployment", "Pod"]
+    assert "spec.nodeName" not in (calls[1][1] or "")
+    runtimes = {("bud-a", "rt-chat"): "chat"}
+    for node in ("a", "b", "c"):
+        per_node = [
+            p
+            for p in HOLDING_PODS
+            if p["spec"].get("nodeName") == node
+            and p["status"]["phase"] not in ("Succeeded", "Failed")
+        ]
+        assert found[node] == devices_in_use(per_node, runtimes)
+    assert found == {
+        "a": [
+            DevicesInUse(resource="nvidia.com/gpu", count=1),
+            DevicesInUse(resource="nvidia.com/gpu", count=2, holder="chat"),
+        ],
+        "b": [DevicesInUse(resource="habana.ai/gaudi", count=3)],
+        "c": [],
+    }
+    # Grouping alone drops ended pods too, whatever the server's filter let through.
+    grouped = pods_by_node(HOLDING_PODS)
+    assert {n: [p["metadata"]["name"] for p in ps] for n, ps in grouped.items()} == {
+        "a": ["runtime", "starting"],
+        "b": ["training"],
+        "gone": ["lost"],
+    }
+
+
+def test_a_refused_pod_list_leaves_a_note_instead_of_failing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def list_objects(_api: object, kind: str, *_: Any, **__: Any) -> tuple[list[Any], str]:
+        if kind == "Pod":
+            raise kube.KubernetesApiError('pods is forbidden: User "x" cannot list', 403)
+        return [], "1"
+
+    monkeypatch.setattr(kube, "list_objects", list_objects)
+    found, note = _detection()._devices_in_use(["a"])
+    assert found == {}
+    assert note is not None and "devices other pods hold are not counted" in note

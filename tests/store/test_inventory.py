@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import event
 
 from budcluster.store import Conflict, NotFound, Store
 from budcluster.store.clusters import (
@@ -15,7 +16,13 @@ from budcluster.store.clusters import (
     set_cluster_status,
 )
 from budcluster.store.models import AcceleratorKind, ClusterKind, ClusterStatus
-from budcluster.store.nodes import NodeObservation, list_nodes, node_history, record_node_snapshot
+from budcluster.store.nodes import (
+    NodeObservation,
+    list_nodes,
+    node_history,
+    record_node_snapshot,
+    record_node_snapshots,
+)
 from budcluster.store.validation import InvalidValue
 
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
@@ -156,3 +163,82 @@ def test_deleting_a_cluster_removes_its_nodes_and_history(store: Store) -> None:
         assert node_history(session, node_id) == []
         with pytest.raises(NotFound, match="no cluster named 'c'"):
             get_cluster(session, "c")
+
+
+def _snapshot_state(store: Store, cluster_id: int) -> list[tuple[str, int, list[int]]]:
+    with store.session() as session:
+        return [
+            (
+                node.name,
+                node.accelerator_count,
+                [h.accelerator_count for h in node_history(session, node.id)],
+            )
+            for node in list_nodes(session, cluster_id)
+        ]
+
+
+def test_many_snapshots_at_once_end_as_one_at_a_time(store: Store) -> None:
+    """The batched write (what record-nodes uses) keeps the rules of the single one: a
+    newer snapshot becomes current, an older one only joins the history, two snapshots of
+    a node in one batch apply in turn."""
+    earlier = [_gpu_node("n1", T0, count=8), _gpu_node("old", T0, count=2)]
+    batch = [
+        _gpu_node("n1", T0 + timedelta(hours=1), count=7),  # newer: becomes current
+        _gpu_node("old", T0 - timedelta(hours=1), count=1),  # older: history only
+        _gpu_node("new", T0, count=4),
+        _gpu_node("new", T0 - timedelta(hours=2), count=3),  # older, same batch
+        _gpu_node("fresh", T0, count=5),
+        _gpu_node("fresh", T0 + timedelta(hours=2), count=6),  # newer, same batch
+    ]
+    with store.session() as session:
+        one = register_cluster(session, name="one", kind="kubernetes", provider="onprem").id
+        many = register_cluster(session, name="many", kind="kubernetes", provider="onprem").id
+        for cluster_id in (one, many):
+            for observation in earlier:
+                record_node_snapshot(session, cluster_id, observation)
+        for observation in batch:
+            record_node_snapshot(session, one, observation)
+        rows = record_node_snapshots(session, many, batch)
+        assert [row.name for row in rows] == [o.name for o in batch]
+    assert _snapshot_state(store, many) == _snapshot_state(store, one)
+    assert _snapshot_state(store, many) == [
+        ("fresh", 6, [5, 6]),
+        ("n1", 7, [8, 7]),
+        ("new", 4, [3, 4]),
+        ("old", 2, [1, 2]),
+    ]
+
+
+def test_a_batch_with_one_bad_node_writes_nothing(store: Store) -> None:
+    with store.session() as session:
+        cluster_id = register_cluster(session, name="c", kind="kubernetes", provider="onprem").id
+    bad = _gpu_node("bad", T0)
+    bad.accelerator_kind = "tpu"
+    with pytest.raises(InvalidValue, match="node 'bad' accelerator_kind"), store.session() as s:
+        record_node_snapshots(s, cluster_id, [_gpu_node("good", T0), bad])
+    assert _snapshot_state(store, cluster_id) == []
+    with pytest.raises(NotFound), store.session() as session:
+        record_node_snapshots(session, cluster_id + 100, [_gpu_node("n", T0)])
+
+
+def test_recording_many_nodes_takes_a_fixed_number_of_statements(store: Store) -> None:
+    """Not three round trips per node: 200 nodes, new or already known, in a handful of
+    statements (multi-row INSERTs; the ORM batches the updates of known nodes)."""
+    statements: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        statements.append(statement)
+
+    with store.session() as session:
+        cluster_id = register_cluster(session, name="c", kind="kubernetes", provider="onprem").id
+    event.listen(store.engine, "before_cursor_execute", count)
+    try:
+        for hours in (0, 1):  # all new, then all known and newer
+            statements.clear()
+            nodes = [_gpu_node(f"n{i}", T0 + timedelta(hours=hours)) for i in range(200)]
+            with store.session() as session:
+                record_node_snapshots(session, cluster_id, nodes)
+            assert len(statements) <= 12, statements[:20]
+    finally:
+        event.remove(store.engine, "before_cursor_execute", count)
+    assert len(_snapshot_state(store, cluster_id)) == 200

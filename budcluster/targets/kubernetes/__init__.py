@@ -41,6 +41,7 @@ from budcluster.targets.kubernetes.nodes import (
     is_accelerator,
     node_state,
     pod_accelerator_requests,
+    pods_by_node,
     reconcile_node,
 )
 from budcluster.targets.kubernetes.objects import (
@@ -93,6 +94,7 @@ __all__ = [
     "node_state",
     "parse_pvc_path",
     "pod_accelerator_requests",
+    "pods_by_node",
     "pvc_path",
     "reconcile_node",
     "release_for",

@@ -24,6 +24,7 @@ from budcluster.targets.kubernetes.nodes import (
     NodeState,
     devices_in_use,
     node_state,
+    pods_by_node,
     reconcile_node,
 )
 from budcluster.targets.kubernetes.objects import NodeObject, PodObject
@@ -130,24 +131,22 @@ class NodeDetection:
                 for d in deployments
                 if (served := (d["metadata"].get("annotations") or {}).get(SERVED_MODEL_ANNOTATION))
             }
-            found: dict[str, list[DevicesInUse]] = {}
-            for node in nodes:
-                pods, _ = kube.list_objects(
-                    self._api,
-                    "Pod",
-                    None,
-                    field_selector=HOLDING_PODS_SELECTOR.format(node=node),
-                    timeout_s=self._timeouts.api_s,
-                )
-                found[node] = devices_in_use(cast(list[PodObject], pods), runtimes)
+            pods, _ = kube.list_objects(
+                self._api,
+                "Pod",
+                None,
+                field_selector=HOLDING_PODS_SELECTOR,
+                timeout_s=self._timeouts.api_s,
+            )
         except kube.KubernetesApiError as exc:
             if exc.status != 403:
-                raise wrap(exc, "list the pods on each node") from exc
+                raise wrap(exc, "list the pods holding devices") from exc
             # Without the right to list pods the planner still works, on what the tools see.
             return {}, (
                 f"kubernetes: devices other pods hold are not counted ({exc}); give the "
                 "kubeconfig's user list on pods and deployments in all namespaces"
             )
         except kube.KubernetesError as exc:
-            raise wrap(exc, "list the pods on each node") from exc
-        return found, None
+            raise wrap(exc, "list the pods holding devices") from exc
+        on_node = pods_by_node(cast(list[PodObject], pods))
+        return {node: devices_in_use(on_node.get(node, []), runtimes) for node in nodes}, None

@@ -90,8 +90,10 @@ def pinned_node(pod_spec: Mapping[str, Any]) -> str | None:
 
 RUNTIME_SELECTOR = "app.kubernetes.io/name=bud-runtime"
 SERVED_MODEL_ANNOTATION = "budcluster.io/served-model-name"
-# What the scheduler counts against a node: every pod bound to it that has not ended.
-HOLDING_PODS_SELECTOR = "spec.nodeName={node},status.phase!=Succeeded,status.phase!=Failed"
+# What the scheduler counts against a node: every pod bound to it that has not ended. One
+# cluster-wide list (grouped by ``spec.nodeName`` in :func:`pods_by_node`) instead of one
+# list per node: on a 1,000-node cluster that is one API call instead of 1,000.
+HOLDING_PODS_SELECTOR = "status.phase!=Succeeded,status.phase!=Failed"
 
 
 def is_accelerator(resource: str) -> bool:
@@ -129,6 +131,18 @@ def pod_accelerator_requests(pod: PodObject) -> dict[str, int]:
             for resource, count in _container_requests(container).items():
                 total[resource] = max(total.get(resource, 0), count)
     return total
+
+
+def pods_by_node(pods: Sequence[PodObject]) -> dict[str, list[PodObject]]:
+    """The pods bound to each node (``spec.nodeName``), leaving out those that ended
+    (Succeeded or Failed) and those not bound yet: what ``kubectl describe node`` lists
+    under "Non-terminated Pods" for each node."""
+    found: dict[str, list[PodObject]] = {}
+    for pod in pods:
+        node = (pod.get("spec") or {}).get("nodeName")
+        if node and (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed"):
+            found.setdefault(str(node), []).append(pod)
+    return found
 
 
 def devices_in_use(
