@@ -19,6 +19,7 @@ from tests.k8s_emulator.cluster import Cluster
 from tests.k8s_emulator.errors import ApiError, bad_request, not_found
 from tests.k8s_emulator.faults import Fault
 from tests.k8s_emulator.node_lifecycle import lose_node
+from tests.k8s_emulator.paging import Page, page
 from tests.k8s_emulator.resources import ResourceType
 from tests.k8s_emulator.selectors import parse_field_selector, parse_label_selector
 from tests.k8s_emulator.store import Watcher
@@ -463,7 +464,7 @@ class ApiServer:
         namespace = target.namespace if target.rt.namespaced else None
         return self.cluster.store.list(target.rt, namespace, labels, fields)
 
-    def _list_body(self, rt: ResourceType, items: list[Obj]) -> Obj:
+    def _list_body(self, rt: ResourceType, items: list[Obj], chunk: Page | None = None) -> Obj:
         stripped = []
         for item in items:
             # Items of built-in lists carry no kind/apiVersion on the wire.
@@ -472,14 +473,18 @@ class ApiServer:
         return {
             "kind": f"{rt.kind}List",
             "apiVersion": rt.api_version,
-            "metadata": {"resourceVersion": str(self.cluster.store.rv)},
+            "metadata": _list_metadata(chunk, self.cluster.store.rv),
             "items": stripped,
         }
 
     def _list(self, request: web.Request, target: Target) -> web.Response:
-        items = self._select(target, request.query)
+        store = self.cluster.store
+        chunk = page(
+            self._select(target, request.query), request.query, store.rv, store.events_since
+        )
+        items = chunk.items
         kind, _ = self._accept(request)
-        rv = str(self.cluster.store.rv)
+        rv = str(chunk.resource_version)
         if kind == "table":
             return _json_response(
                 to_table(target.rt, items, rv, request.query.get("includeObject", "Metadata"))
@@ -489,11 +494,11 @@ class ApiServer:
                 {
                     "kind": "PartialObjectMetadataList",
                     "apiVersion": "meta.k8s.io/v1",
-                    "metadata": {"resourceVersion": rv},
+                    "metadata": _list_metadata(chunk, store.rv),
                     "items": [partial_metadata(i) for i in items],
                 }
             )
-        return _json_response(self._list_body(target.rt, items))
+        return _json_response(self._list_body(target.rt, items, chunk))
 
     # --- watch ----------------------------------------------------------------------
 
@@ -800,3 +805,12 @@ class ApiServer:
                 }
             )
         raise not_found(self.cluster.registry.get("pods"), "/_emulator/" + "/".join(parts))
+
+
+def _list_metadata(chunk: Page | None, current_rv: int) -> dict[str, str]:
+    if chunk is None:
+        return {"resourceVersion": str(current_rv)}
+    meta = {"resourceVersion": str(chunk.resource_version)}
+    if chunk.continue_token:
+        meta["continue"] = chunk.continue_token
+    return meta

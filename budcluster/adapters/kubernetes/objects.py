@@ -114,6 +114,10 @@ def apply_objects(
     return applied
 
 
+LIST_PAGE_SIZE = 500
+"""Items per list request: kubectl's default chunk size."""
+
+
 def list_objects(
     api_client: k8s_client.ApiClient,
     kind: str,
@@ -123,22 +127,46 @@ def list_objects(
     field_selector: str | None = None,
     timeout_s: float = DEFAULT_TIMEOUT_S,
 ) -> tuple[list[dict[str, Any]], str]:
-    """Items matching the selectors and the list's resourceVersion (to watch from)."""
+    """Items matching the selectors and the list's resourceVersion (to watch from).
+
+    Read in pages of ``LIST_PAGE_SIZE`` (``limit``/``continue``), as kubectl and client-go's
+    pager do: a cluster-wide pod list of a large cluster is otherwise one answer of many
+    megabytes that the server must build in one go. When a later page's token has expired
+    (410: the server compacted the list's resourceVersion), the list starts again whole,
+    without paging, as client-go's pager does.
+    """
     query: list[tuple[str, str]] = []
     if label_selector:
         query.append(("labelSelector", label_selector))
     if field_selector:
         query.append(("fieldSelector", field_selector))
-    found = request_json(
-        api_client,
-        "GET",
-        collection_path(kind, namespace),
-        what=f"list {kind}",
-        query=query,
-        timeout_s=timeout_s,
-    )
-    items = [dict(item, kind=kind) for item in found.get("items", [])]
-    return items, str(found.get("metadata", {}).get("resourceVersion", ""))
+    path = collection_path(kind, namespace)
+    what = f"list {kind}"
+
+    def get(extra: list[tuple[str, str]]) -> dict[str, Any]:
+        found = request_json(
+            api_client, "GET", path, what=what, query=query + extra, timeout_s=timeout_s
+        )
+        return cast(dict[str, Any], found or {})
+
+    first = get([("limit", str(LIST_PAGE_SIZE))])
+    version = str((first.get("metadata") or {}).get("resourceVersion", ""))
+    pages = [first]
+    token = str((first.get("metadata") or {}).get("continue") or "")
+    while token:
+        try:
+            later = get([("limit", str(LIST_PAGE_SIZE)), ("continue", token)])
+        except KubernetesApiError as exc:
+            if exc.status != 410:
+                raise
+            whole = get([])
+            version = str((whole.get("metadata") or {}).get("resourceVersion", ""))
+            pages = [whole]
+            break
+        pages.append(later)
+        token = str((later.get("metadata") or {}).get("continue") or "")
+    items = [dict(item, kind=kind) for found in pages for item in found.get("items") or []]
+    return items, version
 
 
 def release_namespaces(
