@@ -6,10 +6,11 @@ its claim (node -> resource -> count, from its plan's placements) is added here 
 detected ``devices_in_use`` so the planner leaves those devices alone. Which claims count
 is the store's rule (budcluster/store/placement_claims.py); this module only adds them.
 
-On hosts clusters nothing fills ``devices_in_use``: the tools' ``in_use`` flags mark the
-devices a running engine holds, and the planner counts the larger of the flags and the
-held count per resource (devices.py), so a claim there keeps a planner off that many
-devices until the claimer's engine runs and the flags take over.
+Hosts clusters are covered the same way. Nothing else fills their ``devices_in_use``: the
+tools' ``in_use`` flags mark the devices a running engine holds. Claimed devices are added
+to the larger of the flags and the pods' count (devices.py), never maxed with it, since a
+claimer's runtime has not started; between its engine starting and its status reaching
+ready its devices count twice (flagged and claimed), which errs on the safe side.
 """
 
 from __future__ import annotations
@@ -56,9 +57,10 @@ def with_claimed_devices(
 ) -> list[NodeInventory]:
     """``inventories`` with every claim's devices added to ``devices_in_use``.
 
-    ``claims``: deployment name -> node -> resource -> count. The entries carry no
-    holder, so a redeploy's ``replacing`` (which frees its own pods' devices) never frees
-    another deployment's claim, even one serving the same model name. A claim on a node
+    ``claims``: deployment name -> node -> resource -> count. The entries are marked
+    ``claimed`` and carry no holder, so a redeploy's ``replacing`` (which frees its own
+    pods' devices) never frees another deployment's claim, even one serving the same
+    model name. A claim on a node
     that detection no longer reports is ignored: there is nothing there to plan onto.
     """
     added: dict[str, dict[str, int]] = {}
@@ -75,7 +77,7 @@ def with_claimed_devices(
             counted.append(inventory)
             continue
         in_use = list(inventory.devices_in_use) + [
-            DevicesInUse(resource=resource, count=count, holder=None)
+            DevicesInUse(resource=resource, count=count, holder=None, claimed=True)
             for resource, count in sorted(extra.items())
         ]
         counted.append(inventory.model_copy(update={"devices_in_use": in_use}))

@@ -46,10 +46,11 @@ def test_claims_add_to_the_detected_devices_of_their_node_only() -> None:
         nodes,
         {"x": {"a": {"nvidia.com/gpu": 2}}, "y": {"a": {"nvidia.com/gpu": 1}, "gone": {"r": 3}}},
     )
-    assert counted[0].devices_held("nvidia.com/gpu") == 4 + 2 + 1
+    assert counted[0].devices_held("nvidia.com/gpu") == 4
+    assert counted[0].devices_claimed("nvidia.com/gpu") == 2 + 1
     assert counted[1] is nodes[1]
     # The inputs are not changed: the detected inventory is what gets recorded.
-    assert nodes[0].devices_held("nvidia.com/gpu") == 4
+    assert nodes[0].devices_claimed("nvidia.com/gpu") == 0
 
 
 def test_the_race_a_claim_on_the_last_free_gpus_sends_the_second_plan_elsewhere() -> None:
@@ -67,11 +68,32 @@ def test_the_race_a_claim_on_the_last_free_gpus_sends_the_second_plan_elsewhere(
 
 
 def test_a_claim_is_not_freed_by_a_redeploy_of_the_same_model_name() -> None:
-    """``replacing`` frees the devices of the pods serving the redeployed model name; a
-    claim of another deployment serving the same name must stay counted."""
+    """``replacing`` (the request's served model name) frees the devices of the pods
+    serving that name; a claim of another deployment serving the same name stays counted.
+    6 GPUs held by the redeployed runtime's own pods are free again, 6 claimed leave 2."""
     llama = facts("Llama-3.1-70B-Instruct")
-    node = _node("a", held=6)
-    claimed = with_claimed_devices([node], {"other": {"a": {"nvidia.com/gpu": 2}}})
-    assert claimed[0].devices_held("nvidia.com/gpu", replacing="Llama-3.1-70B-Instruct") == 8
+    node = _node("a", held=6, holder="llama")
+    request = PlanRequest(
+        max_model_len=8192, concurrency=1, device="cuda", served_model_name="llama"
+    )
+    assert plan(llama, [node], request).replicas == 4  # 8 free // TP 2
+    claimed = with_claimed_devices([node], {"other": {"a": {"nvidia.com/gpu": 6}}})
+    assert plan(llama, claimed, request).replicas == 1
+
+
+def test_claims_add_to_devices_the_tools_flag_busy_on_hosts() -> None:
+    """Hosts: no pods, 2 of 8 GPUs flagged in use by a running engine. A claim of 4 is
+    added to them (6 taken, 2 free), not maxed with them (which would leave 4 free)."""
+    node = gpu_node(8, H100, 81559)
+    gpus = [gpu.model_copy(update={"in_use": gpu.index < 2}) for gpu in node.nvidia.gpus]  # type: ignore[union-attr]
+    node = node.model_copy(update={"nvidia": node.nvidia.model_copy(update={"gpus": gpus})})  # type: ignore[union-attr]
+    claimed = with_claimed_devices([node], {"other": {"gpu-node": {"nvidia.com/gpu": 4}}})
+    result = plan(facts("Llama-3.1-70B-Instruct"), claimed, ONE_SEQUENCE)
+    assert result.replicas == 1
+    assert [p.device_indices for p in result.placements] == [[6, 7]]
     with pytest.raises(NoFeasiblePlan):
-        plan(llama, claimed, ONE_SEQUENCE)
+        plan(
+            facts("Llama-3.1-70B-Instruct"),
+            with_claimed_devices([node], {"other": {"gpu-node": {"nvidia.com/gpu": 5}}}),
+            ONE_SEQUENCE,
+        )
