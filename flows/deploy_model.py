@@ -14,6 +14,7 @@ from budcluster.planning.lora import adapter_selection, planned_adapter, staged_
 from budcluster.planning.placement import PlacementDecision
 from budcluster.targets.base import RolloutSpec
 from tasks.benchmark import run_benchmark
+from tasks.claims import placement_epoch, plan_and_claim, release_placement_claim
 from tasks.clusters import (
     detect_nodes,
     publish_inventory_table,
@@ -24,7 +25,7 @@ from tasks.credentials import model_source
 from tasks.exclusive import exclusive_rollout
 from tasks.lora import read_adapter_facts, register_adapters
 from tasks.models import locate_model_metadata, model_format
-from tasks.planning import plan_runtime, publish_plan_artifact, read_model_facts
+from tasks.planning import publish_plan_artifact, read_model_facts
 from tasks.pricing import place_model, price_plan
 from tasks.records import (
     latest_revision,
@@ -105,6 +106,9 @@ def _deploy(
 
     # 1. Verify the cluster.  2. Detect and record its nodes.
     access = verify_registered_cluster(cluster)
+    # Read before detecting: claims released after this count, as detection may have
+    # missed their pods (tasks/claims.py, budcluster/store/placement_claims.py).
+    seen_epoch = placement_epoch(request.cluster)
     inventories = detect_nodes(cluster)
     publish_inventory_table(request.cluster, record_nodes(request.cluster, inventories))
 
@@ -118,31 +122,50 @@ def _deploy(
         planned_adapter(adapter.name, found)
         for adapter, found in zip(request.adapters, adapter_facts, strict=True)
     ]
-    plan = plan_runtime(facts, inventories, request.plan_request(adapters))
-    publish_plan_artifact(plan, placement)
-    # A replica count the cluster would not run fails here, before weights move.
-    request.check_plan(plan, access.kind)
-    fmt = model_format(facts)
-    model_id = record_model(
-        request.model.model_name, request.model.uri, fmt, [], facts.model_dump(mode="json")
+    # Planned under the cluster's placement lock, counting other runs' claimed devices;
+    # this plan's devices are claimed until the deployment's status leaves the rollout.
+    plan = plan_and_claim(
+        request.cluster,
+        request.name,
+        seen_epoch,
+        facts,
+        inventories,
+        request.plan_request(adapters),
     )
-    if request.adapters:
-        register_adapters(
-            model_id,
-            [
-                {
-                    "name": adapter.name,
-                    "source_uri": adapter.uri,
-                    "format": found.format,
-                    "rank": found.rank,
-                    "alpha": found.alpha,
-                }
-                for adapter, found in zip(request.adapters, adapter_facts, strict=True)
-            ],
+    try:
+        publish_plan_artifact(plan, placement)
+        # A replica count the cluster would not run fails here, before weights move.
+        request.check_plan(plan, access.kind)
+        fmt = model_format(facts)
+        model_id = record_model(
+            request.model.model_name, request.model.uri, fmt, [], facts.model_dump(mode="json")
         )
-    deployment_id, redeploy = open_deployment(
-        request.cluster, request.name, model_id, spec_hash, f"{plan.engine} on {plan.device_kind}"
-    )
+        if request.adapters:
+            register_adapters(
+                model_id,
+                [
+                    {
+                        "name": adapter.name,
+                        "source_uri": adapter.uri,
+                        "format": found.format,
+                        "rank": found.rank,
+                        "alpha": found.alpha,
+                    }
+                    for adapter, found in zip(request.adapters, adapter_facts, strict=True)
+                ],
+            )
+        deployment_id, redeploy = open_deployment(
+            request.cluster,
+            request.name,
+            model_id,
+            spec_hash,
+            f"{plan.engine} on {plan.device_kind}",
+        )
+    except Exception:
+        # No status change will end this run's claim: end it here, or it would hold the
+        # devices until the deployment is planned again.
+        release_placement_claim(request.cluster, request.name)
+        raise
 
     attempt_id = None
     try:

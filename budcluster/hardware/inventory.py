@@ -167,6 +167,12 @@ class DevicesInUse(_Model):
         description="The served model name of the bud-serve-cluster runtime whose pods "
         "request them; null for any other pods.",
     )
+    claimed: bool = Field(
+        False,
+        description="Not detected: devices another deployment's plan claimed before its "
+        "pods or engine hold them (budcluster/planning/claims.py). Added to what is seen "
+        "in use, never maxed with it: they are not busy yet.",
+    )
 
 
 class NodeTaint(_Model):
@@ -228,7 +234,17 @@ class NodeInventory(_Model):
         return sum(
             entry.count
             for entry in self.devices_in_use
-            if entry.resource == resource and (replacing is None or entry.holder != replacing)
+            if entry.resource == resource
+            and not entry.claimed
+            and (replacing is None or entry.holder != replacing)
+        )
+
+    def devices_claimed(self, resource: str) -> int:
+        """How many ``resource`` devices other deployments' plans claimed (not yet held)."""
+        return sum(
+            entry.count
+            for entry in self.devices_in_use
+            if entry.resource == resource and entry.claimed
         )
 
     @classmethod

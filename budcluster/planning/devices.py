@@ -5,7 +5,8 @@ a pod. Kubernetes reports only how many devices of each resource pods request
 (``NodeInventory.devices_in_use``), not which ones, so for each resource the devices in use
 are the larger of the flagged ones and the requested count; the lowest indices among the
 unflagged are taken first. Which GPUs a pod gets is the device plugin's choice, so on
-Kubernetes a placement's indices are illustrative and only its count matters. The devices of
+Kubernetes a placement's indices are illustrative and only its count matters. Devices that
+other deployments' plans claimed (``DevicesInUse.claimed``, claims.py) add to that count. The devices of
 the runtime being replaced (``replacing``: its served model name) count as free: the runtime
 chart's Recreate strategy stops its pods before the new ones ask for devices.
 """
@@ -159,11 +160,14 @@ def _free(
     for resource in _resources(devices):
         mine = [d for d in devices if d.resource == resource]
         held = inventory.devices_held(resource, replacing)
+        # Claimed devices are not busy yet (their runtime has not started), so they add to
+        # what is seen in use rather than being maxed with it.
+        claimed = inventory.devices_claimed(resource)
         unflagged = [d for d in mine if not d.busy]
-        taken = _in_use(mine, held) - sum(d.busy for d in mine)
+        taken = _in_use(mine, held) - sum(d.busy for d in mine) + claimed
         free.extend(unflagged[taken:])
-        if held:
-            held_by_pods[resource] = _in_use(mine, held)
+        if held or claimed:
+            held_by_pods[resource] = _in_use(mine, held) + claimed
     return free, held_by_pods
 
 
@@ -234,6 +238,8 @@ def occupancy(
     for resource in _resources(devices):
         mine = [d for d in devices if d.resource == resource]
         held = inventory.devices_held(resource, replacing)
-        if held:
-            found.append(Occupancy(name, resource, len(mine), min(len(mine), _in_use(mine, held))))
+        claimed = inventory.devices_claimed(resource)
+        if held or claimed:
+            in_use = min(len(mine), _in_use(mine, held) + claimed)
+            found.append(Occupancy(name, resource, len(mine), in_use))
     return found

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from budcluster import lifecycle
 from budcluster.lifecycle import DeploymentStatus
+from budcluster.store import placement_claims
 from budcluster.store.errors import Conflict, IllegalTransition, NotFound, translated_errors
 from budcluster.store.models import Deployment, DeploymentRevision, DeploymentStatusChange
 from budcluster.store.rows import add_and_flush, get_or_not_found
@@ -114,6 +115,10 @@ def transition(
         raise IllegalTransition(current, requested)
     deployment.status = requested
     deployment.status_reason = reason
+    if requested.value not in lifecycle.ROLLOUT_IN_PROGRESS:
+        # Ready: its pods are bound and detection counts them; failed, deleting, deleted:
+        # they are gone or going. Either way its placement claim stops counting.
+        placement_claims.release_claim(session, deployment.cluster_id, deployment.name)
     add_and_flush(
         session,
         DeploymentStatusChange(

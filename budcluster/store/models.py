@@ -141,6 +141,9 @@ class Cluster(_Timestamps, Base):
     # Both backends let many rows hold NULL under a unique constraint.
     server_url: Mapped[str | None] = mapped_column(String(2048), unique=True)
     platform_version: Mapped[str | None] = mapped_column(String(128))
+    placement_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """Bumped each time a placement claim on this cluster is released, so a planner can
+    tell the claims released after its node detection began (budcluster/store/placement_claims.py)."""
 
 
 class _HardwareColumns:
@@ -438,3 +441,24 @@ class Provisioning(_Timestamps, Base):
         _enum_column_type(ProvisioningStatus, "provisioning_status")
     )
     status_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class PlacementClaim(Base):
+    """The devices a deploy-model run planned onto, held from its plan until its pods are
+    bound (or it ends), so a concurrent planner on the same cluster counts them as taken.
+
+    Keyed by deployment name, not id: the claim is written with the plan, before a first
+    deployment's row exists. One row per deployment; its next plan replaces it.
+    """
+
+    __tablename__ = "placement_claims"
+    __table_args__ = (UniqueConstraint("cluster_id", "deployment_name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cluster_id: Mapped[int] = mapped_column(ForeignKey("clusters.id", ondelete="CASCADE"))
+    deployment_name: Mapped[str] = mapped_column(String(253))
+    devices: Mapped[dict[str, Any]]
+    """node name -> extended resource -> device count, from the plan's placements."""
+    released_epoch: Mapped[int | None]
+    """None while the claim holds; else the cluster's placement_epoch its release set."""
+    claimed_at: Mapped[datetime] = mapped_column(default=utc_now)

@@ -31,6 +31,7 @@ from budcluster.store.models import (
     Cluster,
     Deployment,
     Node,
+    PlacementClaim,
     Transfer,
 )
 from flows.deploy_model import deploy_model
@@ -177,6 +178,11 @@ def test_more_replicas_than_the_plan_runs_fail_before_anything_is_staged(
             deploy_model(_request(main_job, "two-copies", port=18433, replicas=2))
         with store.session() as session:
             assert session.scalar(select(Deployment).where(Deployment.name == "two-copies")) is None
+            # The plan's claim was written with the plan and released by the failed run.
+            claim = session.scalar(
+                select(PlacementClaim).where(PlacementClaim.deployment_name == "two-copies")
+            )
+            assert claim is not None and claim.released_epoch is not None
             assert session.scalar(select(func.count()).select_from(Transfer)) == transfers
     finally:
         store.dispose()

@@ -154,7 +154,7 @@ def test_deploy_model_on_hosts_fails_before_anything_is_staged(
         "verify_registered_cluster",
         "detect_nodes",
         "model_source",
-        "plan_runtime",
+        "plan_and_claim",
         "stage_model",
         "roll_out_undoable",
     ):

@@ -29,6 +29,7 @@ EXPECTED_TABLES = {
     "provisionings",
     "lora_adapters",
     "rollout_attempts",
+    "placement_claims",
 }
 
 
