@@ -21,6 +21,7 @@ from budcluster.store import clusters as cluster_rows
 from budcluster.store import placement_claims as claim_rows
 from tasks._logging import task_logger
 from tasks._store import transact
+from tasks.planning import log_plan
 
 _RETRIES, _DELAY_S, _TIMEOUT_S = 2, 2, 60
 
@@ -73,14 +74,7 @@ def plan_and_claim(
     result, held = transact(work, f"plan and claim devices for {deployment} on {cluster}")
     if held:
         logger.info("counted the devices claimed by %s as in use", ", ".join(sorted(held)))
-    logger.info(
-        "%s: %s on %s, TP %s x %s replicas",
-        result.served_model_name,
-        result.engine,
-        result.device_kind,
-        result.tensor_parallel_size,
-        result.replicas,
-    )
+    log_plan(result)
     return result
 
 

@@ -26,6 +26,12 @@ def plan_runtime(
     facts: ModelFacts, inventories: list[NodeInventory], request: PlanRequest | None = None
 ) -> RuntimePlan:
     result = plan(facts, inventories, request)
+    log_plan(result)
+    return result
+
+
+def log_plan(result: RuntimePlan) -> None:
+    """One line in the task's log: what the plan runs, where, and how it splits."""
     task_logger(__name__).info(
         "%s: %s on %s, TP %s x %s replicas",
         result.served_model_name,
@@ -34,7 +40,6 @@ def plan_runtime(
         result.tensor_parallel_size,
         result.replicas,
     )
-    return result
 
 
 def artifact_key(model_name: str) -> str:
